@@ -1,0 +1,37 @@
+"""Keep TensorFlow's start-up noise off the user's terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _stderr_fd_to_devnull():
+    """Point file descriptor 2 at /dev/null; C++ logging ignores Python's sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def silence_tensorflow() -> None:
+    """Import TensorFlow with its log lines suppressed (silence-tensorflow plus the pre-absl lines).
+
+    TensorFlow prints a few lines from C++ before its logging is configured; no
+    environment variable hides them, so the import runs with stderr closed.
+    Python errors raised by the import still surface normally afterwards.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    from silence_tensorflow import silence_tensorflow as _silence
+
+    with _stderr_fd_to_devnull():
+        _silence()  # sets the log levels, then imports tensorflow

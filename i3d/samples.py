@@ -1,0 +1,106 @@
+"""Prepare DeepMind's cricket sample clip (v_CricketShot_g04_c01) in data/.
+
+Either download DeepMind's published .npy arrays or rebuild them from the GIF
+previews DeepMind shows beside them: the RGB preview stores (x + 1) / 2 and
+the flow preview x + 0.5 with a zero third channel, so RGB = gif / 255 * 2 - 1
+and flow = gif[..., :2] / 255 - 0.5. The previews clip values outside their
+range, so the rebuilt flow is close to, not equal to, the original.
+
+    python -m i3d.samples                   # download
+    python -m i3d.samples --from DIR        # build from DIR/v_CricketShot_g04_c01_{rgb,flow}.gif
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from .clips import validate_clip
+from .errors import I3DError, InputError
+from .files import atomic_path
+
+SAMPLE = "v_CricketShot_g04_c01"
+SAMPLE_URL = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/{name}_{stream}.npy"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SAMPLE_FRAMES = 79
+
+
+def sample_path(stream: str, data_dir: Path = DATA_DIR) -> Path:
+    """Where the sample .npy for 'rgb' or 'flow' lives."""
+    return data_dir / f"{SAMPLE}_{stream}.npy"
+
+
+def _read_gif(path: Path) -> np.ndarray:
+    import cv2
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (need DeepMind's GIF preview of the sample)")
+    ok, frames = cv2.imreadmulti(str(path), flags=cv2.IMREAD_COLOR)
+    if not ok or not frames:
+        raise InputError(f"{path}: cannot be decoded as a GIF")
+    return np.stack([cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for frame in frames])
+
+
+def clips_from_gifs(folder: Path) -> dict[str, np.ndarray]:
+    """Rebuild the sample's (1, 79, 224, 224, C) float32 arrays from the GIF previews in ``folder``."""
+    rgb = _read_gif(folder / f"{SAMPLE}_rgb.gif").astype(np.float32) / 255.0 * 2.0 - 1.0
+    flow = _read_gif(folder / f"{SAMPLE}_flow.gif")[..., :2].astype(np.float32) / 255.0 - 0.5
+    return {"rgb": rgb[np.newaxis], "flow": flow[np.newaxis]}
+
+
+def download_clips(timeout: float = 30.0) -> dict[str, np.ndarray]:
+    """Fetch DeepMind's published sample arrays."""
+    clips = {}
+    for stream in ("rgb", "flow"):
+        url = SAMPLE_URL.format(name=SAMPLE, stream=stream)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                payload = response.read()
+        except (urllib.error.URLError, OSError) as err:
+            raise I3DError(f"download of {url} failed ({err}); build the sample from the GIF previews "
+                           "with --from DIR instead") from None
+        clips[stream] = np.load(io.BytesIO(payload), allow_pickle=False)
+    return clips
+
+
+def write_clips(clips: dict[str, np.ndarray], data_dir: Path = DATA_DIR) -> list[Path]:
+    """Check shape and range, then write each clip atomically; returns the paths."""
+    checked = {}
+    for stream, clip in clips.items():
+        clip = validate_clip(clip, stream, f"sample {stream} clip")
+        if clip.shape[1] != SAMPLE_FRAMES:
+            raise InputError(f"sample {stream} clip has {clip.shape[1]} frames, expected {SAMPLE_FRAMES}")
+        checked[stream] = clip
+    paths = []
+    for stream, clip in checked.items():
+        path = sample_path(stream, data_dir)
+        with atomic_path(path, suffix=".npy") as tmp:
+            np.save(tmp, clip)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m i3d.samples", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="folder with the GIF previews; without it the .npy files are downloaded")
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: data/)")
+    args = parser.parse_args(argv)
+    try:
+        clips = clips_from_gifs(args.source) if args.source else download_clips()
+        for path in write_clips(clips, args.out):
+            print(f"wrote {path}")
+    except I3DError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
