@@ -15,6 +15,7 @@ RANGE_TOLERANCE = 1e-3
 """How far past [-1, 1] a value may lie before the clip is refused as wrongly scaled."""
 
 STREAM_CHANNELS = {"rgb": 3, "flow": 2}
+NPY_MAGIC = b"\x93NUMPY"
 
 
 def validate_clip(clip: np.ndarray, stream: str, source: str = "clip") -> np.ndarray:
@@ -58,6 +59,10 @@ def load_clip(path: str | os.PathLike, stream: str) -> np.ndarray:
         raise InputError(f"{path}: no such file")
     if zipfile.is_zipfile(path):
         raise InputError(f"{path}: is an .npz archive; save the clip with numpy.save as one .npy array")
+    with open(path, "rb") as handle:
+        magic = handle.read(len(NPY_MAGIC))
+    if magic != NPY_MAGIC:
+        raise InputError(f"{path}: not a valid .npy file; save a float32 array with numpy.save")
     try:
         clip = np.load(path, allow_pickle=False)
     except ValueError as err:

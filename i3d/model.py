@@ -80,7 +80,7 @@ def _unit(x, scope: str, filters: int, kernel, strides=(1, 1, 1)):
                       name=f"{name}.conv_3d")(x)
     x = layers.BatchNormalization(epsilon=1e-3, momentum=0.999, center=True, scale=False,
                                   name=f"{name}.batch_norm")(x)
-    return layers.ReLU(name=f"{name}.relu")(x)
+    return layers.ReLU(name=name)(x)  # the unit's output carries its scope name (an endpoint)
 
 
 def _pool(x, name: str, pool, strides):

