@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--checkpoint", type=Path, metavar="PREFIX",
                         help="DeepMind checkpoint (model.ckpt prefix or its folder) for a single-stream run")
+    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
+                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="TensorFlow backend: float16 compute on a GPU (faster, changes logits slightly)")
     parser.add_argument("--offline", action="store_true", help="never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -68,20 +72,19 @@ def run(args: argparse.Namespace) -> dict:
         sources[stream] = str(path)
     labels = kinetics_400_labels()
 
-    from .quiet import silence_tensorflow
-    silence_tensorflow()
-    from .inference import TensorFlowStream
+    from .inference import open_stream, resolve_backend
 
+    backend = resolve_backend(args.backend)
     logits, weights = [], {}
     for stream in streams:
         ws = get_weight_set(stream, args.pretrain)
-        runner = TensorFlowStream(ws, checkpoint=args.checkpoint, download=not args.offline,
-                                  progress=args.format == "table" or sys.stderr.isatty())
+        runner = open_stream(ws, backend, checkpoint=args.checkpoint, download=not args.offline,
+                             progress=sys.stderr.isatty(), mixed_precision=args.mixed_precision)
         logits.append(runner.logits(clips[stream]))
         weights[stream] = ws.deepmind_name
     fused = fuse_logits(logits, args.fusion)
     return result_dict(fused, labels, args.top_k, type=args.type, pretrain=args.pretrain,
-                       fusion=args.fusion, weights=weights, inputs=sources,
+                       fusion=args.fusion, backend=backend, weights=weights, inputs=sources,
                        frames={s: int(c.shape[1]) for s, c in clips.items()})
 
 
