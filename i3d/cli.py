@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .errors import I3DError, UsageError
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Validate inputs, load weights, classify; returns the result dict."""
+    """Validate inputs, load weights, classify; returns the result dict (with phase timings)."""
+    started = time.perf_counter()
     from .clips import load_clip
     from .labels import kinetics_400_labels
     from .report import fuse_logits, result_dict
@@ -76,16 +78,21 @@ def run(args: argparse.Namespace) -> dict:
 
     backend = resolve_backend(args.backend)
     logits, weights = [], {}
+    seconds = {"inputs": time.perf_counter() - started, "load": 0.0, "inference": 0.0}
     for stream in streams:
         ws = get_weight_set(stream, args.pretrain)
+        mark = time.perf_counter()
         runner = open_stream(ws, backend, checkpoint=args.checkpoint, download=not args.offline,
                              progress=sys.stderr.isatty(), mixed_precision=args.mixed_precision)
+        seconds["load"] += time.perf_counter() - mark
+        mark = time.perf_counter()
         logits.append(runner.logits(clips[stream]))
+        seconds["inference"] += time.perf_counter() - mark
         weights[stream] = ws.deepmind_name
     fused = fuse_logits(logits, args.fusion)
     return result_dict(fused, labels, args.top_k, type=args.type, pretrain=args.pretrain,
                        fusion=args.fusion, backend=backend, weights=weights, inputs=sources,
-                       frames={s: int(c.shape[1]) for s, c in clips.items()})
+                       frames={s: int(c.shape[1]) for s, c in clips.items()}, seconds=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
