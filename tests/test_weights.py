@@ -192,3 +192,57 @@ def test_verify_command(shared_weights_dir):
                    weights_dir=shared_weights_dir, module="i3d.weights")
     assert proc.returncode == 4
     assert "230 of 230 tensors differ" in proc.stderr
+
+
+# ---- downloads, served from a local HTTP server --------------------------------
+
+@pytest.fixture()
+def checkpoint_server(flow_checkpoint, tmp_path, monkeypatch):
+    """Serve a stand-in flow_scratch checkpoint over HTTP on loopback, as DeepMind's folder layout."""
+    import dataclasses
+    import functools
+    import http.server
+    import threading
+
+    from i3d import weight_sets
+    from i3d.files import sha256_file
+
+    folder, _ = flow_checkpoint
+    served = tmp_path / "served" / "flow_scratch"
+    served.mkdir(parents=True)
+    for name in ("model.ckpt.index", "model.ckpt.data-00000-of-00001"):
+        shutil.copy(folder / name, served / name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(weight_sets, "DEEPMIND_BASE_URL", f"http://127.0.0.1:{server.server_port}")
+    stand_in = dataclasses.replace(weight_sets.WEIGHT_SETS[("flow", "kinetics")],
+                                   index_sha256=sha256_file(folder / "model.ckpt.index"))
+    weights = tmp_path / "weights"
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(weights))
+    yield stand_in, served, weights
+    server.shutdown()
+
+
+def test_download_lands_verified_files(checkpoint_server, flow_checkpoint):
+    ws, _, weights = checkpoint_server
+    model = build_i3d(channels=2)
+    source = weights_mod.load_weights(model, ws, progress=False)
+    assert source.startswith("downloaded to")
+    assert sorted(p.name for p in (weights / "flow_scratch").iterdir()) == [
+        "model.ckpt.data-00000-of-00001", "model.ckpt.index"]
+    _, tensors = flow_checkpoint
+    loaded = weights_mod.model_tensors(model, "Flow")
+    assert all(np.array_equal(loaded[k], v) for k, v in tensors.items())
+
+
+def test_corrupt_download_is_refused_and_nothing_lands(checkpoint_server):
+    ws, served, weights = checkpoint_server
+    data = served / "model.ckpt.data-00000-of-00001"
+    blob = bytearray(data.read_bytes())
+    blob[12345] ^= 0xFF
+    data.write_bytes(bytes(blob))
+    with pytest.raises(WeightsError, match="corrupt"):
+        weights_mod.load_weights(build_i3d(channels=2), ws, progress=False)
+    assert not weights.exists() or not any(weights.rglob("*"))
