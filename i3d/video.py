@@ -1,0 +1,389 @@
+"""Decode videos into I3D RGB input, following DeepMind's Kinetics preprocessing.
+
+Pipeline (Carreira & Zisserman 2017, kinetics-i3d README): resample to 25 fps,
+resize so the short side is 256 px (bilinear, aspect kept), convert to RGB and
+take a 224x224 centre crop scaled to [-1, 1].
+
+Resampling is by timestamp: output frame k sits at time k/fps on a global grid
+and shows the latest source frame whose timestamp is <= k/fps (+1 ms). A 50 fps
+source therefore keeps every second frame, 30 fps drops one frame in six and
+24 fps repeats one in 25. Timestamps come from ``CAP_PROP_POS_MSEC`` relative
+to the first frame; a missing or non-increasing one is replaced by the previous
+timestamp + 1/source_fps, so a stream without usable timestamps falls back to
+index/source_fps. Decoding streams frame by frame: only the resized frames are
+kept, never the full-resolution video.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from i3d.errors import InputError, UsageError
+
+SHORT_SIDE = 256
+CROP_SIZE = 224
+MIN_FRAMES = 9
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_EPS = 1e-3  # seconds: a source frame this close after a grid time still counts as "at" it
+_GRID_TOL = 1e-6  # tolerance when turning start/end seconds into grid indices
+
+
+@dataclass
+class DecodedVideo:
+    """Frames resampled to ``fps`` and resized to short side 256.
+
+    frames: uint8 (T, H, W, 3) RGB; timestamps: seconds of each output frame
+    (grid times k/fps from the first source frame); source_indices: which
+    decoded source frame each output frame shows; source_fps as reported by
+    the container (or the folder's assumed rate).
+    """
+
+    frames: np.ndarray
+    fps: float
+    timestamps: np.ndarray
+    source_fps: float
+    path: str
+    source_indices: np.ndarray
+
+
+def resize_short_side(frame: np.ndarray, short: int = SHORT_SIDE) -> np.ndarray:
+    """Bilinearly resize an (H, W, C) image so min(H, W) == short, long side rounded."""
+    h, w = frame.shape[:2]
+    if min(h, w) == short:
+        return frame
+    scale = short / min(h, w)
+    new_h = short if h <= w else int(round(h * scale))
+    new_w = short if w < h else int(round(w * scale))
+    return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+
+
+def _to_rgb(frame: np.ndarray) -> np.ndarray:
+    """OpenCV BGR / BGRA / gray image -> RGB (3 channels)."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def _check_frame(frame: np.ndarray | None, index: int, name: str) -> np.ndarray:
+    if frame is None or frame.size == 0 or frame.ndim not in (2, 3):
+        raise InputError(f"{name}: frame {index} is empty")
+    h, w = frame.shape[:2]
+    if h < 2 or w < 2:
+        raise InputError(f"{name}: frame {index} is {w}x{h} px; frames must be at least 2x2")
+    if frame.dtype != np.uint8:
+        raise InputError(f"{name}: frame {index} has pixel type {frame.dtype}, expected 8-bit")
+    return frame
+
+
+def _check_args(name: str, fps: float, start: float | None, end: float | None,
+                max_frames: int | None, min_frames: int) -> None:
+    if not (fps > 0 and math.isfinite(fps)):
+        raise UsageError(f"{name}: fps must be positive, got {fps}")
+    if start is not None and not (start >= 0 and math.isfinite(start)):
+        raise UsageError(f"{name}: start must be >= 0 seconds, got {start}")
+    if end is not None and not end > (start or 0.0):
+        raise UsageError(f"{name}: end ({end} s) must be after start ({start or 0.0} s)")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"{name}: max_frames must be >= 1, got {max_frames}")
+    if min_frames < 1:
+        raise UsageError(f"{name}: min_frames must be >= 1, got {min_frames}")
+
+
+def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
+                 frame_duration: float, start: float | None, end: float | None,
+                 max_frames: int | None) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Yield (RGB frame at short side 256, grid time, source index) per grid time k/fps in [start, end).
+
+    Each grid time takes the latest source frame at or before it. ``source``
+    yields (raw frame, seconds since the first frame) with increasing times. A
+    frame is converted and resized only if it is picked, and once even if picked
+    repeatedly. Stops reading as soon as the range or max_frames is full, and
+    holds one raw frame at a time, so memory does not grow with the video.
+    """
+    k = math.ceil(start * fps - _GRID_TOL) if start else 0
+    k_end = math.ceil(end * fps - _GRID_TOL) if end is not None else math.inf
+    limit = max_frames if max_frames is not None else math.inf
+    first_shape: tuple[int, ...] | None = None
+    emitted = 0
+
+    def emit(frame: np.ndarray, index: int, until: float) -> Iterator[tuple[np.ndarray, float, int]]:
+        """Give ``frame`` every grid time before ``until``."""
+        nonlocal k, first_shape, emitted
+        small = None
+        while k < k_end and emitted < limit and k / fps + _EPS < until:
+            if small is None:
+                small = _to_rgb(resize_short_side(frame))
+                first_shape = first_shape or small.shape
+                if small.shape != first_shape:
+                    raise InputError(f"{name}: frame {index} is {frame.shape[1]}x{frame.shape[0]}"
+                                     f" px, a different shape from the first frame")
+            yield small, k / fps, index
+            emitted += 1
+            k += 1
+
+    def full() -> bool:
+        return k >= k_end or emitted >= limit
+
+    prev: np.ndarray | None = None
+    prev_t = 0.0
+    index = -1
+    for index, (frame, t) in enumerate(source):
+        if prev is not None:
+            yield from emit(prev, index - 1, t)
+            if full():
+                return
+        prev, prev_t = frame, t
+    if prev is not None:
+        yield from emit(prev, index, prev_t + frame_duration)
+
+
+def _collect(picked: Iterable[tuple[np.ndarray, float, int]], name: str, fps: float, source_fps: float,
+             cropped: bool, min_frames: int) -> DecodedVideo:
+    """Gather streamed frames into a DecodedVideo, refusing too few."""
+    picked = list(picked)
+    check_frame_count(len(picked), name, fps, cropped, min_frames)
+    frames, times, indices = zip(*picked)
+    return DecodedVideo(np.stack(frames), float(fps), np.asarray(times, np.float64), source_fps, name,
+                        np.asarray(indices, np.int64))
+
+
+def check_frame_count(count: int, name: str, fps: float, cropped: bool, min_frames: int = MIN_FRAMES) -> None:
+    """Refuse a video with fewer than ``min_frames`` frames after resampling."""
+    if count < min_frames:
+        where = " in the requested range" if cropped else ""
+        raise InputError(f"{name}: video has {count} frames at {fps:g} fps{where}; "
+                         f"I3D needs at least {min_frames}")
+
+
+class TimestampClock:
+    """Turns per-frame CAP_PROP_POS_MSEC readings into seconds since the first frame.
+
+    A missing (NaN, negative) or non-increasing reading becomes the previous
+    time + 1/source_fps, so a stream without usable timestamps gets index/source_fps.
+    Subtracting the first reading also absorbs a constant offset (some AVI
+    demuxers report the next frame's position).
+    """
+
+    def __init__(self, source_fps: float) -> None:
+        self.step = 1.0 / source_fps
+        self.t0: float | None = None
+        self.prev = -math.inf
+
+    def __call__(self, ms: float) -> float:
+        ok = math.isfinite(ms) and ms >= 0
+        if self.t0 is None:
+            self.t0 = ms / 1000 if ok else 0.0
+        t = ms / 1000 - self.t0 if ok else math.nan
+        if not t > self.prev:
+            t = self.prev + self.step if self.prev > -math.inf else 0.0
+        self.prev = t
+        return t
+
+
+def _natural_key(name: str) -> list:
+    return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a video (use a frames folder reader)")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: file is empty")
+
+
+def _open_video(name: str) -> tuple[cv2.VideoCapture, float, int]:
+    """Open a video file; returns the capture, its frame rate and its frame count (0 if unknown)."""
+    _check_file(name)
+    backend = cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
+    try:
+        cap = cv2.VideoCapture(name, backend)
+    except cv2.error as e:
+        raise InputError(f"{name}: cannot open as a video ({str(e).strip().splitlines()[-1]})") from None
+    if not cap.isOpened():
+        raise InputError(f"{name}: cannot open as a video (not a video file or unsupported codec)")
+    src_fps = float(cap.get(cv2.CAP_PROP_FPS))
+    if not (math.isfinite(src_fps) and 0 < src_fps <= 1000):
+        src_fps = 0.0
+    return cap, src_fps, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+
+def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
+            bar: tqdm) -> Iterator[tuple[np.ndarray, float]]:
+    """Yield (BGR frame, seconds since the first frame); refuses a truncated stream at its end."""
+    clock = TimestampClock(src_fps)
+    n = 0
+    while True:
+        try:
+            ok, frame = cap.read()
+        except cv2.error:
+            ok, frame = False, None
+        if not ok:
+            break
+        frame = _check_frame(frame, n, name)
+        t = clock(cap.get(cv2.CAP_PROP_POS_MSEC))
+        n += 1
+        bar.update(1)
+        yield frame, t
+    if n == 0:
+        raise InputError(f"{name}: no frame could be decoded")
+    if count > 0 and count - n > max(5, 0.05 * count):
+        raise InputError(f"{name}: truncated or unreadable frame at {n} "
+                         f"(container says {count} frames)")
+
+
+def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
+               end: float | None = None, max_frames: int | None = None,
+               progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Stream a video as (RGB frame at short side 256, seconds, source index) at ``fps``.
+
+    The streaming form of :func:`read_video` (same frames, same errors, except
+    that the minimum length is the caller's to check): memory stays bounded
+    however long the video is.
+    """
+    name = os.fspath(path)
+    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
+    cap, src_fps, count = _open_video(name)
+    src_fps = src_fps or fps
+    try:
+        with tqdm(total=count if count > 0 else None, desc=os.path.basename(name), unit="frame",
+                  file=sys.stderr, disable=not progress, leave=False) as bar:
+            yield from _pick_frames(_decode(cap, name, src_fps, count, bar), name=name, fps=fps,
+                                    frame_duration=1 / src_fps, start=start, end=end,
+                                    max_frames=max_frames)
+    finally:
+        cap.release()
+
+
+def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
+               end: float | None = None, max_frames: int | None = None,
+               progress: bool = False, min_frames: int = MIN_FRAMES) -> DecodedVideo:
+    """Decode a video file (anything OpenCV's FFmpeg reads) into 25 fps, short-side-256 RGB.
+
+    start/end (seconds) keep grid times in [start, end); max_frames caps the
+    number of output frames. Raises InputError for missing, empty, unreadable
+    or truncated files and for fewer than ``min_frames`` output frames.
+    """
+    name = os.fspath(path)
+    _check_args(name, fps, start, end, max_frames, min_frames)
+    cap, src_fps, _ = _open_video(name)
+    cap.release()
+    picked = iter_video(path, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress)
+    return _collect(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
+
+
+def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
+                    end: float | None = None, max_frames: int | None = None,
+                    progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``)."""
+    name = os.fspath(directory)
+    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
+    if not os.path.isdir(name):
+        raise InputError(f"{name}: no such directory")
+    files = sorted((f for f in os.listdir(name)
+                    if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)),
+                   key=_natural_key)
+    if not files:
+        raise InputError(f"{name}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder")
+
+    def source() -> Iterator[tuple[np.ndarray, float]]:
+        for i, f in enumerate(tqdm(files, desc=os.path.basename(name) or name, unit="frame",
+                                   file=sys.stderr, disable=not progress, leave=False)):
+            img = cv2.imread(os.path.join(name, f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"{os.path.join(name, f)}: cannot read image")
+            yield _check_frame(img, i, os.path.join(name, f)), i / fps
+
+    yield from _pick_frames(source(), name=name, fps=fps, frame_duration=1 / fps, start=start, end=end,
+                            max_frames=max_frames)
+
+
+def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,
+                    start: float | None = None, end: float | None = None,
+                    max_frames: int | None = None, progress: bool = False,
+                    min_frames: int = MIN_FRAMES) -> DecodedVideo:
+    """Read a folder of numbered images (natural sort: 2.png before 10.png) as a video.
+
+    The images are taken as already sampled at ``fps`` (no resampling); each is
+    resized to short side 256 and converted to RGB. start/end/max_frames as in
+    read_video.
+    """
+    name = os.fspath(directory)
+    _check_args(name, fps, start, end, max_frames, min_frames)
+    picked = iter_frames_dir(directory, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress)
+    return _collect(picked, name, fps, fps, bool(start or end is not None or max_frames), min_frames)
+
+
+def _check_clip_input(arr: np.ndarray, channels: int, what: str) -> None:
+    if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.shape[-1] != channels:
+        shape = getattr(arr, "shape", None)
+        raise InputError(f"{what}: expected a (T, H, W, {channels}) array, got shape {shape}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{what}: no frames")
+
+
+def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """Central size x size window of a (T, H, W, C) array (offsets floor((H-size)/2) etc.)."""
+    if not isinstance(arr, np.ndarray) or arr.ndim != 4:
+        raise InputError(f"center_crop: expected a (T, H, W, C) array, got shape "
+                         f"{getattr(arr, 'shape', None)}")
+    h, w = arr.shape[1:3]
+    if h < size or w < size:
+        raise InputError(f"center_crop: frames are {w}x{h}, smaller than the {size}x{size} crop")
+    top, left = (h - size) // 2, (w - size) // 2
+    return arr[:, top:top + size, left:left + size]
+
+
+def resize_frames(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """Bilinearly resize every (H, W, C) frame of a (T, H, W, C) array to size x size."""
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in arr])
+
+
+def rgb_clip(frames: np.ndarray, crop: str = "center") -> np.ndarray:
+    """uint8 (T, H, W, 3) RGB at short side 256 -> float32 (T, 224, 224, 3) in [-1, 1].
+
+    crop="center": the central 224x224 window (DeepMind's Kinetics evaluation).
+    crop="full": the whole frame resized bilinearly to 224x224, aspect ratio not
+    kept (what MediaPipe's I3D graph does); sees the whole scene, slightly squashed.
+    Pixels map as x / 255 * 2 - 1.
+    """
+    _check_clip_input(frames, 3, "rgb_clip")
+    if frames.dtype != np.uint8:
+        raise InputError(f"rgb_clip: expected uint8 frames, got {frames.dtype}")
+    if crop == "center":
+        clip = center_crop(frames)
+    elif crop == "full":
+        clip = resize_frames(frames)
+    else:
+        raise UsageError(f"unknown crop {crop!r}; use 'center' or 'full'")
+    return (clip.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
+
+
+def iter_windows(num_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) frame windows of length ``window`` every ``stride`` frames.
+
+    Covers the whole video: if the regular windows miss the tail, one more
+    window is aligned to the end. A video no longer than ``window`` gives the
+    single window (0, num_frames).
+    """
+    if num_frames < 1 or window < 1 or stride < 1:
+        raise UsageError(f"iter_windows needs positive sizes, got num_frames={num_frames}, "
+                         f"window={window}, stride={stride}")
+    if num_frames <= window:
+        return [(0, num_frames)]
+    out = [(s, s + window) for s in range(0, num_frames - window + 1, stride)]
+    if out[-1][1] < num_frames:
+        out.append((num_frames - window, num_frames))
+    return out

@@ -1,0 +1,210 @@
+"""Tests for i3d.flow: TV-L1/DIS flow values, clipping, workers, crops and the disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+import i3d.flow as flow_mod
+from i3d.errors import InputError, UsageError
+from i3d.flow import compute_flow, file_sha256, flow_cache_key, flow_clip, frames_sha256
+
+SAMPLE = "/work/shared/samples/arm_wrestling.mp4"
+
+
+def moving_square(dx: int, dy: int, n: int = 6, size: int = 128, side: int = 40) -> np.ndarray:
+    """RGB frames: a bright textured square moving (dx, dy) px per frame over a dark static texture."""
+    rng = np.random.default_rng(0)
+    blocks = np.ones((4, 4), np.uint8)  # 4x4 blocks: trackable texture, not pixel noise
+    texture = np.kron(rng.integers(150, 256, (side // 4, side // 4), dtype=np.uint8), blocks)
+    background = np.kron(rng.integers(0, 80, (size // 4, size // 4), dtype=np.uint8), blocks)
+    frames = np.repeat(np.repeat(background[None, ..., None], n, 0), 3, 3)
+    for t in range(n):
+        y, x = 30 + t * dy, 20 + t * dx
+        frames[t, y:y + side, x:x + side] = texture[..., None]
+    return frames
+
+
+def square_mean(flow: np.ndarray, dx: int, dy: int, side: int = 40, margin: int = 8) -> np.ndarray:
+    """Mean (x, y) flow over the interior of the square in each source frame."""
+    vals = [flow[t, 30 + t * dy + margin:30 + t * dy + side - margin,
+                 20 + t * dx + margin:20 + t * dx + side - margin].reshape(-1, 2)
+            for t in range(len(flow))]
+    return np.concatenate(vals).mean(axis=0)
+
+
+@pytest.fixture(scope="module")
+def right_frames() -> np.ndarray:
+    return moving_square(4, 0)
+
+
+@pytest.fixture(scope="module")
+def right_flow(right_frames) -> np.ndarray:
+    return compute_flow(right_frames, workers=1)
+
+
+def test_tvl1_recovers_known_motion(right_frames, right_flow):
+    assert right_flow.shape == (5, 128, 128, 2) and right_flow.dtype == np.float32
+    mx, my = square_mean(right_flow, 4, 0)
+    assert mx == pytest.approx(4 / 20, rel=0.1) and abs(my) < 0.02
+    assert np.abs(right_flow[:, :12, :12]).max() < 0.05  # static background corner
+    down = compute_flow(moving_square(0, 3), workers=1)
+    mx, my = square_mean(down, 0, 3)
+    assert my == pytest.approx(3 / 20, rel=0.1) and abs(mx) < 0.02
+    assert np.abs(right_flow).max() <= 1.0 and np.abs(down).max() <= 1.0
+
+
+def test_workers_give_identical_results(right_frames, right_flow):
+    np.testing.assert_array_equal(compute_flow(right_frames, workers=2), right_flow)
+
+
+def test_dis_same_sign(right_frames):
+    dis = compute_flow(right_frames, algorithm="dis", workers=1)
+    assert dis.shape == (5, 128, 128, 2)
+    mx, my = square_mean(dis, 4, 0)
+    assert mx > 0.1 and abs(my) < 0.05
+    mx, my = square_mean(compute_flow(moving_square(0, 3), algorithm="dis", workers=1), 0, 3)
+    assert my > 0.08 and abs(mx) < 0.05
+
+
+class FakeFlow:
+    """Stands in for an OpenCV solver: constant (x, y) displacement in pixels."""
+
+    def __init__(self, x: float, y: float) -> None:
+        self.xy = (x, y)
+
+    def calc(self, a, b, _):
+        out = np.empty((*a.shape, 2), np.float32)
+        out[..., 0], out[..., 1] = self.xy
+        return out
+
+
+@pytest.mark.parametrize("x, y, ex, ey", [(35.0, -50.0, 1.0, -1.0), (10.0, -4.0, 0.5, -0.2),
+                                          (-20.0, 20.0, -1.0, 1.0)])
+def test_clip_to_20_pixels_and_scale(monkeypatch, x, y, ex, ey):
+    monkeypatch.setattr(flow_mod, "_make_flow", lambda algorithm: FakeFlow(x, y))
+    out = compute_flow(np.zeros((3, 16, 16, 3), np.uint8), workers=1)
+    assert out.shape == (2, 16, 16, 2)
+    np.testing.assert_allclose(out[..., 0], ex, rtol=1e-6)
+    np.testing.assert_allclose(out[..., 1], ey, rtol=1e-6)
+
+
+def test_flow_clip_crops():
+    flow = np.zeros((4, 256, 340, 2), np.float32)
+    flow[:, 128, 170] = (0.5, -0.5)
+    flow[..., 0] += np.linspace(-0.2, 0.2, 340, dtype=np.float32)
+    centre = flow_clip(flow)
+    assert centre.shape == (4, 224, 224, 2) and centre.dtype == np.float32
+    np.testing.assert_array_equal(centre, flow[:, 16:240, 58:282])
+    const = np.full((2, 256, 340, 2), 0.5, np.float32)
+    full = flow_clip(const, crop="full")  # displacements rescaled with the image
+    assert full.shape == (2, 224, 224, 2)
+    np.testing.assert_allclose(full[..., 0], 0.5 * 224 / 340, rtol=1e-5)
+    np.testing.assert_allclose(full[..., 1], 0.5 * 224 / 256, rtol=1e-5)
+    with pytest.raises(InputError):
+        flow_clip(np.zeros((4, 256, 340, 3), np.float32))
+    with pytest.raises(UsageError):
+        flow_clip(flow, crop="nope")
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError, match="at least 2 frames"):
+        compute_flow(np.zeros((1, 64, 64, 3), np.uint8))
+    with pytest.raises(InputError, match="uint8"):
+        compute_flow(np.zeros((3, 64, 64, 3), np.float32))
+    with pytest.raises(InputError):
+        compute_flow(np.zeros((3, 64, 64), np.uint8))
+    with pytest.raises(UsageError):
+        compute_flow(np.zeros((3, 64, 64, 3), np.uint8), algorithm="farneback")
+
+
+def test_cache_key_and_hashes(tmp_path):
+    params = {"algorithm": "tvl1", "fps": 25.0, "start": None, "end": None,
+              "max_frames": None, "short_side": 256}
+    key = flow_cache_key("ab" * 32, params)
+    assert len(key) == 64 and int(key, 16) >= 0
+    assert key == flow_cache_key("ab" * 32, dict(reversed(list(params.items()))))
+    assert key != flow_cache_key("ab" * 32, {**params, "algorithm": "dis"})
+    assert key != flow_cache_key("ab" * 32, {**params, "start": 1.0})
+    assert key != flow_cache_key("cd" * 32, params)
+    data = os.urandom(3000)
+    (tmp_path / "v.bin").write_bytes(data)
+    assert file_sha256(tmp_path / "v.bin") == hashlib.sha256(data).hexdigest()
+    with pytest.raises(InputError):
+        file_sha256(tmp_path / "missing.bin")
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    assert frames_sha256(a) != frames_sha256(a.reshape(2, 4, 3, 4))
+    assert frames_sha256(a) != frames_sha256(a + 1)
+
+
+def counting(monkeypatch) -> list:
+    """Replace the flow computation with a counting wrapper; returns the call log."""
+    calls = []
+    real = flow_mod._raw_flow
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_mod, "_raw_flow", wrapped)
+    return calls
+
+
+def test_cache_reuse_and_repair(monkeypatch, tmp_path, right_frames):
+    frames = right_frames[:3, :64, :64]
+    cache = tmp_path / "cache"
+    calls = counting(monkeypatch)
+    first = compute_flow(frames, workers=1, cache_dir=cache)
+    files = os.listdir(cache)
+    assert calls == [1] and len(files) == 1 and files[0].endswith(".npy")
+    stored = np.load(cache / files[0])
+    assert stored.dtype == np.float32 and stored.shape == (2, 64, 64, 2)
+    np.testing.assert_array_equal(stored / np.float32(20), first)
+
+    again = compute_flow(frames, workers=1, cache_dir=cache)
+    assert calls == [1]  # served from the cache
+    np.testing.assert_array_equal(again, first)
+
+    compute_flow(frames, workers=1, cache_dir=cache, cache_key_extra="other")
+    compute_flow(frames, algorithm="dis", workers=1, cache_dir=cache)
+    assert calls == [1, 1, 1] and len(os.listdir(cache)) == 3
+
+    path = cache / files[0]
+    for corrupt in (b"garbage, not an npy file", None):
+        if corrupt is None:  # a valid .npy of the wrong shape
+            np.save(path, np.zeros((1, 64, 64, 2), np.float32))
+        else:
+            path.write_bytes(corrupt)
+        with pytest.warns(UserWarning, match="corrupt"):
+            repaired = compute_flow(frames, workers=1, cache_dir=cache)
+        np.testing.assert_array_equal(repaired, first)
+        np.testing.assert_array_equal(np.load(path), stored)
+    assert len(calls) == 5
+    assert len(os.listdir(cache)) == 3
+    assert not [f for f in os.listdir(cache) if not f.endswith(".npy") or f.startswith(".")]
+
+
+def test_cache_write_interrupted_leaves_nothing(monkeypatch, tmp_path):
+    frames = moving_square(2, 0, n=3, size=48, side=16)
+
+    def broken_save(f, arr, allow_pickle=False):
+        f.write(b"\x93NUMPY partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flow_mod.np, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        compute_flow(frames, workers=1, cache_dir=tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.exists(SAMPLE), reason="sample clip not available")
+def test_real_clip_flow_alignment():
+    from i3d.video import read_video
+    frames = read_video(SAMPLE, max_frames=3, min_frames=3).frames
+    flow = compute_flow(frames, algorithm="dis", workers=1)
+    assert flow.shape == (2, *frames.shape[1:3], 2)  # T frames -> T-1 fields
+    assert np.abs(flow).max() <= 1.0 and np.abs(flow).max() > 0
+    assert flow_clip(flow).shape == (2, 224, 224, 2)

@@ -1,0 +1,233 @@
+"""Tests for i3d.video: decoding, 25 fps resampling, resizing, crops and windows."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from i3d.errors import InputError, UsageError
+from i3d.video import (DecodedVideo, TimestampClock, center_crop, iter_windows, read_frames_dir,
+                       read_video, rgb_clip)
+
+SAMPLE = "/work/shared/samples/arm_wrestling.mp4"
+BITS = 8  # frame index encoded as 8 black/white vertical bands (robust to JPEG + resizing)
+
+
+def index_frame(i: int, w: int = 320, h: int = 240) -> np.ndarray:
+    """BGR frame whose vertical bands spell ``i`` in binary (band 0 = least significant bit)."""
+    img = np.zeros((h, w, 3), np.uint8)
+    for b in range(BITS):
+        if i >> b & 1:
+            img[:, b * w // BITS:(b + 1) * w // BITS] = 255
+    return img
+
+
+def decode_index(frame: np.ndarray) -> int:
+    """Inverse of index_frame on a (possibly resized, RGB) frame: sample each band's centre."""
+    h, w = frame.shape[:2]
+    value = 0
+    for b in range(BITS):
+        x = int((b + 0.5) * w / BITS)
+        if frame[h // 4:3 * h // 4, x - 2:x + 3].mean() > 127:
+            value |= 1 << b
+    return value
+
+
+def write_avi(path, frames, fps: float) -> str:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return str(path)
+
+
+def indexed_video(tmp_path, fps: float, n: int, w: int = 320, h: int = 240) -> str:
+    return write_avi(tmp_path / f"idx_{fps:g}_{w}x{h}.avi", [index_frame(i, w, h) for i in range(n)], fps)
+
+
+@pytest.mark.parametrize("src_fps, n", [(50, 100), (30, 60), (24, 48), (25, 40)])
+def test_resampling_picks_latest_frame_by_timestamp(tmp_path, src_fps, n):
+    video = read_video(indexed_video(tmp_path, src_fps, n))
+    duration = n / src_fps
+    k = np.arange(math.ceil(duration * 25 - 1e-6))
+    expected = np.floor(k * src_fps / 25 + 1e-6).astype(int)  # latest source frame at k/25 s
+    assert video.frames.shape[0] == len(k) == round(duration * 25)
+    np.testing.assert_array_equal(video.source_indices, expected)
+    np.testing.assert_array_equal([decode_index(f) for f in video.frames], expected)
+    np.testing.assert_allclose(video.timestamps, k / 25)
+    assert video.fps == 25.0 and video.source_fps == pytest.approx(src_fps)
+    if src_fps == 50:
+        np.testing.assert_array_equal(expected, np.arange(0, n, 2))
+    if src_fps == 30:  # one frame in six dropped: 5, 11, 17, ...
+        assert sorted(set(range(n)) - set(expected)) == list(range(5, n, 6))
+    if src_fps == 24:  # one frame repeated in every 25 output frames: 0, 24
+        values, counts = np.unique(expected, return_counts=True)
+        assert list(values[counts > 1]) == [0, 24] and counts.max() == 2
+
+
+def test_landscape_and_portrait_resize_and_center_crop(tmp_path):
+    for w, h, out_hw in [(320, 240, (256, 341)), (240, 320, (341, 256)), (300, 224, (256, 343))]:
+        frames = []
+        for i in range(10):
+            img = np.full((h, w, 3), 40, np.uint8)
+            img[h // 2 - 10:h // 2 + 10, w // 2 - 10:w // 2 + 10] = (0, 0, 255)  # red (BGR)
+            img[:8, :8] = (255, 0, 0)  # blue corner, must not survive the centre crop
+            frames.append(img)
+        video = read_video(write_avi(tmp_path / f"m_{w}x{h}.avi", frames, 25))
+        assert video.frames.dtype == np.uint8
+        assert video.frames.shape == (10, *out_hw, 3)
+        centre = video.frames[0, out_hw[0] // 2, out_hw[1] // 2]
+        assert centre[0] > 200 and centre[1] < 60 and centre[2] < 60  # RGB order: red first
+        clip = rgb_clip(video.frames)
+        assert clip.shape == (10, 224, 224, 3) and clip.dtype == np.float32
+        red = (clip[0, ..., 0] > 0.5) & (clip[0, ..., 2] < -0.5)
+        ys, xs = np.nonzero(red)
+        assert abs(ys.mean() - 111.5) < 1.5 and abs(xs.mean() - 111.5) < 1.5
+        assert not ((clip[0, ..., 2] > 0.5) & (clip[0, ..., 0] < -0.5)).any()
+        top, left = (out_hw[0] - 224) // 2, (out_hw[1] - 224) // 2
+        expected = video.frames[:, top:top + 224, left:left + 224].astype(np.float32) / 255 * 2 - 1
+        np.testing.assert_array_equal(clip, expected)
+
+
+def test_rgb_clip_value_range_and_full_resize():
+    frames = np.zeros((3, 256, 340, 3), np.uint8)
+    frames[:, :, :, 0] = np.round(np.arange(340) * 255 / 339).astype(np.uint8)  # ramp 0..255 in x
+    frames[:, :, :, 1] = 255
+    full = rgb_clip(frames, crop="full")  # whole width squeezed into 224 columns
+    assert full.shape == (3, 224, 224, 3) and full.dtype == np.float32
+    assert full[0, 0, 0, 0] < -0.99 and full[0, 0, -1, 0] > 0.99
+    assert np.all(full[..., 1] == 1.0) and np.all(full[..., 2] == -1.0)
+    centre = rgb_clip(frames)  # columns 58..281 only
+    assert centre[0, 0, 0, 0] == pytest.approx(frames[0, 0, 58, 0] / 255 * 2 - 1)
+    assert centre[0, 0, -1, 0] == pytest.approx(frames[0, 0, 281, 0] / 255 * 2 - 1)
+    np.testing.assert_array_equal(center_crop(frames, 200), frames[:, 28:228, 70:270])
+    with pytest.raises(InputError):
+        rgb_clip(frames.astype(np.float32))
+    with pytest.raises(InputError):
+        rgb_clip(np.zeros((2, 200, 300, 3), np.uint8))
+    with pytest.raises(UsageError):
+        rgb_clip(frames, crop="corner")
+
+
+def test_start_end_and_max_frames(tmp_path):
+    path = indexed_video(tmp_path, 50, 100)
+    full = read_video(path)
+    part = read_video(path, start=0.4, end=1.0)
+    np.testing.assert_array_equal(part.source_indices, np.arange(20, 50, 2))
+    np.testing.assert_allclose(part.timestamps, np.arange(10, 25) / 25)
+    np.testing.assert_array_equal(part.frames, full.frames[10:25])
+    capped = read_video(path, max_frames=12)
+    np.testing.assert_array_equal(capped.source_indices, np.arange(0, 24, 2))
+    both = read_video(path, start=1.0, max_frames=10)
+    np.testing.assert_array_equal([decode_index(f) for f in both.frames], np.arange(50, 70, 2))
+    with pytest.raises(InputError, match="9"):
+        read_video(path, start=1.8)  # only 5 grid times left
+    with pytest.raises(UsageError):
+        read_video(path, start=1.0, end=0.5)
+
+
+def test_short_video_refused(tmp_path):
+    path = indexed_video(tmp_path, 25, 5)
+    with pytest.raises(InputError, match=r"5 frames at 25 fps; I3D needs at least 9") as e:
+        read_video(path)
+    assert path in str(e.value) and "\n" not in str(e.value)
+    assert read_video(path, min_frames=5).frames.shape[0] == 5
+
+
+def test_bad_files(tmp_path):
+    missing = str(tmp_path / "nope.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    for path, what in [(missing, "no such file"), (str(empty), "empty"),
+                       (str(text), "cannot open"), (str(tmp_path), "directory")]:
+        with pytest.raises(InputError, match=what) as e:
+            read_video(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_truncated_video(tmp_path):
+    path = indexed_video(tmp_path, 25, 60)
+    data = open(path, "rb").read()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(InputError, match="truncated or unreadable frame at"):
+        read_video(str(cut))
+    # Stopping early (max_frames) never reaches the damage, so it is fine.
+    assert read_video(str(cut), max_frames=10).frames.shape[0] == 10
+
+
+def test_timestamp_clock_fallbacks():
+    clock = TimestampClock(25.0)  # AVI style: reports the next frame's position, last one 0
+    assert [round(clock(ms), 6) for ms in (40, 80, 120, 0)] == [0, 0.04, 0.08, 0.12]
+    clock = TimestampClock(30.0)  # no timestamps at all: index / source_fps
+    np.testing.assert_allclose([clock(0.0) for _ in range(4)], np.arange(4) / 30)
+    clock = TimestampClock(50.0)
+    np.testing.assert_allclose([clock(ms) for ms in (0, math.nan, 100, 60, 140)],
+                               [0, 0.02, 0.1, 0.12, 0.14])
+
+
+def test_read_frames_dir_natural_order(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(1, 13):
+        assert cv2.imwrite(str(folder / f"{i}.png"), index_frame(i, 160, 120))
+    (folder / "notes.txt").write_text("ignored")
+    video = read_frames_dir(folder, progress=False)
+    assert isinstance(video, DecodedVideo) and video.fps == 25.0
+    assert video.frames.shape == (12, 256, 341, 3)
+    assert [decode_index(f) for f in video.frames] == list(range(1, 13))
+    np.testing.assert_allclose(video.timestamps, np.arange(12) / 25)
+    assert [decode_index(f) for f in read_frames_dir(folder, max_frames=9).frames] == list(range(1, 10))
+    (folder / "13.png").write_text("not a png")
+    with pytest.raises(InputError, match="13.png"):
+        read_frames_dir(folder)
+    with pytest.raises(InputError, match="no image files"):
+        read_frames_dir(tmp_path)
+    with pytest.raises(InputError, match="no such directory"):
+        read_frames_dir(tmp_path / "missing")
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, capsys):
+    read_video(indexed_video(tmp_path, 25, 12), progress=True)
+    out, err = capsys.readouterr()
+    assert out == "" and "frame" in err
+
+
+@pytest.mark.parametrize("n, window, stride, expected", [
+    (10, 64, 32, [(0, 10)]),
+    (64, 64, 32, [(0, 64)]),
+    (128, 64, 32, [(0, 64), (32, 96), (64, 128)]),
+    (100, 64, 32, [(0, 64), (32, 96), (36, 100)]),
+    (65, 64, 64, [(0, 64), (1, 65)]),
+    (250, 79, 79, [(0, 79), (79, 158), (158, 237), (171, 250)]),
+])
+def test_iter_windows(n, window, stride, expected):
+    windows = iter_windows(n, window, stride)
+    assert windows == expected
+    covered = set().union(*(range(a, b) for a, b in windows))
+    assert covered == set(range(n)) and all(b - a == min(window, n) for a, b in windows)
+
+
+def test_iter_windows_rejects_nonsense():
+    for args in [(0, 64, 32), (10, 0, 1), (10, 5, 0)]:
+        with pytest.raises(UsageError):
+            iter_windows(*args)
+
+
+@pytest.mark.skipif(not os.path.exists(SAMPLE), reason="sample clip not available")
+def test_real_sample_clip():
+    video = read_video(SAMPLE)
+    t, h, w, c = video.frames.shape
+    print(f"arm_wrestling: T={t} source_fps={video.source_fps}")
+    assert min(h, w) == 256 and c == 3 and video.fps == 25.0 and t >= 9
+    assert video.source_fps == pytest.approx(28.0)
+    assert t == 250  # 280 frames at 28 fps = 10 s
+    assert rgb_clip(video.frames[:16]).shape == (16, 224, 224, 3)
