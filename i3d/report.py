@@ -52,7 +52,22 @@ def format_table(result: dict) -> str:
     table.align["class"] = "l"
     for row in result["top"]:
         table.add_row([row["rank"], row["label"], f"{row['probability']:.6f}", f"{row['logit']:.4f}"])
-    return f"Norm of logits: {result['norm']:.6f}\n{table.get_string()}"
+    text = f"Norm of logits: {result['norm']:.6f}\n{table.get_string()}"
+    if len(result.get("windows", ())) > 1:
+        text += "\n" + format_timeline(result["windows"])
+    return text
+
+
+def format_timeline(windows: list[dict]) -> str:
+    """One row per window: its time span and its most likely classes."""
+    from prettytable import PrettyTable
+
+    table = PrettyTable(["window", "start s", "end s", "top classes"])
+    table.align["top classes"] = "l"
+    for window in windows:
+        tops = ", ".join(f"{row['label']} ({row['probability']:.2f})" for row in window["top"])
+        table.add_row([window["index"], f"{window['start']:.2f}", f"{window['end']:.2f}", tops])
+    return table.get_string()
 
 
 def format_json(result: dict) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .clips import validate_clip
-from .errors import I3DError, InputError
+from .errors import I3DError, InputError, report_errors
 from .files import atomic_path
 
 SAMPLE = "v_CricketShot_g04_c01"
@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with the GIF previews; without it the .npy files are downloaded")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: data/)")
     args = parser.parse_args(argv)
-    try:
+
+    def prepare() -> int:
         clips = clips_from_gifs(args.source) if args.source else download_clips()
         for path in write_clips(clips, args.out):
             print(f"wrote {path}")
-    except I3DError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    return 0
+        return 0
+
+    return report_errors(prepare)
 
 
 if __name__ == "__main__":

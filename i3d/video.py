@@ -369,21 +369,3 @@ def rgb_clip(frames: np.ndarray, crop: str = "center") -> np.ndarray:
     else:
         raise UsageError(f"unknown crop {crop!r}; use 'center' or 'full'")
     return (clip.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
-
-
-def iter_windows(num_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) frame windows of length ``window`` every ``stride`` frames.
-
-    Covers the whole video: if the regular windows miss the tail, one more
-    window is aligned to the end. A video no longer than ``window`` gives the
-    single window (0, num_frames).
-    """
-    if num_frames < 1 or window < 1 or stride < 1:
-        raise UsageError(f"iter_windows needs positive sizes, got num_frames={num_frames}, "
-                         f"window={window}, stride={stride}")
-    if num_frames <= window:
-        return [(0, num_frames)]
-    out = [(s, s + window) for s in range(0, num_frames - window + 1, stride)]
-    if out[-1][1] < num_frames:
-        out.append((num_frames - window, num_frames))
-    return out

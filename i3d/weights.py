@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint_index
-from .errors import I3DError, WeightsError
+from .errors import WeightsError, report_errors
 from .files import atomic_path, sha256_file
 from .weight_sets import CHECKPOINT_FILES, WEIGHT_SETS, WeightSet, weight_set_by_name, weights_dir
 
@@ -376,13 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--offline", action="store_true", help="never download")
     fetch.set_defaults(run=_fetch)
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except I3DError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    return report_errors(lambda: args.run(args), args.debug)
 
 
 if __name__ == "__main__":

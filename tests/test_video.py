@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from i3d.errors import InputError, UsageError
-from i3d.video import (DecodedVideo, TimestampClock, center_crop, iter_windows, read_frames_dir,
+from i3d.pipeline import sliding_windows
+from i3d.video import (DecodedVideo, TimestampClock, center_crop, read_frames_dir,
                        read_video, rgb_clip)
 
 SAMPLE = "/work/shared/samples/arm_wrestling.mp4"
@@ -209,17 +210,20 @@ def test_progress_bar_goes_to_stderr(tmp_path, capsys):
     (65, 64, 64, [(0, 64), (1, 65)]),
     (250, 79, 79, [(0, 79), (79, 158), (158, 237), (171, 250)]),
 ])
-def test_iter_windows(n, window, stride, expected):
-    windows = iter_windows(n, window, stride)
+def test_sliding_windows(n, window, stride, expected):
+    windows = [(first, first + len(items)) for first, items in sliding_windows(range(n), window, stride)]
     assert windows == expected
+    assert all(items == list(range(first, first + len(items)))
+               for first, items in sliding_windows(range(n), window, stride))
     covered = set().union(*(range(a, b) for a, b in windows))
     assert covered == set(range(n)) and all(b - a == min(window, n) for a, b in windows)
 
 
-def test_iter_windows_rejects_nonsense():
-    for args in [(0, 64, 32), (10, 0, 1), (10, 5, 0)]:
+def test_sliding_windows_rejects_nonsense():
+    assert list(sliding_windows(range(0), 64, 32)) == []
+    for args in [(10, 0, 1), (10, 5, 0)]:
         with pytest.raises(UsageError):
-            iter_windows(*args)
+            list(sliding_windows(range(args[0]), *args[1:]))
 
 
 @pytest.mark.skipif(not os.path.exists(SAMPLE), reason="sample clip not available")
