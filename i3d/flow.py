@@ -31,7 +31,10 @@ import os
 import sys
 import warnings
 
-import cv2
+from i3d.quiet import quiet_opencv
+
+quiet_opencv()
+import cv2  # noqa: E402
 import numpy as np
 from tqdm import tqdm
 

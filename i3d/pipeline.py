@@ -128,14 +128,14 @@ def iter_windows(source: str | os.PathLike, streams: tuple[str, ...], options: V
     """Stream the video's windows in order; raises InputError when it is too short for one."""
     options.check(streams)
     name = os.fspath(source)
-    least = MIN_FRAMES + ("flow" in streams)
+    least = MIN_FRAMES + ("flow" in streams)  # make_clips explains the flow stream's extra frame
     frames = stream_frames(source, options)
     for index, (first, picked) in enumerate(sliding_windows(frames, options.window, options.stride or options.window)):
         if len(picked) < least:
             from .video import check_frame_count
 
             cropped = bool(options.start or options.end is not None or options.max_frames)
-            check_frame_count(len(picked), name, options.fps, cropped, least)
+            check_frame_count(len(picked), name, options.fps, cropped, MIN_FRAMES)
         start, end = picked[0][1], picked[-1][1] + 1.0 / options.fps
         clips = make_clips(np.stack([frame for frame, _, _ in picked]), streams, options, f"{name} [{start:.2f} s]")
         yield Window(index=index, first_frame=first, frames=len(picked), start=start, end=end, clips=clips)

@@ -35,3 +35,14 @@ def silence_tensorflow() -> None:
 
     with _stderr_fd_to_devnull():
         _silence()  # sets the log levels, then imports tensorflow
+
+
+def quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines off stderr (call before ``import cv2``).
+
+    Problems with a video are reported by i3d as one line; FFmpeg's warnings
+    ("moov atom not found", ...) would only repeat them. Settings already in the
+    environment win.
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET

@@ -37,6 +37,9 @@ def sample_path(stream: str, data_dir: Path = DATA_DIR) -> Path:
 
 
 def _read_gif(path: Path) -> np.ndarray:
+    from .quiet import quiet_opencv
+
+    quiet_opencv()
     import cv2
 
     if not path.is_file():

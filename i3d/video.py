@@ -23,7 +23,10 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-import cv2
+from i3d.quiet import quiet_opencv
+
+quiet_opencv()
+import cv2  # noqa: E402
 import numpy as np
 from tqdm import tqdm
 

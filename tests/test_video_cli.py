@@ -1,0 +1,172 @@
+"""evaluate.py on real and synthetic videos: labels, preprocess parity, windows, flow cache, bad files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tracemalloc
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import SAMPLES, run_cli
+
+ARM_WRESTLING = SAMPLES / "arm_wrestling.mp4"
+needs_video = pytest.mark.skipif(not ARM_WRESTLING.is_file(), reason="../shared/samples/arm_wrestling.mp4 missing")
+
+
+def write_video(path, frames: int, fps: float = 25.0, width: int = 64, height: int = 48, seed: int = 0):
+    """An MJPG .avi of textured frames with a bright square moving right 2 px per frame."""
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for i in range(frames):
+        frame = background.copy()
+        x = (4 + 2 * i) % (width - 12)
+        frame[height // 3: height // 3 + 12, x:x + 12] = 250
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def arm_wrestling_json(shared_weights_dir):
+    proc = run_cli("--video", str(ARM_WRESTLING), "--format", "json", "--top-k", "5", weights_dir=shared_weights_dir)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@needs_video
+def test_arm_wrestling_video_is_arm_wrestling(arm_wrestling_json):
+    result = arm_wrestling_json
+    assert result["top"][0]["label"] == "arm wrestling" and result["top"][0]["probability"] > 0.99
+    assert result["frames"] == {"rgb": 250}  # 280 frames at 28 fps = 10 s = 250 frames at 25 fps
+    assert len(result["windows"]) == 1 and result["windows"][0]["end"] == pytest.approx(10.0)
+
+
+@needs_video
+def test_preprocess_then_npy_gives_the_same_logits(arm_wrestling_json, shared_weights_dir, tmp_path):
+    proc = run_cli(str(ARM_WRESTLING), "--type", "rgb", "--out", str(tmp_path), weights_dir=shared_weights_dir,
+                   module="i3d.preprocess")
+    assert proc.returncode == 0, proc.stderr
+    rgb = tmp_path / "arm_wrestling_rgb.npy"
+    assert np.load(rgb).shape == (1, 250, 224, 224, 3)
+    proc = run_cli("--rgb", str(rgb), "--format", "json", weights_dir=shared_weights_dir)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(json.loads(proc.stdout)["logits"], arm_wrestling_json["logits"])
+
+
+@needs_video
+def test_windows_give_a_timeline(shared_weights_dir):
+    proc = run_cli("--video", str(ARM_WRESTLING), "--window", "100", "--stride", "75", "--format", "json",
+                   weights_dir=shared_weights_dir)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    spans = [(w["start"], w["end"], w["frames"]) for w in result["windows"]]
+    assert spans == [(0.0, 4.0, 100), (3.0, 7.0, 100), (6.0, 10.0, 100)]
+    assert all(w["top"][0]["label"] == "arm wrestling" for w in result["windows"])
+    table = run_cli("--video", str(ARM_WRESTLING), "--window", "100", "--stride", "75", "--top-k", "2",
+                    weights_dir=shared_weights_dir)
+    assert "| window | start s | end s |" in table.stdout and "6.00" in table.stdout
+
+
+def test_windowing_keeps_memory_bounded(tmp_path):
+    """Peak memory is set by the window, not the video: 300 frames cost no more than 60."""
+    from i3d.pipeline import VideoOptions, iter_windows
+
+    def peak_bytes(frames: int) -> tuple[int, int]:
+        video = write_video(tmp_path / f"v{frames}.avi", frames, width=80, height=60)
+        tracemalloc.start()
+        count = 0
+        for window in iter_windows(video, ("rgb",), VideoOptions(window=20)):
+            assert window.clips["rgb"].shape == (1, 20, 224, 224, 3)
+            count += 1
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return count, peak
+
+    (short_count, short_peak), (long_count, long_peak) = peak_bytes(60), peak_bytes(300)
+    assert (short_count, long_count) == (3, 15)
+    assert long_peak < short_peak * 1.1, (short_peak, long_peak)
+    assert long_peak < 300 * 256 * 341 * 3  # less than the decoded video itself
+
+
+def test_flow_cache_skips_recomputation_and_keeps_logits(tmp_path, monkeypatch, capsys):
+    """--type optical_flow twice on a video: the second run computes no flow and gives identical logits."""
+    from test_weights import _random_deepmind_checkpoint
+
+    from i3d import cli, flow, weight_sets
+    from i3d.files import sha256_file
+
+    folder = tmp_path / "weights" / "flow_scratch"
+    folder.mkdir(parents=True)
+    _random_deepmind_checkpoint(folder / "model.ckpt", channels=2, seed=5)
+    stand_in = dataclasses.replace(weight_sets.WEIGHT_SETS[("flow", "kinetics")],
+                                   index_sha256=sha256_file(folder / "model.ckpt.index"))
+    monkeypatch.setitem(weight_sets.WEIGHT_SETS, ("flow", "kinetics"), stand_in)
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("I3D_CACHE_DIR", str(tmp_path / "cache"))
+    video = write_video(tmp_path / "moving.avi", 14)
+    args = ["--video", str(video), "--type", "optical_flow", "--format", "json"]
+
+    assert cli.main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    cached = list((tmp_path / "cache" / "flow").glob("*.npy"))
+    assert len(cached) == 1 and not list((tmp_path / "cache" / "flow").glob(".*"))
+    assert first["frames"] == {"flow": 13}
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("flow was recomputed")
+
+    monkeypatch.setattr(flow, "_raw_flow", no_flow)
+    assert cli.main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["logits"] == first["logits"]
+    assert cli.main(args + ["--no-flow-cache"]) == 1  # proves the cache was what spared the work
+    assert "flow was recomputed" in capsys.readouterr().err
+
+
+def _bad_videos(folder):
+    cases = {"missing": (folder / "nope.mp4", "no such file")}
+    empty = folder / "empty.mp4"
+    empty.write_bytes(b"")
+    cases["empty"] = (empty, "empty")
+    text = folder / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    cases["not a video"] = (text, "cannot open as a video")
+    short = write_video(folder / "short.avi", 5)
+    cases["5 frames"] = (short, "at least 9")
+    whole = write_video(folder / "whole.avi", 60).read_bytes()
+    truncated = folder / "truncated.avi"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    cases["truncated"] = (truncated, "truncated")
+    frames = folder / "thin"
+    frames.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((32, 1, 3), 128, np.uint8))
+    cases["1-pixel-wide frames"] = (frames, "at least 2x2")
+    return cases
+
+
+def test_every_bad_video_exits_3_with_one_line(tmp_path):
+    weights, cache, inputs = tmp_path / "weights", tmp_path / "cache", tmp_path / "inputs"
+    for folder in (weights, cache, inputs):
+        folder.mkdir()
+    for case, (path, message) in _bad_videos(inputs).items():
+        flag = "--frames" if path.is_dir() else "--video"
+        proc = run_cli(flag, str(path), "--type", "both", weights_dir=weights)
+        assert proc.returncode == 3, (case, proc.stderr)
+        assert message in proc.stderr and str(path) in proc.stderr, (case, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == "", case
+    assert list(weights.iterdir()) == [] and list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--video", "x.mp4", "--rgb", "y.npy"], "not both"),
+    (["--video", "x.mp4", "--window", "8"], "at least 9"),
+    (["--video", "x.mp4", "--type", "both", "--window", "9"], "at least 10"),
+])
+def test_video_usage_errors_exit_2(tmp_path, args, message):
+    proc = run_cli(*args, weights_dir=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
