@@ -25,7 +25,7 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
                        help="center: DeepMind's 224x224 centre crop of the 256-short-side frame (default); "
                             "full: the whole frame squashed to 224x224, as MediaPipe does")
     video.add_argument("--flow-algorithm", choices=("tvl1", "dis"), default="tvl1",
-                       help="tvl1: DeepMind's TV-L1 (default); dis: about 50x faster, a different flow "
+                       help="tvl1: DeepMind's TV-L1 (default); dis: about 90x faster, a different flow "
                             "distribution (see README for how much it changes results)")
     video.add_argument("--flow-workers", type=int, default=1, metavar="N",
                        help="processes for flow (default 1: OpenCV already uses every core per frame pair)")
