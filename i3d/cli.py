@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 usage, 3 bad input, 4 weights unavailable or corrupt,
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from .errors import UsageError, report_errors
 
 TYPES = {"rgb": ("rgb",), "optical_flow": ("flow",), "both": ("rgb", "flow")}
+
 
 def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool = True) -> None:
     """The video preprocessing flags, shared by evaluate.py and ``python -m i3d.preprocess``."""
@@ -34,7 +36,9 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
     if windows:
         video.add_argument("--window", type=int, default=250, metavar="FRAMES",
                            help="frames per window for long videos (default 250: 10 s); logits are averaged")
-        video.add_argument("--stride", type=int, metavar="FRAMES", help="frames between window starts (default: --window)")
+        video.add_argument("--stride", type=int, metavar="FRAMES",
+                           help="frames between window starts (default: --window)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
+
 def _npy_clips(args: argparse.Namespace, streams: tuple[str, ...]) -> tuple[dict, dict]:
     """The --rgb/--flow (or sample) clips, validated; returns (clips, their paths)."""
     from .clips import load_clip
@@ -87,6 +92,7 @@ def _npy_clips(args: argparse.Namespace, streams: tuple[str, ...]) -> tuple[dict
         sources[stream] = str(path)
     return clips, sources
 
+
 def video_options(args: argparse.Namespace):
     """VideoOptions from the command line's preprocessing flags."""
     from .pipeline import VideoOptions, default_cache_dir
@@ -96,6 +102,7 @@ def video_options(args: argparse.Namespace):
                         flow_algorithm=args.flow_algorithm, flow_workers=args.flow_workers,
                         progress=sys.stderr.isatty(), **windows,
                         flow_cache=None if args.no_flow_cache else default_cache_dir() / "flow")
+
 
 def _windows(args: argparse.Namespace, streams: tuple[str, ...]):
     """(iterator of Window, description of the input) for any kind of input."""
@@ -111,6 +118,7 @@ def _windows(args: argparse.Namespace, streams: tuple[str, ...]):
     if args.video and args.frames:
         raise UsageError("give either --video or --frames, not both")
     return iter_windows(source, streams, video_options(args)), {"video": str(source)}
+
 
 def run(args: argparse.Namespace) -> dict:
     """Check inputs, load weights, classify window by window; returns the result dict (with timings).
@@ -148,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
     timeline, window_logits, frames = [], [], {}
     with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not sys.stderr.isatty() or
               described.get("video") is None, leave=False) as bar:
-        for window in _chain(first, windows):
+        for window in itertools.chain([first], windows):
             mark = time.perf_counter()
             fused = fuse_logits([runners[s].logits(window.clips[s]) for s in streams], args.fusion)
             seconds["inference"] += time.perf_counter() - mark
@@ -166,9 +174,6 @@ def run(args: argparse.Namespace) -> dict:
         result["windows"] = timeline
     return result
 
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 def _timed(items, seconds: dict, key: str):
     """Iterate ``items``, adding the time spent producing them to ``seconds[key]``."""
@@ -181,6 +186,7 @@ def _timed(items, seconds: dict, key: str):
         finally:
             seconds[key] += time.perf_counter() - mark
         yield item
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)

@@ -47,7 +47,8 @@ def validate_clip(clip: np.ndarray, stream: str, source: str = "clip") -> np.nda
         raise InputError(f"{source}: {int((~finite).sum())} values are NaN or infinite")
     low, high = float(clip.min()), float(clip.max())
     if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        hint = "RGB should be pixel / 127.5 - 1" if stream == "rgb" else "flow should be clipped to [-20, 20] and divided by 20"
+        hint = ("RGB should be pixel / 127.5 - 1" if stream == "rgb"
+                else "flow should be clipped to [-20, 20] and divided by 20")
         raise InputError(f"{source}: values span [{low:.3g}, {high:.3g}], outside [-1, 1] ({hint})")
     return clip
 

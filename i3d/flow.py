@@ -31,16 +31,16 @@ import os
 import sys
 import warnings
 
-from i3d.quiet import quiet_opencv
-
-quiet_opencv()
-import cv2  # noqa: E402
 import numpy as np
 from tqdm import tqdm
 
 from i3d.errors import InputError, UsageError
 from i3d.files import atomic_path, sha256_file
 from i3d.video import CROP_SIZE, center_crop, resize_frames
+from i3d.quiet import quiet_opencv
+
+quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
+import cv2  # noqa: E402
 
 FLOW_BOUND = 20.0
 ALGORITHMS = ("tvl1", "dis")

@@ -23,14 +23,14 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from i3d.quiet import quiet_opencv
-
-quiet_opencv()
-import cv2  # noqa: E402
 import numpy as np
 from tqdm import tqdm
 
 from i3d.errors import InputError, UsageError
+from i3d.quiet import quiet_opencv
+
+quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
+import cv2  # noqa: E402
 
 SHORT_SIDE = 256
 CROP_SIZE = 224

@@ -68,7 +68,8 @@ def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_weights):
 def test_cached_run_does_not_import_tensorflow(private_weights, cricket_clips):
     inference.OpenVINOStream(RGB, download=False)  # make sure the IR is cached
     code = ("import sys, json; from i3d.cli import main; "
-            f"rc = main(['--rgb', {str(cricket_clips['rgb'])!r}, '--format', 'json', '--backend', 'openvino', '--offline']); "
+            f"rc = main(['--rgb', {str(cricket_clips['rgb'])!r}, '--format', 'json', "
+            "'--backend', 'openvino', '--offline']); "
             "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**__import__("os").environ, "I3D_WEIGHTS_DIR": str(private_weights)})
