@@ -56,6 +56,8 @@ def _keras_model(ws: WeightSet, mixed_precision: bool = False, **load_kwargs):
 
     from .weights import build_pretrained
 
+    if mixed_precision and not tf.config.list_physical_devices("GPU"):
+        raise UsageError("--mixed-precision needs a GPU: TensorFlow has no float16 3D pooling on the CPU")
     tf.config.experimental.enable_tensor_float_32_execution(mixed_precision)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
     try:

@@ -85,3 +85,13 @@ def test_backend_choice(monkeypatch):
     assert inference.resolve_backend("openvino") == "openvino"
     with pytest.raises(Exception, match="unknown backend"):
         inference.resolve_backend("onnx")
+
+
+def test_mixed_precision_without_a_gpu_is_a_usage_error(tmp_path):
+    from conftest import run_cli
+
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.zeros((9, 224, 224, 3), np.float32))
+    proc = run_cli("--backend", "tensorflow", "--mixed-precision", "--rgb", str(clip), weights_dir=tmp_path)
+    assert proc.returncode == 2 and "needs a GPU" in proc.stderr, proc.stderr
+    assert list(tmp_path.iterdir()) == [clip]
