@@ -171,6 +171,9 @@ class OpenVINOStream:
             self.source = f"OpenVINO IR {xml.parent}"
             model = self.core.read_model(xml)
         else:
+            if load_kwargs.get("progress"):
+                print(f"preparing {ws.name} for OpenVINO (once; cached in {weights_dir() / 'openvino'})",
+                      file=sys.stderr)
             keras_model = _keras_model(ws, checkpoint=checkpoint, **load_kwargs)
             model = convert_to_openvino(keras_model, ws.channels)
             self.source = "converted from Keras"

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="a video file or a folder of numbered frames")
     parser.add_argument("--type", choices=tuple(TYPES), default="both", help="which arrays to write (default: both)")
     parser.add_argument("--out", type=Path, default=Path("."), help="output folder (default: here)")
+    parser.add_argument("--preview", type=Path, metavar="FILE.png",
+                        help="also write a contact sheet of the RGB crops and flow fields the network sees")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     add_preprocessing_arguments(parser, windows=False)
     args = parser.parse_args(argv)
@@ -40,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
             with atomic_path(path, suffix=".npy") as tmp:
                 np.save(tmp, clip)
             print(f"wrote {path} {tuple(clip.shape)}")
+        if args.preview:
+            from .preview import save_preview
+
+            save_preview(args.preview, clips)
+            print(f"wrote {args.preview}")
         return 0
 
     return report_errors(write, args.debug)
