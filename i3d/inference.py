@@ -3,7 +3,8 @@
 The Keras model in :mod:`i3d.model` is the one definition of the network. The
 OpenVINO backend converts it, with its verified weights, to OpenVINO's IR and
 caches the IR under ``weights/openvino/``, keyed by weight set, the sha256 of
-the weights it was made from and the OpenVINO version. A cached IR is loaded
+the weights it was made from and the OpenVINO version, and checked against the
+sha256 of ``model.py`` so a change to the network never meets an old IR. A cached IR is loaded
 without importing TensorFlow at all, which is most of a cold start's cost.
 """
 
@@ -106,6 +107,11 @@ def _weights_record_sha(ws: WeightSet) -> str | None:
         return None
 
 
+def model_source_sha256() -> str:
+    """sha256 of the network's definition, so an IR made before a change to it is never reused."""
+    return sha256_file(Path(__file__).with_name("model.py"))
+
+
 def valid_ir(ws: WeightSet) -> Path | None:
     """The cached IR's model.xml when it exists, is intact and was made from the current weights."""
     weights_sha = _weights_record_sha(ws)
@@ -115,6 +121,7 @@ def valid_ir(ws: WeightSet) -> Path | None:
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
         intact = (manifest.get("format") == IR_FORMAT and manifest.get("weights_sha256") == weights_sha
+                  and manifest.get("model_source_sha256") == model_source_sha256()
                   and all(sha256_file(folder / name) == manifest["files"][name] for name in ("model.xml", "model.bin")))
     except (OSError, ValueError, KeyError, TypeError):
         intact = False
@@ -145,6 +152,7 @@ def _save_ir(ov_model, ws: WeightSet) -> None:
     try:
         ov.save_model(ov_model, staging / "model.xml", compress_to_fp16=False)  # keep float32 weights
         manifest = {"format": IR_FORMAT, "weight_set": ws.name, "weights_sha256": weights_sha,
+                    "model_source_sha256": model_source_sha256(),
                     "openvino": ov.get_version(),
                     "files": {name: sha256_file(staging / name) for name in ("model.xml", "model.bin")}}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -102,6 +102,28 @@ def _mixed(x, block: str):
 
 
 @keras.saving.register_keras_serializable(package="i3d")
+class ClipShapeCheck(layers.Layer):
+    """Identity that refuses, with a ValueError naming the limit, a clip the network cannot take.
+
+    Checks whatever sizes are known when the model is called (all of them in
+    eager calls), so a too-short clip fails here and not deep inside TensorFlow.
+    """
+
+    def __init__(self, final_endpoint: str = "Logits", **kwargs):
+        super().__init__(**kwargs)
+        self.final_endpoint = final_endpoint
+
+    def call(self, x):
+        frames, height, width = (d if isinstance(d, int) else None for d in tuple(x.shape)[1:4])
+        if None not in (frames, height, width):
+            check_clip_shape(frames, height, width, self.final_endpoint)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "final_endpoint": self.final_endpoint}
+
+
+@keras.saving.register_keras_serializable(package="i3d")
 class SpatialSqueeze(layers.Layer):
     """Drop the 1x1 spatial axes of (batch, time, 1, 1, classes), as DeepMind's tf.squeeze."""
 
@@ -157,7 +179,7 @@ def build_i3d(
     check_clip_shape(frames or MIN_FRAMES, height, width, final_endpoint)
 
     inputs = keras.Input(shape=(frames, height, width, channels), name="clip")
-    x = inputs
+    x = ClipShapeCheck(final_endpoint, name="clip_shape_check")(inputs)
     for endpoint, kind, args in _LAYERS:
         if kind == "unit":
             x = _unit(x, endpoint, args["filters"], args["kernel"], args.get("strides", (1, 1, 1)))

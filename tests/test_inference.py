@@ -48,7 +48,7 @@ def test_openvino_matches_tensorflow_and_reuses_its_ir(private_weights, cricket_
     assert second.logits(clip[:, :16]).shape == (400,)
 
 
-def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_weights):
+def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_weights, monkeypatch):
     inference.OpenVINOStream(RGB, download=False)
     xml = inference.valid_ir(RGB)
     with open(xml.with_name("model.bin"), "r+b") as handle:
@@ -57,6 +57,13 @@ def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_weights):
     assert inference.valid_ir(RGB) is None and not xml.parent.exists()  # corrupt: removed
     rebuilt = inference.OpenVINOStream(RGB, download=False)
     assert rebuilt.source == "converted from Keras" and inference.valid_ir(RGB) == xml
+
+    monkeypatch.setattr(inference, "model_source_sha256", lambda: "0" * 64)  # the network changed
+    assert inference.valid_ir(RGB) is None
+    monkeypatch.undo()
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(private_weights))
+    inference.OpenVINOStream(RGB, download=False)
+    assert inference.valid_ir(RGB) == xml
 
     record_path = private_weights / "rgb_kinetics.weights.json"
     record = json.loads(record_path.read_text())

@@ -53,6 +53,10 @@ def test_nine_frames_run_and_eight_are_refused(rgb_model):
     assert logits.shape == (1, 400)
     with pytest.raises(ValueError, match="at least 9"):
         build_i3d(frames=8)
+    with pytest.raises(ValueError, match="at least 9"):  # the dynamic-length model, called eagerly
+        rgb_model(np.zeros((1, 8, 224, 224, 3), np.float32))
+    with pytest.raises(ValueError, match="expected shape"):  # Keras checks the declared 224x224
+        rgb_model(np.zeros((1, 9, 256, 256, 3), np.float32))
     with pytest.raises(ValueError, match="193 to 224"):
         build_i3d(height=256)
     with pytest.raises(ValueError, match="channels"):
