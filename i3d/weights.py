@@ -348,9 +348,16 @@ def _info(args) -> int:
 
 
 def _fetch(args) -> int:
+    failed = []
     for name in args.sets or [ws.name for ws in WEIGHT_SETS.values()]:
         ws = weight_set_by_name(name)
-        print(f"{ws.name}: {load_weights_standalone(ws, download=not args.offline)}")
+        try:
+            print(f"{ws.name}: {load_weights_standalone(ws, download=not args.offline)}")
+        except WeightsError as err:  # report every set, then fail
+            print(f"{ws.name}: error: {err}", file=sys.stderr)
+            failed.append(ws.name)
+    if failed:
+        raise WeightsError(f"{len(failed)} weight set(s) unavailable: {', '.join(failed)}")
     return 0
 
 
