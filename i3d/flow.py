@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from i3d.errors import InputError, UsageError
-from i3d.files import atomic_path, sha256_file
+from i3d.files import atomic_path
 from i3d.video import CROP_SIZE, center_crop, resize_frames
 from i3d.quiet import quiet_opencv
 
@@ -113,14 +113,6 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, progress: bool) ->
             raise
         pool.shutdown()
         return np.concatenate([results[a] for a, _ in parts])
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (streamed); InputError when it cannot be read."""
-    try:
-        return sha256_file(path)
-    except OSError as e:
-        raise InputError(f"{os.fspath(path)}: cannot read ({e.strerror})") from None
 
 
 def frames_sha256(frames: np.ndarray) -> str:

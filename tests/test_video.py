@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import SAMPLES
 from i3d.errors import InputError, UsageError
 from i3d.pipeline import sliding_windows
 from i3d.video import (DecodedVideo, TimestampClock, center_crop, read_frames_dir,
                        read_video, rgb_clip)
 
-SAMPLE = "/work/shared/samples/arm_wrestling.mp4"
+SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
 BITS = 8  # frame index encoded as 8 black/white vertical bands (robust to JPEG + resizing)
 
 
@@ -235,3 +236,18 @@ def test_real_sample_clip():
     assert video.source_fps == pytest.approx(28.0)
     assert t == 250  # 280 frames at 28 fps = 10 s
     assert rgb_clip(video.frames[:16]).shape == (16, 224, 224, 3)
+
+
+def test_variable_frame_rate_follows_timestamps():
+    """Irregular source times: each 25 fps grid time takes the latest frame shown at or before it."""
+    from i3d.video import _pick_frames
+
+    times = [0.0, 0.01, 0.02, 0.15, 0.16, 0.17, 0.30, 0.45]  # bursts and gaps, as a VFR phone video
+    source = [(np.full((8, 8, 3), i, np.uint8), t) for i, t in enumerate(times)]
+    picked = list(_pick_frames(source, name="vfr", fps=25.0, frame_duration=0.04, start=None, end=None,
+                               max_frames=None))
+    grid = [k / 25 for k in range(len(picked))]
+    expected = [max(i for i, t in enumerate(times) if t <= g + 1e-3) for g in grid]
+    assert [index for _, _, index in picked] == expected
+    assert expected[:6] == [0, 2, 2, 2, 4, 5] and len(picked) == 13  # the last frame lasts 0.04 s: to 0.49 s
+    assert [seconds for _, seconds, _ in picked] == grid
