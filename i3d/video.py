@@ -247,19 +247,10 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
                          f"(container says {count} frames)")
 
 
-def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
-               end: float | None = None, max_frames: int | None = None,
-               progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
-    """Stream a video as (RGB frame at short side 256, seconds, source index) at ``fps``.
-
-    The streaming form of :func:`read_video` (same frames, same errors, except
-    that the minimum length is the caller's to check): memory stays bounded
-    however long the video is.
-    """
-    name = os.fspath(path)
-    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
-    cap, src_fps, count = _open_video(name)
-    src_fps = src_fps or fps
+def _stream_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
+                   start: float | None, end: float | None, max_frames: int | None,
+                   progress: bool) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Resampled frames of an opened capture; releases it when done or abandoned."""
     try:
         with tqdm(total=count if count > 0 else None, desc=os.path.basename(name), unit="frame",
                   file=sys.stderr, disable=not progress, leave=False) as bar:
@@ -268,6 +259,22 @@ def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
                                     max_frames=max_frames)
     finally:
         cap.release()
+
+
+def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
+               end: float | None = None, max_frames: int | None = None,
+               progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Stream a video as (RGB frame at short side 256, seconds, source index) at ``fps``.
+
+    The streaming form of :func:`read_video` (same frames, same errors, except
+    that the minimum length is the caller's to check): memory stays bounded
+    however long the video is. A file that cannot be opened fails here, at once.
+    """
+    name = os.fspath(path)
+    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
+    cap, src_fps, count = _open_video(name)
+    return _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
+                          max_frames=max_frames, progress=progress)
 
 
 def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
@@ -281,9 +288,9 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     """
     name = os.fspath(path)
     _check_args(name, fps, start, end, max_frames, min_frames)
-    cap, src_fps, _ = _open_video(name)
-    cap.release()
-    picked = iter_video(path, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress)
+    cap, src_fps, count = _open_video(name)
+    picked = _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
+                            max_frames=max_frames, progress=progress)
     return _collect(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
 
 
