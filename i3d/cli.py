@@ -143,8 +143,13 @@ def run(args: argparse.Namespace) -> dict:
 
     from .inference import open_stream, resolve_backend
 
+    from .weights import ensure_available
+
     backend = resolve_backend(args.backend)
     mark = time.perf_counter()
+    for stream in streams:  # all weights, or none: nothing is imported for one stream when another is missing
+        ensure_available(get_weight_set(stream, args.pretrain), args.checkpoint, download=not args.offline,
+                         progress=sys.stderr.isatty())
     runners = {stream: open_stream(get_weight_set(stream, args.pretrain), backend, checkpoint=args.checkpoint,
                                    download=not args.offline, progress=sys.stderr.isatty(),
                                    mixed_precision=args.mixed_precision)

