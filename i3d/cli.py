@@ -142,18 +142,16 @@ def run(args: argparse.Namespace) -> dict:
     first = next(windows)
 
     from .inference import open_stream, resolve_backend
-
     from .weights import ensure_available
 
     backend = resolve_backend(args.backend)
+    weight_sets = {stream: get_weight_set(stream, args.pretrain) for stream in streams}
     mark = time.perf_counter()
-    for stream in streams:  # all weights, or none: nothing is imported for one stream when another is missing
-        ensure_available(get_weight_set(stream, args.pretrain), args.checkpoint, download=not args.offline,
-                         progress=sys.stderr.isatty())
-    runners = {stream: open_stream(get_weight_set(stream, args.pretrain), backend, checkpoint=args.checkpoint,
-                                   download=not args.offline, progress=sys.stderr.isatty(),
-                                   mixed_precision=args.mixed_precision)
-               for stream in streams}
+    for ws in weight_sets.values():  # all weights, or none: nothing is imported for one stream if another is missing
+        ensure_available(ws, args.checkpoint, download=not args.offline, progress=sys.stderr.isatty())
+    runners = {stream: open_stream(ws, backend, checkpoint=args.checkpoint, download=not args.offline,
+                                   progress=sys.stderr.isatty(), mixed_precision=args.mixed_precision)
+               for stream, ws in weight_sets.items()}
     seconds["load"] = time.perf_counter() - mark
 
     from tqdm import tqdm
@@ -171,7 +169,7 @@ def run(args: argparse.Namespace) -> dict:
             timeline.append({"index": window.index, "start": round(window.start, 3), "end": round(window.end, 3),
                              "frames": window.frames, "top": top_k(fused, labels, min(3, args.top_k))})
             bar.update(1)
-    weights = {stream: runner.weight_set.deepmind_name for stream, runner in runners.items()}
+    weights = {stream: ws.deepmind_name for stream, ws in weight_sets.items()}
     result = result_dict(sum(window_logits) / len(window_logits), labels, args.top_k, type=args.type,
                          pretrain=args.pretrain, fusion=args.fusion, backend=backend, weights=weights,
                          **described, frames=frames, seconds=seconds)

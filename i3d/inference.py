@@ -4,8 +4,9 @@ The Keras model in :mod:`i3d.model` is the one definition of the network. The
 OpenVINO backend converts it, with its verified weights, to OpenVINO's IR and
 caches the IR under ``weights/openvino/``, keyed by weight set, the sha256 of
 the weights it was made from and the OpenVINO version, and checked against the
-sha256 of ``model.py`` so a change to the network never meets an old IR. A cached IR is loaded
-without importing TensorFlow at all, which is most of a cold start's cost.
+sha256 of ``model.py`` so a change to the network never meets an old IR. A
+cached IR is loaded without importing TensorFlow at all, which is most of a
+cold start's cost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from .errors import UsageError, WeightsError
 from .files import sha256_file
 from .weight_sets import WeightSet, weights_dir
+from .weights import recorded_weights_sha256
 
 BACKENDS = ("auto", "openvino", "tensorflow")
 IR_FORMAT = 1
@@ -98,15 +100,6 @@ def ir_cache_dir(ws: WeightSet, weights_sha256: str) -> Path:
     return weights_dir() / "openvino" / f"{ws.name}-{weights_sha256[:16]}-ov{version}"
 
 
-def _weights_record_sha(ws: WeightSet) -> str | None:
-    """The sha256 recorded for the set's verified Keras cache (read, not recomputed)."""
-    record = ws.cache_path().with_name(f"{ws.name}.weights.json")
-    try:
-        return json.loads(record.read_text()).get("sha256") if ws.cache_path().is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
 def model_source_sha256() -> str:
     """sha256 of the network's definition, so an IR made before a change to it is never reused."""
     return sha256_file(Path(__file__).with_name("model.py"))
@@ -114,7 +107,7 @@ def model_source_sha256() -> str:
 
 def valid_ir(ws: WeightSet) -> Path | None:
     """The cached IR's model.xml when it exists, is intact and was made from the current weights."""
-    weights_sha = _weights_record_sha(ws)
+    weights_sha = recorded_weights_sha256(ws)
     if weights_sha is None:
         return None
     folder = ir_cache_dir(ws, weights_sha)
@@ -143,7 +136,7 @@ def convert_to_openvino(keras_model, channels: int):
 def _save_ir(ov_model, ws: WeightSet) -> None:
     import openvino as ov
 
-    weights_sha = _weights_record_sha(ws)
+    weights_sha = recorded_weights_sha256(ws)
     if weights_sha is None:
         return
     target = ir_cache_dir(ws, weights_sha)

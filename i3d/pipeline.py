@@ -11,6 +11,7 @@ all its frames, which is exactly what ``python -m i3d.preprocess`` writes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -143,6 +144,6 @@ def iter_windows(source: str | os.PathLike, streams: tuple[str, ...], options: V
 
 def read_clips(source: str | os.PathLike, streams: tuple[str, ...], options: VideoOptions) -> dict[str, np.ndarray]:
     """The whole video (within start/end/max_frames) as one set of clips: what ``preprocess`` writes."""
-    whole = VideoOptions(**{**options.__dict__, "window": 10**9, "stride": None})
+    whole = dataclasses.replace(options, window=10**9, stride=None)
     windows = list(iter_windows(source, streams, whole))
     return windows[0].clips

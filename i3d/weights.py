@@ -199,19 +199,23 @@ def _cache_record_path(ws: WeightSet) -> Path:
     return ws.cache_path().with_name(f"{ws.name}.weights.json")
 
 
-def cached_weights_sha256(ws: WeightSet) -> str | None:
-    """sha256 of the set's verified ``.weights.h5`` cache, or None when there is no valid cache."""
-    h5, record_path = ws.cache_path(), _cache_record_path(ws)
-    if not (h5.is_file() and record_path.is_file()):
+def recorded_weights_sha256(ws: WeightSet) -> str | None:
+    """The sha256 recorded beside the set's ``.weights.h5`` cache (read, not recomputed), or None."""
+    if not ws.cache_path().is_file():
         return None
     try:
-        record = json.loads(record_path.read_text())
+        record = json.loads(_cache_record_path(ws).read_text())
     except (OSError, ValueError):
         return None
     if record.get("format") != CACHE_FORMAT or record.get("weight_set") != ws.name:
         return None
-    sha = sha256_file(h5)
-    return sha if sha == record.get("sha256") else None
+    return record.get("sha256")
+
+
+def cached_weights_sha256(ws: WeightSet) -> str | None:
+    """sha256 of the set's verified ``.weights.h5`` cache, or None when there is no valid cache."""
+    recorded = recorded_weights_sha256(ws)
+    return recorded if recorded is not None and sha256_file(ws.cache_path()) == recorded else None
 
 
 def _write_cache(model, ws: WeightSet, source: str) -> None:
