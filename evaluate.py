@@ -3,7 +3,7 @@
 
 import sys
 
-from i3d.cli import main
+from i3d.commands.classify import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,1 +1,56 @@
-"""I3D action recognition (Carreira & Zisserman 2017) in Keras 3."""
+"""I3D action recognition (Carreira & Zisserman 2017) in Keras 3, with DeepMind's weights.
+
+::
+
+    import i3d
+    result = i3d.classify("my.mp4")
+    print(result.label, result.top[0].probability)
+
+Importing ``i3d`` is cheap: TensorFlow, OpenVINO and OpenCV load when first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+__all__ = ["EngineOptions", "Features", "I3DError", "InputError", "LoadOptions", "OptionError", "Prediction",
+           "Recognizer", "Result", "VideoOptions", "WeightSet", "WeightStore", "WeightsError", "classify",
+           "extract_features"]
+
+_HOMES = {
+    "EngineOptions": "i3d.runtime.base",
+    "Features": "i3d.tasks.results",
+    "I3DError": "i3d.errors",
+    "InputError": "i3d.errors",
+    "LoadOptions": "i3d.weights.loading",
+    "OptionError": "i3d.errors",
+    "Prediction": "i3d.tasks.results",
+    "Recognizer": "i3d.tasks.recognizer",
+    "Result": "i3d.tasks.results",
+    "VideoOptions": "i3d.preprocess.windows",
+    "WeightSet": "i3d.weights.sets",
+    "WeightStore": "i3d.weights.store",
+    "WeightsError": "i3d.errors",
+    "classify": "i3d.tasks.recognizer",
+    "extract_features": "i3d.tasks.recognizer",
+}
+
+if TYPE_CHECKING:
+    from .errors import I3DError, InputError, OptionError, WeightsError
+    from .preprocess.windows import VideoOptions
+    from .runtime.base import EngineOptions
+    from .tasks.recognizer import Recognizer, classify, extract_features
+    from .tasks.results import Features, Prediction, Result
+    from .weights.loading import LoadOptions
+    from .weights.sets import WeightSet
+    from .weights.store import WeightStore
+
+
+def __getattr__(name: str):
+    """Import the public names on first use, so ``import i3d`` stays light."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'i3d' has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -12,10 +12,13 @@ checkpoint key by name: see :func:`checkpoint_key`.
 
 from __future__ import annotations
 
-import keras
-from keras import layers, ops
+from .quiet import silence_tensorflow
 
-from .limits import HEAD_GRID, MIN_FRAMES, check_clip_shape
+silence_tensorflow()  # Keras imports TensorFlow: keep its start-up lines off the user's terminal
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from .limits import HEAD_GRID, MIN_FRAMES, check_clip_shape  # noqa: E402
 
 # (Branch_0 1x1, Branch_1 1x1 -> 3x3, Branch_2 1x1 -> 3x3, Branch_3 pool -> 1x1)
 _MIXED = {
@@ -203,3 +206,15 @@ def build_i3d(
     if final_endpoint == "Predictions":
         x = layers.Softmax(name="Predictions")(x)
     return keras.Model(inputs, x, name=name or "i3d")
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """The logits model with a second output: its 1024-d features, shared weights and all.
+
+    The features are the head's 2x7x7-pooled Mixed_5c averaged over time and
+    space, the input of the logits layer (what ``final_endpoint="Features"``
+    gives); one forward pass yields both.
+    """
+    pooled = model.get_layer("Logits.AvgPool3D").output
+    features = MeanOverAxes((1, 2, 3), name="Features")(pooled)
+    return keras.Model(model.inputs, [model.outputs[0], features], name=model.name)

@@ -1,8 +1,9 @@
-"""Decode videos into I3D RGB input, following DeepMind's Kinetics preprocessing.
+"""Decode videos and folders of frames into RGB frames resampled to 25 fps.
 
-Pipeline (Carreira & Zisserman 2017, kinetics-i3d README): resample to 25 fps,
-resize so the short side is 256 px (bilinear, aspect kept), convert to RGB and
-take a 224x224 centre crop scaled to [-1, 1].
+DeepMind's Kinetics pipeline (Carreira & Zisserman 2017) starts by resampling
+every video to 25 fps; the resizes and crops that follow live in
+:mod:`i3d.preprocess.transforms` and reach the decoder as a ``prepare``
+callable, applied once to each source frame that is picked.
 
 Resampling is by timestamp: output frame k sits at time k/fps on a global grid
 and shows the latest source frame whose timestamp is <= k/fps (+1 ms). A 50 fps
@@ -10,7 +11,7 @@ source therefore keeps every second frame, 30 fps drops one frame in six and
 24 fps repeats one in 25. Timestamps come from ``CAP_PROP_POS_MSEC`` relative
 to the first frame; a missing or non-increasing one is replaced by the previous
 timestamp + 1/source_fps, so a stream without usable timestamps falls back to
-index/source_fps. Decoding streams frame by frame: only the resized frames are
+index/source_fps. Decoding streams frame by frame: only the prepared frames are
 kept, never the full-resolution video.
 """
 
@@ -21,20 +22,20 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from i3d.errors import InputError, UsageError
-from i3d.quiet import quiet_opencv
+from ..errors import InputError, OptionError
+from ..limits import MIN_FRAMES
+from ..quiet import quiet_opencv
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
 
-SHORT_SIDE = 256
-CROP_SIZE = 224
-MIN_FRAMES = 9
+from ..preprocess.transforms import resize_short_side  # noqa: E402
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _EPS = 1e-3  # seconds: a source frame this close after a grid time still counts as "at" it
 _GRID_TOL = 1e-6  # tolerance when turning start/end seconds into grid indices
@@ -42,7 +43,7 @@ _GRID_TOL = 1e-6  # tolerance when turning start/end seconds into grid indices
 
 @dataclass
 class DecodedVideo:
-    """Frames resampled to ``fps`` and resized to short side 256.
+    """Frames resampled to ``fps`` (and prepared: resized to short side 256 by default).
 
     frames: uint8 (T, H, W, 3) RGB; timestamps: seconds of each output frame
     (grid times k/fps from the first source frame); source_indices: which
@@ -56,17 +57,6 @@ class DecodedVideo:
     source_fps: float
     path: str
     source_indices: np.ndarray
-
-
-def resize_short_side(frame: np.ndarray, short: int = SHORT_SIDE) -> np.ndarray:
-    """Bilinearly resize an (H, W, C) image so min(H, W) == short, long side rounded."""
-    h, w = frame.shape[:2]
-    if min(h, w) == short:
-        return frame
-    scale = short / min(h, w)
-    new_h = short if h <= w else int(round(h * scale))
-    new_w = short if w < h else int(round(w * scale))
-    return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
 def _to_rgb(frame: np.ndarray) -> np.ndarray:
@@ -89,28 +79,36 @@ def _check_frame(frame: np.ndarray | None, index: int, name: str) -> np.ndarray:
     return frame
 
 
-def _check_args(name: str, fps: float, start: float | None, end: float | None,
-                max_frames: int | None, min_frames: int) -> None:
+def check_range(fps: float, start: float | None, end: float | None, max_frames: int | None) -> None:
+    """Refuse a frame rate, time range or frame cap no video could satisfy."""
     if not (fps > 0 and math.isfinite(fps)):
-        raise UsageError(f"{name}: fps must be positive, got {fps}")
+        raise OptionError("fps", f"must be positive, not {fps}")
     if start is not None and not (start >= 0 and math.isfinite(start)):
-        raise UsageError(f"{name}: start must be >= 0 seconds, got {start}")
+        raise OptionError("start", f"must be >= 0 seconds, not {start}")
     if end is not None and not end > (start or 0.0):
-        raise UsageError(f"{name}: end ({end} s) must be after start ({start or 0.0} s)")
+        raise OptionError("end", f"({end} s) must be after start ({start or 0.0} s)")
     if max_frames is not None and max_frames < 1:
-        raise UsageError(f"{name}: max_frames must be >= 1, got {max_frames}")
+        raise OptionError("max_frames", f"must be >= 1, not {max_frames}")
+
+
+def _check_args(fps: float, start: float | None, end: float | None, max_frames: int | None,
+                min_frames: int) -> None:
+    check_range(fps, start, end, max_frames)
     if min_frames < 1:
-        raise UsageError(f"{name}: min_frames must be >= 1, got {min_frames}")
+        raise OptionError("min_frames", f"must be >= 1, not {min_frames}")
+
+
+Prepare = Callable[[np.ndarray], np.ndarray]
 
 
 def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
                  frame_duration: float, start: float | None, end: float | None,
-                 max_frames: int | None) -> Iterator[tuple[np.ndarray, float, int]]:
-    """Yield (RGB frame at short side 256, grid time, source index) per grid time k/fps in [start, end).
+                 max_frames: int | None, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Yield (prepared RGB frame, grid time, source index) per grid time k/fps in [start, end).
 
     Each grid time takes the latest source frame at or before it. ``source``
     yields (raw frame, seconds since the first frame) with increasing times. A
-    frame is converted and resized only if it is picked, and once even if picked
+    frame is converted and prepared only if it is picked, and once even if picked
     repeatedly. Stops reading as soon as the range or max_frames is full, and
     holds one raw frame at a time, so memory does not grow with the video.
     """
@@ -126,7 +124,7 @@ def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: 
         small = None
         while k < k_end and emitted < limit and k / fps + _EPS < until:
             if small is None:
-                small = _to_rgb(resize_short_side(frame))
+                small = prepare(_to_rgb(frame))
                 first_shape = first_shape or small.shape
                 if small.shape != first_shape:
                     raise InputError(f"{name}: frame {index} is {frame.shape[1]}x{frame.shape[0]}"
@@ -249,57 +247,58 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
 
 def _stream_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
                    start: float | None, end: float | None, max_frames: int | None,
-                   progress: bool) -> Iterator[tuple[np.ndarray, float, int]]:
+                   progress: bool, prepare: Prepare) -> Iterator[tuple[np.ndarray, float, int]]:
     """Resampled frames of an opened capture; releases it when done or abandoned."""
     try:
         with tqdm(total=count if count > 0 else None, desc=os.path.basename(name), unit="frame",
                   file=sys.stderr, disable=not progress, leave=False) as bar:
             yield from _pick_frames(_decode(cap, name, src_fps, count, bar), name=name, fps=fps,
                                     frame_duration=1 / src_fps, start=start, end=end,
-                                    max_frames=max_frames)
+                                    max_frames=max_frames, prepare=prepare)
     finally:
         cap.release()
 
 
 def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                end: float | None = None, max_frames: int | None = None,
-               progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
-    """Stream a video as (RGB frame at short side 256, seconds, source index) at ``fps``.
+               progress: bool = False, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+    """Stream a video as (prepared RGB frame, seconds, source index) at ``fps``.
 
     The streaming form of :func:`read_video` (same frames, same errors, except
     that the minimum length is the caller's to check): memory stays bounded
     however long the video is. A file that cannot be opened fails here, at once.
     """
     name = os.fspath(path)
-    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
+    _check_args(fps, start, end, max_frames, MIN_FRAMES)
     cap, src_fps, count = _open_video(name)
     return _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
-                          max_frames=max_frames, progress=progress)
+                          max_frames=max_frames, progress=progress, prepare=prepare)
 
 
 def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                end: float | None = None, max_frames: int | None = None,
-               progress: bool = False, min_frames: int = MIN_FRAMES) -> DecodedVideo:
-    """Decode a video file (anything OpenCV's FFmpeg reads) into 25 fps, short-side-256 RGB.
+               progress: bool = False, min_frames: int = MIN_FRAMES,
+               prepare: Prepare = resize_short_side) -> DecodedVideo:
+    """The whole of :func:`iter_video` in memory (default: short side 256), at least ``min_frames``.
 
     start/end (seconds) keep grid times in [start, end); max_frames caps the
     number of output frames. Raises InputError for missing, empty, unreadable
     or truncated files and for fewer than ``min_frames`` output frames.
     """
     name = os.fspath(path)
-    _check_args(name, fps, start, end, max_frames, min_frames)
+    _check_args(fps, start, end, max_frames, min_frames)
     cap, src_fps, count = _open_video(name)
     picked = _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
-                            max_frames=max_frames, progress=progress)
+                            max_frames=max_frames, progress=progress, prepare=prepare)
     return _collect(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
 
 
 def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                     end: float | None = None, max_frames: int | None = None,
-                    progress: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
+                    progress: bool = False, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
     """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``)."""
     name = os.fspath(directory)
-    _check_args(name, fps, start, end, max_frames, MIN_FRAMES)
+    _check_args(fps, start, end, max_frames, MIN_FRAMES)
     if not os.path.isdir(name):
         raise InputError(f"{name}: no such directory")
     files = sorted((f for f in os.listdir(name)
@@ -317,13 +316,13 @@ def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: f
             yield _check_frame(img, i, os.path.join(name, f)), i / fps
 
     yield from _pick_frames(source(), name=name, fps=fps, frame_duration=1 / fps, start=start, end=end,
-                            max_frames=max_frames)
+                            max_frames=max_frames, prepare=prepare)
 
 
 def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,
                     start: float | None = None, end: float | None = None,
                     max_frames: int | None = None, progress: bool = False,
-                    min_frames: int = MIN_FRAMES) -> DecodedVideo:
+                    min_frames: int = MIN_FRAMES, prepare: Prepare = resize_short_side) -> DecodedVideo:
     """Read a folder of numbered images (natural sort: 2.png before 10.png) as a video.
 
     The images are taken as already sampled at ``fps`` (no resampling); each is
@@ -331,51 +330,7 @@ def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,
     read_video.
     """
     name = os.fspath(directory)
-    _check_args(name, fps, start, end, max_frames, min_frames)
-    picked = iter_frames_dir(directory, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress)
+    _check_args(fps, start, end, max_frames, min_frames)
+    picked = iter_frames_dir(directory, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress,
+                             prepare=prepare)
     return _collect(picked, name, fps, fps, bool(start or end is not None or max_frames), min_frames)
-
-
-def _check_clip_input(arr: np.ndarray, channels: int, what: str) -> None:
-    if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.shape[-1] != channels:
-        shape = getattr(arr, "shape", None)
-        raise InputError(f"{what}: expected a (T, H, W, {channels}) array, got shape {shape}")
-    if arr.shape[0] == 0:
-        raise InputError(f"{what}: no frames")
-
-
-def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """Central size x size window of a (T, H, W, C) array (offsets floor((H-size)/2) etc.)."""
-    if not isinstance(arr, np.ndarray) or arr.ndim != 4:
-        raise InputError(f"center_crop: expected a (T, H, W, C) array, got shape "
-                         f"{getattr(arr, 'shape', None)}")
-    h, w = arr.shape[1:3]
-    if h < size or w < size:
-        raise InputError(f"center_crop: frames are {w}x{h}, smaller than the {size}x{size} crop")
-    top, left = (h - size) // 2, (w - size) // 2
-    return arr[:, top:top + size, left:left + size]
-
-
-def resize_frames(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """Bilinearly resize every (H, W, C) frame of a (T, H, W, C) array to size x size."""
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in arr])
-
-
-def rgb_clip(frames: np.ndarray, crop: str = "center") -> np.ndarray:
-    """uint8 (T, H, W, 3) RGB at short side 256 -> float32 (T, 224, 224, 3) in [-1, 1].
-
-    crop="center": the central 224x224 window (DeepMind's Kinetics evaluation).
-    crop="full": the whole frame resized bilinearly to 224x224, aspect ratio not
-    kept (what MediaPipe's I3D graph does); sees the whole scene, slightly squashed.
-    Pixels map as x / 255 * 2 - 1.
-    """
-    _check_clip_input(frames, 3, "rgb_clip")
-    if frames.dtype != np.uint8:
-        raise InputError(f"rgb_clip: expected uint8 frames, got {frames.dtype}")
-    if crop == "center":
-        clip = center_crop(frames)
-    elif crop == "full":
-        clip = resize_frames(frames)
-    else:
-        raise UsageError(f"unknown crop {crop!r}; use 'center' or 'full'")
-    return (clip.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)

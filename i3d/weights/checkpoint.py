@@ -1,23 +1,31 @@
-"""Read TensorFlow V2 checkpoint index files without importing TensorFlow.
+"""TensorFlow V2 checkpoints (DeepMind's format), read and verified without TensorFlow.
 
 A ``model.ckpt.index`` file is a LevelDB-style SSTable (TensorFlow's
 ``core/lib/io/table`` format) mapping tensor names to serialized
-``BundleEntryProto`` messages. Parsing it directly lets the tool list and
-checksum-verify downloaded weights on fast paths where importing TensorFlow
-would cost seconds.
+``BundleEntryProto`` messages, each with the tensor's place in the data file
+and the masked crc32c of its bytes. Parsing it directly lets the tool list and
+checksum-verify weights on fast paths where importing TensorFlow would cost
+seconds. Every check of tensor bytes against an index goes through
+:func:`check_tensors`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Union
 
 import google_crc32c
 import numpy as np
 
-__all__ = ["IndexEntry", "masked_crc32c", "read_index", "verify_data_file"]
+from ..errors import WeightsError
+
+__all__ = ["IndexEntry", "check_tensors", "checkpoint_files", "compare_with_index", "masked_crc32c",
+           "read_checkpoint", "read_index", "verify_data_file"]
 
 _MASK_DELTA = 0xA282EAD8
 _TABLE_MAGIC = 0xDB4775248B80FB57
@@ -213,27 +221,119 @@ def read_index(path: str | os.PathLike[str]) -> dict[str, IndexEntry]:
         raise ValueError(f"{os.fspath(path)}: malformed checkpoint index: {exc}") from exc
 
 
-def verify_data_file(index: dict[str, IndexEntry],
-                     data_path: str | os.PathLike[str]) -> list[str]:
-    """Return the names of tensors whose bytes in a single-shard data file fail their crc.
+def _readable(entry: IndexEntry) -> bool:
+    """Whether an entry has bytes of its own (the parent of a sliced variable has none: size 0, crc 0)."""
+    return not (entry.size == 0 and entry.crc32c == 0)
 
-    A tensor cut off by a truncated file counts as a mismatch. Entries with no
-    data of their own (size 0, crc 0: the parent of a sliced variable) are skipped.
+
+def check_tensors(index: dict[str, IndexEntry],
+                  raw_of: Callable[[str, IndexEntry], bytes | None]) -> Iterator[tuple[str, bytes | None, str | None]]:
+    """(name, bytes, problem) for each tensor of ``index``: problem is None, "missing", "truncated" or "corrupt".
+
+    ``raw_of(name, entry)`` gives the tensor's bytes, or None when it has none.
+    A cut-off tensor is "truncated"; bytes whose masked crc32c differs from the
+    index are "corrupt".
     """
-    bad: list[str] = []
-    with open(data_path, "rb") as f:
-        for name, entry in index.items():
-            if entry.shard_id != 0:
-                raise ValueError(f"{os.fspath(data_path)}: tensor {name!r} lives in "
-                                 f"shard {entry.shard_id}; only single-shard bundles "
-                                 "are supported")
-            if entry.size == 0 and entry.crc32c == 0:
-                continue
-            if entry.offset < 0 or entry.size < 0:
-                bad.append(name)
-                continue
-            f.seek(entry.offset)
-            chunk = f.read(entry.size)
-            if len(chunk) != entry.size or masked_crc32c(chunk) != entry.crc32c:
-                bad.append(name)
-    return bad
+    for name, entry in index.items():
+        if not _readable(entry):
+            continue
+        raw = raw_of(name, entry)
+        if raw is None:
+            problem = "missing"
+        elif len(raw) != entry.size:
+            problem = "truncated"
+        elif masked_crc32c(raw) != entry.crc32c:
+            problem = "corrupt"
+        else:
+            problem = None
+        yield name, raw, problem
+
+
+def _file_reader(handle) -> Callable[[str, IndexEntry], bytes | None]:
+    """Read one tensor's bytes from an open single-shard data file (seeks; never the whole file)."""
+    def read(name: str, entry: IndexEntry) -> bytes | None:
+        if entry.shard_id != 0:
+            raise ValueError(f"{handle.name}: tensor {name!r} lives in shard {entry.shard_id}; "
+                             "only single-shard bundles are supported")
+        if entry.offset < 0 or entry.size < 0:
+            return b""
+        handle.seek(entry.offset)
+        return handle.read(entry.size)
+    return read
+
+
+def verify_data_file(index: dict[str, IndexEntry], data_path: str | os.PathLike[str]) -> list[str]:
+    """The names of tensors whose bytes in a single-shard data file fail their check ([] when all pass)."""
+    with open(data_path, "rb") as handle:
+        return [name for name, _, problem in check_tensors(index, _file_reader(handle)) if problem]
+
+
+def checkpoint_files(prefix: str | os.PathLike) -> tuple[Path, Path]:
+    """The index and data file of a single-shard checkpoint (``model.ckpt`` prefix or its folder)."""
+    prefix = Path(prefix)
+    if prefix.is_dir():
+        prefix = prefix / "model.ckpt"
+    index_path = Path(f"{prefix}.index")
+    data_path = Path(f"{prefix}.data-00000-of-00001")
+    for path in (index_path, data_path):
+        if not path.is_file():
+            raise WeightsError(f"{path}: checkpoint file missing (need {index_path.name} and {data_path.name})")
+    return index_path, data_path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _index_of(index_path: Path) -> dict[str, IndexEntry]:
+    try:
+        return read_index(index_path)
+    except (OSError, ValueError) as err:
+        raise WeightsError(f"{index_path}: not a readable checkpoint index ({err})") from None
+
+
+def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None = None) -> dict[str, np.ndarray]:
+    """Read every float32 tensor of a single-shard checkpoint, each checked against the index.
+
+    ``prefix`` is the path without ``.index`` (a folder holding ``model.ckpt.*`` works
+    too). With ``expected_index_sha256`` the index must be that exact file.
+    """
+    index_path, data_path = checkpoint_files(prefix)
+    if expected_index_sha256 and _sha256(index_path) != expected_index_sha256:
+        raise WeightsError(f"{index_path}: sha256 differs from DeepMind's published index; "
+                           "replace it with the official file")
+    index = _index_of(index_path)
+    for name, entry in index.items():
+        if entry.dtype != "DT_FLOAT" or entry.shard_id != 0:
+            raise WeightsError(f"{index_path}: tensor {name} is {entry.dtype} in shard {entry.shard_id}; "
+                               "expected float32 in one shard")
+    tensors: dict[str, np.ndarray] = {}
+    with open(data_path, "rb") as handle:
+        for name, raw, problem in check_tensors(index, _file_reader(handle)):
+            if problem == "truncated":
+                raise WeightsError(f"{data_path}: truncated (tensor {name} ends past the end of the file); "
+                                   "download it again")
+            if problem:
+                raise WeightsError(f"{data_path}: corrupt (crc32c of tensor {name} does not match the index); "
+                                   "download it again")
+            tensors[name] = np.frombuffer(raw, dtype="<f4").reshape(index[name].shape).copy()
+    return tensors
+
+
+def compare_with_index(tensors: dict[str, np.ndarray], index_path: str | os.PathLike) -> list[str]:
+    """Names that differ between ``tensors`` and the index (bytes, shape, or present in only one); [] if identical."""
+    index = _index_of(Path(index_path))
+    bad = sorted(set(tensors) - set(index))
+
+    def raw_of(name: str, entry: IndexEntry) -> bytes | None:
+        if name not in tensors:
+            return None
+        array = np.ascontiguousarray(tensors[name], dtype="<f4")
+        return array.tobytes() if tuple(array.shape) == entry.shape else b""
+
+    bad += [name for name, _, problem in check_tensors(index, raw_of) if problem]
+    return sorted(bad)

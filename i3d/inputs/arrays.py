@@ -1,31 +1,35 @@
-"""Load model-ready clips from .npy files and refuse anything the network would misread."""
+"""Load model-ready clips from arrays and .npy files and refuse anything the network would misread."""
 
 from __future__ import annotations
 
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InputError
-from .limits import CLIP_SIZE, check_clip_shape
+from ..errors import InputError
+from ..limits import CLIP_SIZE, check_clip_shape
 
 RANGE_TOLERANCE = 1e-3
 """How far past [-1, 1] a value may lie before the clip is refused as wrongly scaled."""
 
-STREAM_CHANNELS = {"rgb": 3, "flow": 2}
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def validate_clip(clip: np.ndarray, stream: str, source: str = "clip") -> np.ndarray:
+if TYPE_CHECKING:
+    from ..streams import Stream
+
+
+def validate_clip(clip: np.ndarray, stream: Stream, source: str = "clip") -> np.ndarray:
     """Check a clip array and return it as float32 (1, T, 224, 224, C).
 
     Accepts (1, T, 224, 224, C) or (T, 224, 224, C) real floating arrays with
     values in [-1, 1]; ``source`` names the file in error messages.
     """
-    channels = STREAM_CHANNELS[stream]
-    expected = f"(1, T, {CLIP_SIZE}, {CLIP_SIZE}, {channels}) float32 in [-1, 1] for the {stream} stream"
+    channels = stream.channels
+    expected = f"(1, T, {CLIP_SIZE}, {CLIP_SIZE}, {channels}) float32 in [-1, 1] for the {stream.name} stream"
     if clip.dtype.kind != "f":
         raise InputError(f"{source}: dtype {clip.dtype}; expected {expected}")
     if clip.ndim == 4:
@@ -47,14 +51,13 @@ def validate_clip(clip: np.ndarray, stream: str, source: str = "clip") -> np.nda
         raise InputError(f"{source}: {int((~finite).sum())} values are NaN or infinite")
     low, high = float(clip.min()), float(clip.max())
     if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        hint = ("RGB should be pixel / 127.5 - 1" if stream == "rgb"
-                else "flow should be clipped to [-20, 20] and divided by 20")
-        raise InputError(f"{source}: values span [{low:.3g}, {high:.3g}], outside [-1, 1] ({hint})")
+        raise InputError(f"{source}: values span [{low:.3g}, {high:.3g}], outside [-1, 1] "
+                         f"({stream.range_hint})")
     return clip
 
 
-def load_clip(path: str | os.PathLike, stream: str) -> np.ndarray:
-    """Read a .npy clip for ``stream`` ('rgb' or 'flow') and validate it; never unpickles."""
+def load_clip(path: str | os.PathLike, stream: Stream) -> np.ndarray:
+    """Read a .npy clip for ``stream`` and validate it; never unpickles."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")

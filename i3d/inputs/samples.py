@@ -6,28 +6,27 @@ the flow preview x + 0.5 with a zero third channel, so RGB = gif / 255 * 2 - 1
 and flow = gif[..., :2] / 255 - 0.5. The previews clip values outside their
 range, so the rebuilt flow is close to, not equal to, the original.
 
-    python -m i3d.samples                   # download
-    python -m i3d.samples --from DIR        # build from DIR/v_CricketShot_g04_c01_{rgb,flow}.gif
+    python -m i3d samples                   # download
+    python -m i3d samples --from DIR        # build from DIR/v_CricketShot_g04_c01_{rgb,flow}.gif
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from .clips import validate_clip
-from .errors import I3DError, InputError, report_errors
-from .files import atomic_path
+from ..errors import I3DError, InputError
+from ..files import atomic_path
+from ..streams import STREAMS
+from .arrays import validate_clip
 
 SAMPLE = "v_CricketShot_g04_c01"
 SAMPLE_URL = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/{name}_{stream}.npy"
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SAMPLE_FRAMES = 79
 
 
@@ -37,7 +36,7 @@ def sample_path(stream: str, data_dir: Path = DATA_DIR) -> Path:
 
 
 def _read_gif(path: Path) -> np.ndarray:
-    from .quiet import quiet_opencv
+    from ..quiet import quiet_opencv
 
     quiet_opencv()
     import cv2
@@ -66,8 +65,8 @@ def download_clips(timeout: float = 30.0) -> dict[str, np.ndarray]:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 payload = response.read()
         except (urllib.error.URLError, OSError) as err:
-            raise I3DError(f"download of {url} failed ({err}); build the sample from the GIF previews "
-                           "with --from DIR instead") from None
+            raise I3DError(f"download of {url} failed ({err}); build the sample from DeepMind's GIF "
+                           "previews instead") from None
         clips[stream] = np.load(io.BytesIO(payload), allow_pickle=False)
     return clips
 
@@ -76,7 +75,7 @@ def write_clips(clips: dict[str, np.ndarray], data_dir: Path = DATA_DIR) -> list
     """Check shape and range, then write each clip atomically; returns the paths."""
     checked = {}
     for stream, clip in clips.items():
-        clip = validate_clip(clip, stream, f"sample {stream} clip")
+        clip = validate_clip(clip, STREAMS[stream], f"sample {stream} clip")
         if clip.shape[1] != SAMPLE_FRAMES:
             raise InputError(f"sample {stream} clip has {clip.shape[1]} frames, expected {SAMPLE_FRAMES}")
         checked[stream] = clip
@@ -87,23 +86,3 @@ def write_clips(clips: dict[str, np.ndarray], data_dir: Path = DATA_DIR) -> list
             np.save(tmp, clip)
         paths.append(path)
     return paths
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m i3d.samples", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="source", type=Path,
-                        help="folder with the GIF previews; without it the .npy files are downloaded")
-    parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: data/)")
-    args = parser.parse_args(argv)
-
-    def prepare() -> int:
-        clips = clips_from_gifs(args.source) if args.source else download_clips()
-        for path in write_clips(clips, args.out):
-            print(f"wrote {path}")
-        return 0
-
-    return report_errors(prepare)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m i3d <command>``: see :mod:`i3d.commands`."""
+
+import sys
+
+from i3d.commands import main
+
+sys.exit(main())

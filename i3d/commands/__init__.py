@@ -1,0 +1,35 @@
+"""``i3d <command>`` (also ``python -m i3d <command>``): each command parses, calls the library, prints.
+
+Commands: classify (what ``evaluate.py`` runs), preprocess, weights, samples.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+COMMANDS = {
+    "classify": ("i3d.commands.classify", "classify the action in a video, frames folder or .npy clips"),
+    "preprocess": ("i3d.commands.preprocess", "write a video's model-ready arrays (and a preview) to disk"),
+    "weights": ("i3d.commands.weights", "list, import and verify DeepMind's weight sets"),
+    "samples": ("i3d.commands.samples", "prepare DeepMind's cricket sample clip in data/"),
+}
+
+
+def usage() -> str:
+    rows = "\n".join(f"  {name:12s}{about}" for name, (_, about) in COMMANDS.items())
+    return (f"usage: i3d <command> [options]   (i3d <command> --help for its options)\n\n"
+            f"I3D action recognition with DeepMind's Kinetics weights.\n\ncommands:\n{rows}\n\n"
+            "Exit codes: 0 success, 1 unexpected, 2 usage, 3 bad input, 4 weights unavailable or corrupt.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return import_module(COMMANDS[name][0]).main(rest, prog=f"i3d {name}")

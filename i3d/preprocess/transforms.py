@@ -1,0 +1,115 @@
+"""Every resize, crop and scaling of both streams, following DeepMind's Kinetics preprocessing.
+
+Frames are resized bilinearly so the short side is 256 (aspect kept), then each
+stream takes a 224x224 view of them: the centre crop (DeepMind's evaluation)
+or, with ``crop="full"``, the whole frame squashed to 224x224 (MediaPipe's
+choice). RGB becomes ``x / 255 * 2 - 1``; flow fields are already in [-1, 1]
+and, when squashed, have their displacements rescaled with the pixels.
+
+Functions take one frame ``(H, W, C)`` or a stack ``(T, H, W, C)`` alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError, OptionError
+from ..quiet import quiet_opencv
+
+quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
+import cv2  # noqa: E402
+
+SHORT_SIDE = 256
+CROP_SIZE = 224
+CROPS = ("center", "full")
+
+
+def check_crop(crop: str) -> str:
+    if crop not in CROPS:
+        raise OptionError("crop", f"is {crop!r}; use 'center' or 'full'")
+    return crop
+
+
+def resize_short_side(frame: np.ndarray, short: int = SHORT_SIDE) -> np.ndarray:
+    """Bilinearly resize an (H, W, C) image so min(H, W) == short, long side rounded."""
+    h, w = frame.shape[:2]
+    if min(h, w) == short:
+        return frame
+    scale = short / min(h, w)
+    new_h = short if h <= w else int(round(h * scale))
+    new_w = short if w < h else int(round(w * scale))
+    return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+
+
+def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """Central size x size window of an (..., H, W, C) array (offsets floor((H-size)/2) etc.)."""
+    if not isinstance(arr, np.ndarray) or arr.ndim not in (3, 4):
+        raise InputError(f"center_crop: expected an (H, W, C) or (T, H, W, C) array, got shape "
+                         f"{getattr(arr, 'shape', None)}")
+    h, w = arr.shape[-3:-1]
+    if h < size or w < size:
+        raise InputError(f"center_crop: frames are {w}x{h}, smaller than the {size}x{size} crop")
+    top, left = (h - size) // 2, (w - size) // 2
+    return arr[..., top:top + size, left:left + size, :]
+
+
+def resize_to_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """Bilinearly resize every (H, W, C) frame of an (H, W, C) or (T, H, W, C) array to size x size."""
+    if arr.ndim == 3:
+        return cv2.resize(arr, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in arr])
+
+
+def crop_frame(frame: np.ndarray, crop: str = "center") -> np.ndarray:
+    """uint8 RGB at short side 256 -> uint8 224x224: the centre crop or the whole frame squashed."""
+    if check_crop(crop) == "center":
+        return np.ascontiguousarray(center_crop(frame))
+    return resize_to_crop(frame)
+
+
+def crop_flow(flow: np.ndarray, crop: str = "center") -> np.ndarray:
+    """float32 flow (x, y) at short side 256 -> 224x224, the same view as :func:`crop_frame`.
+
+    ``full`` scales x and y displacements by the horizontal and vertical resize
+    factors, so they stay in units of the new pixels (as if flow had been
+    computed on the squashed frames), then clips to [-1, 1] again.
+    """
+    flow = flow.astype(np.float32, copy=False)
+    if check_crop(crop) == "center":
+        return np.ascontiguousarray(center_crop(flow))
+    h, w = flow.shape[-3:-1]
+    scale = np.array([CROP_SIZE / w, CROP_SIZE / h], np.float32)
+    return np.clip(resize_to_crop(flow) * scale, -1.0, 1.0).astype(np.float32)
+
+
+def rgb_to_unit_range(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB -> float32 in [-1, 1] as ``x / 255 * 2 - 1`` (DeepMind's scaling)."""
+    return (frames.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
+
+
+def as_float32(fields: np.ndarray) -> np.ndarray:
+    """Flow fields, already in [-1, 1], as contiguous float32."""
+    return np.ascontiguousarray(fields, dtype=np.float32)
+
+
+def _check_stack(arr: np.ndarray, channels: int, what: str) -> None:
+    if not isinstance(arr, np.ndarray) or arr.ndim != 4 or arr.shape[-1] != channels:
+        shape = getattr(arr, "shape", None)
+        raise InputError(f"{what}: expected a (T, H, W, {channels}) array, got shape {shape}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{what}: no frames")
+
+
+def rgb_clip(frames: np.ndarray, crop: str = "center") -> np.ndarray:
+    """uint8 (T, H, W, 3) RGB at short side 256 -> float32 (T, 224, 224, 3) in [-1, 1]."""
+    _check_stack(frames, 3, "rgb_clip")
+    if frames.dtype != np.uint8:
+        raise InputError(f"rgb_clip: expected uint8 frames, got {frames.dtype}")
+    view = center_crop(frames) if check_crop(crop) == "center" else resize_to_crop(frames)
+    return rgb_to_unit_range(view)
+
+
+def flow_clip(flow: np.ndarray, crop: str = "center") -> np.ndarray:
+    """float32 flow (T-1, H, W, 2) at short side 256 -> (T-1, 224, 224, 2), the crops of :func:`rgb_clip`."""
+    _check_stack(flow, 2, "flow_clip")
+    return crop_flow(flow, crop)

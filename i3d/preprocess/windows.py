@@ -1,0 +1,200 @@
+"""From a video (or a folder of frames) to model-ready clips, window by window.
+
+Frames are streamed at 25 fps (see :mod:`i3d.inputs.video`) and resized to
+short side 256. When a stream needs optical flow, each frame is paired with the
+field from it to the next frame as the frames go by (see
+:func:`i3d.preprocess.flow.stream_flow`), so every pair is solved once however
+the windows overlap. Each frame (and field) is cropped at once to what the
+network sees, and a buffer of ``window`` cropped frames becomes one window every
+``stride`` frames: its RGB clip is its frames and its flow clip the T-1 fields
+between them. A tail the regular windows miss gets one more window aligned to
+the end. Memory depends on the window, not on the video's length. A video
+shorter than ``window`` is one window of all its frames, which is exactly what
+``python -m i3d preprocess`` writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from ..errors import InputError, OptionError
+from ..inputs.arrays import validate_clip
+from ..streams import Stream
+from . import transforms
+
+DEFAULT_WINDOW = 250
+"""Frames per window: 10 s at 25 fps, the length of a Kinetics clip."""
+
+CACHE_DIR_ENV = "I3D_CACHE_DIR"
+T = TypeVar("T")
+
+
+def default_cache_dir() -> Path:
+    """The cache folder: ``$I3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/i3d``, else ``~/.cache/i3d``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "i3d"
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Everything that decides which frames are read and how they become clips."""
+
+    fps: float = 25.0
+    start: float | None = None
+    end: float | None = None
+    max_frames: int | None = None
+    crop: str = "center"
+    flow_algorithm: str = "tvl1"
+    flow_workers: int = 1
+    window: int = DEFAULT_WINDOW
+    stride: int | None = None  # None: the window length (no overlap)
+    flow_cache: Path | None = None  # a folder; None: no flow cache
+    progress: bool = False
+
+    def check(self, streams: tuple[Stream, ...]) -> None:
+        """Refuse settings no window could satisfy (OptionError)."""
+        from ..inputs.video import check_range
+        from .flow import check_flow_settings
+
+        check_range(self.fps, self.start, self.end, self.max_frames)
+        transforms.check_crop(self.crop)
+        check_flow_settings(self.flow_algorithm, self.flow_workers)
+        least = max(stream.min_video_frames for stream in streams)
+        if self.window < least:
+            names = "+".join(stream.name for stream in streams)
+            raise OptionError("window", f"is {self.window} frames; {names} needs at least {least}")
+        if self.stride is not None and not 1 <= self.stride:
+            raise OptionError("stride", f"must be at least 1 frame, not {self.stride}")
+
+    @property
+    def step(self) -> int:
+        return self.stride or self.window
+
+
+@dataclass
+class Window:
+    """One window: its place in the video and its model-ready clips by stream name."""
+
+    index: int
+    first_frame: int
+    frames: int
+    start: float
+    end: float
+    clips: dict[str, np.ndarray]
+
+
+@dataclass
+class _Frame:
+    """One 25 fps frame on its way to a window: its time and its crops by stream name."""
+
+    seconds: float
+    source_index: int
+    image: np.ndarray | None  # the 256-short-side frame, kept only until flow has used it
+    crops: dict[str, np.ndarray]
+
+
+def stream_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[tuple[np.ndarray, float, int]]:
+    """(RGB frame at short side 256, seconds, source index) from a video file or a frames folder."""
+    from ..inputs.video import iter_frames_dir, iter_video
+
+    reader = iter_frames_dir if Path(source).is_dir() else iter_video
+    return reader(source, fps=options.fps, start=options.start, end=options.end,
+                  max_frames=options.max_frames, progress=options.progress,
+                  prepare=transforms.resize_short_side)
+
+
+def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
+                    options: VideoOptions) -> Iterator[_Frame]:
+    """Each frame with its crops for every stream; flow streams get the field to the next frame."""
+    frames = (_Frame(seconds, index, image, {}) for image, seconds, index in stream_frames(source, options))
+    frame_streams = [s for s in streams if not s.needs_flow]
+    flow_streams = [s for s in streams if s.needs_flow]
+
+    def with_frame_crops(items: Iterable[_Frame]) -> Iterator[_Frame]:
+        for item in items:
+            for stream in frame_streams:
+                item.crops[stream.name] = stream.crop(item.image, options.crop)
+            yield item
+
+    items = with_frame_crops(frames)
+    if not flow_streams:
+        for item in items:
+            item.image = None
+            yield item
+        return
+    from .flow import stream_flow
+
+    paired = stream_flow(items, lambda item: item.image, algorithm=options.flow_algorithm,
+                         workers=options.flow_workers, progress=options.progress, cache_dir=options.flow_cache)
+    for item, field in paired:
+        item.image = None
+        if field is not None:
+            for stream in flow_streams:
+                item.crops[stream.name] = stream.crop(field, options.crop)
+        yield item
+
+
+def sliding_windows(items: Iterable[T], window: int, stride: int) -> Iterator[tuple[int, list[T]]]:
+    """(first index, items) for windows of ``window`` items every ``stride`` items, streamed.
+
+    Covers every item: when the regular windows miss the tail, one more window
+    is aligned to the end; fewer than ``window`` items give one window of all.
+    Holds at most ``window`` items at a time.
+    """
+    if window < 1:
+        raise OptionError("window", f"must be at least 1 frame, not {window}")
+    if stride < 1:
+        raise OptionError("stride", f"must be at least 1 frame, not {stride}")
+    buffer: deque[T] = deque(maxlen=window)
+    seen = covered = 0
+    for item in items:
+        buffer.append(item)
+        seen += 1
+        if seen >= window and (seen - window) % stride == 0:
+            covered = seen
+            yield seen - window, list(buffer)
+    if covered < seen:
+        yield seen - len(buffer), list(buffer)
+
+
+def _too_short(count: int, name: str, options: VideoOptions, least: int) -> InputError:
+    where = " in the requested range" if (options.start or options.end is not None or options.max_frames) else ""
+    return InputError(f"{name}: video has {count} frames at {options.fps:g} fps{where}; I3D needs at least {least}")
+
+
+def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> Iterator[Window]:
+    """Stream the video's windows in order; raises InputError when it is too short for one."""
+    options.check(streams)
+    name = os.fspath(source)
+    least = max(stream.min_video_frames for stream in streams)
+    frames = _cropped_frames(source, streams, options)
+    for index, (first, picked) in enumerate(sliding_windows(frames, options.window, options.step)):
+        if len(picked) < least:
+            clip_frames = min(stream.min_clip_frames for stream in streams)
+            if len(picked) < clip_frames:
+                raise _too_short(len(picked), name, options, clip_frames)
+            raise InputError(f"{name}: {len(picked)} frames give {len(picked) - 1} flow fields; "
+                             f"the flow stream needs at least {clip_frames}")
+        start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
+        where = f"{name} [{start:.2f} s]"
+        clips = {stream.name: validate_clip(stream.clip(f.crops[stream.name] for f in
+                                                        picked[:len(picked) - stream.frames_lost]), stream, where)
+                 for stream in streams}
+        yield Window(index=index, first_frame=first, frames=len(picked), start=start, end=end, clips=clips)
+
+
+def read_clips(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> dict[str, np.ndarray]:
+    """The whole video (within start/end/max_frames) as one set of clips: what ``preprocess`` writes."""
+    whole = dataclasses.replace(options, window=sys.maxsize, stride=None)
+    return next(iter_windows(source, streams, whole)).clips

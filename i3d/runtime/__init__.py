@@ -1,0 +1,1 @@
+"""Inference engines: one Runner interface over TensorFlow and OpenVINO."""

@@ -1,0 +1,228 @@
+"""The library's front door: load I3D streams once, then classify or extract features from any source.
+
+::
+
+    import i3d
+    result = i3d.classify("my.mp4")                  # one call: checks input, loads weights, classifies
+    print(result.label, result.top[0].probability)
+
+    recognizer = i3d.Recognizer.load(("rgb", "flow"))  # or load once and reuse for many videos
+    features = recognizer.features("my.mp4")         # per-window 1024-d features
+
+The one-call forms check their input (a video's first window is prepared)
+before any weights are touched, and find every stream's weights before any is
+imported, so a bad input or a missing set writes nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OptionError
+from ..preprocess.windows import VideoOptions, Window
+from ..runtime.base import EngineOptions, Runner, open_runner, resolve_backend
+from ..streams import Stream, streams_named
+from ..weights.loading import LoadOptions, ensure_available
+from ..weights.sets import WeightSet, get_weight_set
+from ..weights.store import WeightStore
+from .results import Features, Result, WindowResult, WindowSpan, check_fusion, fuse_logits
+from .results import top_k as ranked
+from .sources import Source, is_video, open_source
+
+TIMELINE_TOP = 3
+"""Classes kept per window in a result's timeline."""
+
+
+@dataclass
+class _Clock:
+    """Seconds spent on inputs, loading and inference."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: {"inputs": 0.0, "load": 0.0, "inference": 0.0})
+
+    def timed(self, items: Iterator, key: str) -> Iterator:
+        """Iterate ``items``, adding the time spent producing them to ``seconds[key]``."""
+        while True:
+            mark = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                self.seconds[key] += time.perf_counter() - mark
+            yield item
+
+
+def choose_weight_sets(streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics",
+                       weight_sets: Mapping[str, WeightSet] | None = None) -> dict[str, WeightSet]:
+    """One weight set per stream: ``weight_sets`` where given (by stream name), else the ``pretrain`` set."""
+    chosen = {}
+    for stream in streams_named(streams):
+        ws = (weight_sets or {}).get(stream.name) or get_weight_set(stream, pretrain)
+        if ws.stream != stream:
+            raise OptionError("weight_sets", f"give {ws.name} for the {stream.name} stream; it is a "
+                                             f"{ws.stream.name} set")
+        chosen[stream.name] = ws
+    categories = {ws.categories for ws in chosen.values()}
+    if len(categories) != 1:
+        raise OptionError("weight_sets", "have different classes; streams can only be fused over the same classes")
+    return chosen
+
+
+class Recognizer:
+    """I3D streams with their weights, ready to classify clips and videos."""
+
+    def __init__(self, runners: Mapping[str, Runner], weight_sets: Mapping[str, WeightSet], backend: str) -> None:
+        self.runners = dict(runners)
+        self.weight_sets = dict(weight_sets)
+        self.backend = backend
+
+    @classmethod
+    def load(cls, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics", *,
+             weight_sets: Mapping[str, WeightSet] | None = None, load: LoadOptions = LoadOptions(),
+             engine: EngineOptions = EngineOptions(), store: WeightStore | None = None) -> Recognizer:
+        """Find every stream's weights (all or none), then load each onto the engine.
+
+        ``store`` is where weights live (default: ``$I3D_WEIGHTS_DIR`` or the
+        project's ``weights/``).
+        """
+        chosen = choose_weight_sets(streams, pretrain, weight_sets)
+        if load.checkpoint is not None and len(chosen) != 1:
+            raise OptionError("checkpoint", "names one stream's weights; load one stream with it")
+        store = store or WeightStore.from_environment()
+        backend = resolve_backend(engine.backend)
+        engine = EngineOptions(backend, engine.mixed_precision)
+        for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
+            ensure_available(ws, store, load)
+        runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
+        return cls(runners, chosen, backend)
+
+    @property
+    def streams(self) -> tuple[Stream, ...]:
+        return streams_named(self.weight_sets)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return next(iter(self.weight_sets.values())).categories
+
+    @property
+    def weights(self) -> dict[str, str]:
+        """DeepMind's checkpoint name per stream."""
+        return {name: ws.deepmind_name for name, ws in self.weight_sets.items()}
+
+    def classify(self, source: Source, *, video: VideoOptions = VideoOptions(), top_k: int = 5,
+                 fusion: str = "mean") -> Result:
+        """Classify a video file, a frames folder, one stream's clip array or clips by stream name."""
+        clock = _Clock()
+        self._check(top_k, fusion)
+        windows = clock.timed(open_source(source, self.streams, video), "inputs")
+        return self.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
+                                     progress=video.progress and is_video(source))
+
+    def classify_windows(self, windows: Iterable[Window], *, top_k: int = 5, fusion: str = "mean",
+                         clock: _Clock | None = None, progress: bool = False) -> Result:
+        """Fuse each window's stream logits, average over the windows, rank."""
+        import sys
+
+        from tqdm import tqdm
+
+        clock = clock or _Clock()
+        self._check(top_k, fusion)
+        timeline, window_logits, frames = [], [], {}
+        with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
+            for window in windows:
+                mark = time.perf_counter()
+                fused = fuse_logits([self.runners[s.name].logits(window.clips[s.name]) for s in self.streams], fusion)
+                clock.seconds["inference"] += time.perf_counter() - mark
+                window_logits.append(fused)
+                for stream, clip in window.clips.items():
+                    frames[stream] = frames.get(stream, 0) + int(clip.shape[1])
+                timeline.append(WindowResult(_span(window), fused,
+                                             ranked(fused, self.categories, min(TIMELINE_TOP, top_k))))
+                bar.update(1)
+        logits = sum(window_logits) / len(window_logits)
+        return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
+                      categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
+                      fusion=fusion, seconds=clock.seconds)
+
+    def features(self, source: Source, *, video: VideoOptions = VideoOptions(), logits: bool = False) -> Features:
+        """Each window's 1024-d features per stream (and its logits, with ``logits=True``)."""
+        clock = _Clock()
+        windows = clock.timed(open_source(source, self.streams, video), "inputs")
+        return self.features_of_windows(windows, logits=logits, clock=clock)
+
+    def features_of_windows(self, windows: Iterable[Window], *, logits: bool = False,
+                            clock: _Clock | None = None) -> Features:
+        clock = clock or _Clock()
+        spans, feats, outs = [], {s.name: [] for s in self.streams}, {s.name: [] for s in self.streams}
+        for window in windows:
+            mark = time.perf_counter()
+            for stream in self.streams:
+                window_logits, window_features = self.runners[stream.name].outputs(window.clips[stream.name])
+                feats[stream.name].append(window_features[0])
+                outs[stream.name].append(window_logits[0])
+            clock.seconds["inference"] += time.perf_counter() - mark
+            spans.append(_span(window))
+        stacked = {name: np.stack(rows).astype(np.float32) for name, rows in feats.items()}
+        stacked_logits = {name: np.stack(rows).astype(np.float32) for name, rows in outs.items()} if logits else None
+        return Features(features=stacked, logits=stacked_logits, windows=tuple(spans), weights=self.weights,
+                        backend=self.backend, seconds=clock.seconds)
+
+    def _check(self, k: int, fusion: str) -> None:
+        check_fusion(fusion)
+        if not 1 <= k <= len(self.categories):
+            raise OptionError("top_k", f"must be between 1 and {len(self.categories)}, not {k}")
+
+
+def _span(window: Window) -> WindowSpan:
+    return WindowSpan(window.index, window.first_frame, window.frames, window.start, window.end)
+
+
+def _prepared(source: Source, streams: tuple[Stream, ...], video: VideoOptions, clock: _Clock) -> Iterator[Window]:
+    """The source's windows with the first one already made, so bad input fails before any loading."""
+    windows = clock.timed(open_source(source, streams, video), "inputs")
+    first = next(windows)
+    return itertools.chain([first], windows)
+
+
+def classify(source: Source, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics",
+             *, top_k: int = 5, fusion: str = "mean", video: VideoOptions = VideoOptions(),
+             load: LoadOptions = LoadOptions(), engine: EngineOptions = EngineOptions(),
+             weight_sets: Mapping[str, WeightSet] | None = None, store: WeightStore | None = None) -> Result:
+    """Classify a video, a frames folder or clip arrays with pretrained I3D, in one call.
+
+    Checks the options and the input (a video's first window is prepared)
+    before any weights are touched; ``Result.seconds`` splits the time into
+    inputs, load and inference.
+    """
+    chosen = choose_weight_sets(streams, pretrain, weight_sets)
+    check_fusion(fusion)
+    categories = next(iter(chosen.values())).categories
+    if not 1 <= top_k <= len(categories):
+        raise OptionError("top_k", f"must be between 1 and {len(categories)}, not {top_k}")
+    clock = _Clock()
+    windows = _prepared(source, streams_named(chosen), video, clock)
+    mark = time.perf_counter()
+    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
+    clock.seconds["load"] = time.perf_counter() - mark
+    return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
+                                       progress=video.progress and is_video(source))
+
+
+def extract_features(source: Source, streams: str | Stream | Iterable[str | Stream] = ("rgb",),
+                     pretrain: str = "kinetics", *, logits: bool = False, video: VideoOptions = VideoOptions(),
+                     load: LoadOptions = LoadOptions(), engine: EngineOptions = EngineOptions(),
+                     weight_sets: Mapping[str, WeightSet] | None = None,
+                     store: WeightStore | None = None) -> Features:
+    """Per-window 1024-d I3D features of a video, a frames folder or clip arrays, in one call."""
+    chosen = choose_weight_sets(streams, pretrain, weight_sets)
+    clock = _Clock()
+    windows = _prepared(source, streams_named(chosen), video, clock)
+    mark = time.perf_counter()
+    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
+    clock.seconds["load"] = time.perf_counter() - mark
+    return recognizer.features_of_windows(windows, logits=logits, clock=clock)

