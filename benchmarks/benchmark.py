@@ -23,13 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from i3d.quiet import silence_tensorflow
+from i3d.streams import STREAMS as _STREAMS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from i3d.quiet import silence_tensorflow  # noqa: E402
-
 FRAMES, SIZE = 79, 224
-STREAMS = {"rgb": 3, "flow": 2}
+STREAMS = {name: stream.channels for name, stream in _STREAMS.items()}
 NOTE = "forward passes use random weights: speed does not depend on weight values"
 
 
@@ -104,37 +103,35 @@ def time_calls(fn: Callable[[], Any], runs: int) -> dict[str, Any]:
 
 
 class Runners:
-    """Keras models (random weights) wrapped as the streams wrap them: tf.function, or OpenVINO on CPU."""
+    """Keras models (random weights) in the runners the tool uses: TensorFlow graph mode, or OpenVINO on CPU."""
 
     def __init__(self) -> None:
         import keras
-        import openvino as ov
         import tensorflow as tf
 
-        from i3d.inference import convert_to_openvino
-        from i3d.model import build_i3d
+        from i3d.model import build_i3d, with_features
+        from i3d.runtime.openvino import convert
+        from i3d.runtime.tensorflow import TensorFlowRunner
 
         tf.config.experimental.enable_tensor_float_32_execution(False)
         keras.utils.set_random_seed(0)
-        self.core = ov.Core()
-        self.keras = {s: build_i3d(channels=c) for s, c in STREAMS.items()}  # dynamic frames, like the streams
-        self.tf = {s: tf.function(lambda x, m=m: m(x, training=False), reduce_retracing=True)
-                   for s, m in self.keras.items()}
-        self.ov_models = {s: convert_to_openvino(self.keras[s], c) for s, c in STREAMS.items()}
+        self.keras = {s: build_i3d(channels=c) for s, c in STREAMS.items()}  # dynamic frames, like the tool's
+        self.tf = {s: TensorFlowRunner(m) for s, m in self.keras.items()}
+        self.ov_models = {s: convert(with_features(self.keras[s]), c) for s, c in STREAMS.items()}
 
     def openvino(self, stream: str, hint: str = "LATENCY"):
-        """The stream's model compiled as OpenVINOStream compiles it, with ``hint``."""
-        config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
-        return self.core.compile_model(self.ov_models[stream], "CPU", config)
+        """The stream's OpenVINO runner, compiled with the tool's settings and ``hint``."""
+        from i3d.runtime.openvino import OpenVINORunner
+
+        return OpenVINORunner(self.ov_models[stream], hint=hint)
 
 
 def forward(runners: Runners, stream: str, runs: int, macs: int, default: str) -> dict[str, Any]:
     """Batch-1 forward pass per backend at 79 frames, with GFLOP/s and speed-up over TensorFlow."""
     x = clip(STREAMS[stream])
-    compiled = runners.openvino(stream, "LATENCY")
-    tf_fn = runners.tf[stream]
-    backends = {"openvino": time_calls(lambda: compiled(x)[0], runs),
-                "tensorflow": time_calls(lambda: np.asarray(tf_fn(x)), runs)}
+    ov_runner, tf_runner = runners.openvino(stream, "LATENCY"), runners.tf[stream]
+    backends = {"openvino": time_calls(lambda: ov_runner.logits_batch(x), runs),
+                "tensorflow": time_calls(lambda: tf_runner.logits_batch(x), runs)}
     base = backends["tensorflow"]["seconds_median"]
     for name, result in backends.items():
         result.update(backend=name, clips_per_s=1 / result["seconds_median"],
@@ -148,7 +145,7 @@ def throughput(runners: Runners, clips: int, runs: int, latency: dict[str, Any])
     """Clips/s for OpenVINO THROUGHPUT + AsyncInferQueue and TensorFlow batch 2, against the batch-1 results."""
     import openvino as ov
 
-    compiled = runners.openvino("rgb", "THROUGHPUT")
+    compiled = runners.openvino("rgb", "THROUGHPUT").compiled
     requests = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     queue = ov.AsyncInferQueue(compiled, requests)
     x = clip(3)
@@ -167,8 +164,8 @@ def throughput(runners: Runners, clips: int, runs: int, latency: dict[str, Any])
         times.append(time.perf_counter() - start)
     ov_tp = {"hint": "THROUGHPUT", "infer_requests": requests, "clips": clips, "rounds": rounds,
              "seconds_median": statistics.median(times), "clips_per_s": clips / statistics.median(times)}
-    tf_fn, x2 = runners.tf["rgb"], clip(3, batch=2)
-    tf_b2 = time_calls(lambda: np.asarray(tf_fn(x2)), max(1, min(3, runs)))
+    tf_runner, x2 = runners.tf["rgb"], clip(3, batch=2)
+    tf_b2 = time_calls(lambda: tf_runner.logits_batch(x2), max(1, min(3, runs)))
     tf_b2.update(batch=2, clips_per_s=2 / tf_b2["seconds_median"])
     settings = {"openvino_throughput_async": ov_tp,
                 "openvino_latency_b1": {"clips_per_s": latency["openvino"]["clips_per_s"]},
@@ -310,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     silence_tensorflow()
-    from i3d.inference import resolve_backend
+    from i3d.runtime.base import resolve_backend
 
     default = resolve_backend("auto")
     r: dict[str, Any] = {"note": NOTE, "machine": machine()}

@@ -1,4 +1,4 @@
-"""Tests for i3d.checkpoint_index: the TensorFlow-free checkpoint index reader."""
+"""Tests for i3d.weights.checkpoint: the TensorFlow-free checkpoint index reader."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import INDEX_DIR as REF_INDEX_DIR
+from support import ROOT, SHARED
 
-from i3d.checkpoint_index import IndexEntry, masked_crc32c, read_index, verify_data_file
+from i3d.streams import STREAMS
+from i3d.weights.checkpoint import IndexEntry, masked_crc32c, read_index, verify_data_file
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-REF_INDEX_DIR = SHARED / "reference" / "deepmind_ckpt_index"
 REF_TSV = SHARED / "reference" / "deepmind_ckpt_vars.tsv"
 CHECKPOINTS = ["rgb_scratch", "rgb_imagenet", "flow_scratch", "flow_imagenet"]
 
@@ -41,7 +41,7 @@ def _as_row(e: IndexEntry) -> tuple:
 
 
 def test_module_does_not_import_tensorflow() -> None:
-    code = ("import sys, i3d.checkpoint_index; "
+    code = ("import sys, i3d.weights.checkpoint; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
@@ -69,9 +69,9 @@ def test_read_reference_index_matches_tsv(checkpoint: str) -> None:
     assert sorted(_as_row(e) for e in index.values()) == sorted(expected)
     assert all(e.shard_id == 0 for e in index.values())
     # Spot-check one known row so a broken TSV loader cannot hide a bug.
-    prefix = "RGB" if checkpoint.startswith("rgb") else "Flow"
-    w = index[f"{prefix}/inception_i3d/Conv3d_1a_7x7/conv_3d/w"]
-    in_ch = 3 if prefix == "RGB" else 2
+    stream = STREAMS[checkpoint.split("_")[0]]
+    w = index[f"{stream.scope}/inception_i3d/Conv3d_1a_7x7/conv_3d/w"]
+    in_ch = stream.channels
     assert w.dtype == "DT_FLOAT" and w.shape == (7, 7, 7, in_ch, 64)
     assert w.size == 4 * 7 * 7 * 7 * in_ch * 64
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 
 import numpy as np
 import pytest
+from support import copy_rgb_cache, run_cli, stand_in_flow_set
 
-from conftest import run_cli
-from i3d.report import fuse_logits, softmax, top_k
+from i3d.tasks.results import fuse_logits, softmax, top_k
 
 
 @pytest.fixture(scope="module")
@@ -51,46 +50,58 @@ def test_softmax_is_stable_and_fusion_is_mean_or_sum():
     a, b = np.array([1.0, 4.0]), np.array([3.0, -2.0])
     assert fuse_logits([a, b], "mean").tolist() == [2.0, 1.0]
     assert fuse_logits([a, b], "sum").tolist() == [4.0, 2.0]
-    assert [r["label"] for r in top_k(np.array([0.5, 2.0, 1.0]), ["x", "y", "z"], 2)] == ["y", "z"]
+    assert [r.label for r in top_k(np.array([0.5, 2.0, 1.0]), ["x", "y", "z"], 2)] == ["y", "z"]
 
 
-def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, tmp_path, monkeypatch, capsys):
-    """--type both with a stand-in flow checkpoint: fused logits are the mean (or sum) of the two streams."""
-    import dataclasses
+def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, tmp_path):
+    """Both streams with a stand-in flow checkpoint: fused logits are the mean (or sum) of the two streams."""
+    import i3d
+    from i3d.weights.store import WeightStore
 
-    from test_weights import _random_deepmind_checkpoint
+    store = WeightStore(tmp_path)
+    copy_rgb_cache(shared_weights_dir, tmp_path)
+    injected = {"flow": stand_in_flow_set(tmp_path, seed=3)}
+    clips = {"rgb": cricket_clips["rgb"], "flow": cricket_clips["flow"]}
 
-    from i3d import cli, weight_sets
-    from i3d.files import sha256_file
+    def run(streams, fusion="mean"):
+        return i3d.classify({s: clips[s] for s in streams}, streams, fusion=fusion, weight_sets=injected,
+                            store=store, load=i3d.LoadOptions(download=False))
 
-    folder = tmp_path / "flow_scratch"
-    folder.mkdir()
-    _random_deepmind_checkpoint(folder / "model.ckpt", channels=2, seed=3)
-    stand_in = dataclasses.replace(weight_sets.WEIGHT_SETS[("flow", "kinetics")],
-                                   index_sha256=sha256_file(folder / "model.ckpt.index"))
-    monkeypatch.setitem(weight_sets.WEIGHT_SETS, ("flow", "kinetics"), stand_in)
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(tmp_path))
-    for name in ("rgb_kinetics.weights.h5", "rgb_kinetics.weights.json"):
-        shutil.copy(shared_weights_dir / name, tmp_path)
-
-    rgb = np.array(run_args("--type", "rgb", cricket_clips, cli, capsys)["logits"])
-    flow = np.array(run_args("--type", "optical_flow", cricket_clips, cli, capsys)["logits"])
-    both = run_args("--type", "both", cricket_clips, cli, capsys)
-    np.testing.assert_allclose(both["logits"], (rgb + flow) / 2, rtol=1e-6, atol=1e-6)
-    summed = run_args("--type", "both", cricket_clips, cli, capsys, "--fusion", "sum")
-    np.testing.assert_allclose(summed["logits"], rgb + flow, rtol=1e-6, atol=1e-6)
-    assert both["weights"] == {"rgb": "rgb_scratch", "flow": "flow_scratch"}
+    rgb, flow = run(("rgb",)).logits, run(("flow",)).logits
+    both = run(("rgb", "flow"))
+    np.testing.assert_allclose(both.logits, (rgb + flow) / 2, rtol=1e-6, atol=1e-6)
+    summed = run(("rgb", "flow"), "sum")
+    np.testing.assert_allclose(summed.logits, rgb + flow, rtol=1e-6, atol=1e-6)
+    assert both.weights == {"rgb": "rgb_scratch", "flow": "flow_scratch"}
+    assert both.frames == {"rgb": 79, "flow": 79} and both.fusion == "mean"
     assert not np.allclose(rgb, flow)
 
 
-def run_args(flag, kind, clips, cli, capsys, *extra):
-    args = [flag, kind, "--format", "json", *extra]
-    if kind in ("rgb", "both"):
-        args += ["--rgb", str(clips["rgb"])]
-    if kind in ("optical_flow", "both"):
-        args += ["--flow", str(clips["flow"])]
-    assert cli.main(args) == 0
-    return json.loads(capsys.readouterr().out)
+def test_library_result_equals_the_command_line(cricket_clips, shared_store, cricket_rgb_result):
+    """i3d.classify on the same clip gives the JSON's numbers; Result carries probabilities and top-k."""
+    import i3d
+
+    result = i3d.classify(np.load(cricket_clips["rgb"]), "rgb", top_k=5, store=shared_store,
+                          load=i3d.LoadOptions(download=False))
+    assert result.logits.tolist() == cricket_rgb_result["logits"]
+    assert result.label == "playing cricket" and result.norm == cricket_rgb_result["norm"]
+    assert [p.label for p in result.top] == [row["label"] for row in cricket_rgb_result["top"]]
+    assert result.probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    assert set(result.seconds) == {"inputs", "load", "inference"}
+    assert len(result.windows) == 1 and result.windows[0].span.frames == 79
+
+
+def test_library_errors_are_value_errors_naming_values(tmp_path):
+    import i3d
+
+    with pytest.raises(ValueError, match="^top_k must be between 1 and 400, not 0$") as err:
+        i3d.classify(np.zeros((9, 224, 224, 3), np.float32), top_k=0, store=i3d.WeightStore(tmp_path))
+    assert isinstance(err.value, i3d.OptionError) and err.value.option == "top_k"
+    with pytest.raises(i3d.InputError, match="at least 9"):
+        i3d.classify(np.zeros((8, 224, 224, 3), np.float32), store=i3d.WeightStore(tmp_path))
+    with pytest.raises(i3d.OptionError, match="window is 8 frames"):
+        i3d.classify("any.mp4", video=i3d.VideoOptions(window=8), store=i3d.WeightStore(tmp_path))
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---- bad input: exit code 3, one line on stderr, nothing written -------------

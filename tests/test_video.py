@@ -1,4 +1,5 @@
-"""Tests for i3d.video: decoding, 25 fps resampling, resizing, crops and windows."""
+"""Tests for i3d.inputs.video (decoding, 25 fps resampling, resizing), i3d.preprocess.transforms (crops)
+and i3d.preprocess.windows (sliding windows)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import os
 import cv2
 import numpy as np
 import pytest
+from support import SAMPLES
 
-from conftest import SAMPLES
-from i3d.errors import InputError, UsageError
-from i3d.pipeline import sliding_windows
-from i3d.video import (DecodedVideo, TimestampClock, center_crop, read_frames_dir,
-                       read_video, rgb_clip)
+from i3d.errors import InputError, OptionError
+from i3d.inputs.video import DecodedVideo, TimestampClock, read_frames_dir, read_video
+from i3d.preprocess.transforms import center_crop, rgb_clip
+from i3d.preprocess.windows import sliding_windows
 
 SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
 BITS = 8  # frame index encoded as 8 black/white vertical bands (robust to JPEG + resizing)
@@ -113,8 +114,9 @@ def test_rgb_clip_value_range_and_full_resize():
         rgb_clip(frames.astype(np.float32))
     with pytest.raises(InputError):
         rgb_clip(np.zeros((2, 200, 300, 3), np.uint8))
-    with pytest.raises(UsageError):
+    with pytest.raises(OptionError) as e:
         rgb_clip(frames, crop="corner")
+    assert e.value.option == "crop"
 
 
 def test_start_end_and_max_frames(tmp_path):
@@ -130,8 +132,9 @@ def test_start_end_and_max_frames(tmp_path):
     np.testing.assert_array_equal([decode_index(f) for f in both.frames], np.arange(50, 70, 2))
     with pytest.raises(InputError, match="9"):
         read_video(path, start=1.8)  # only 5 grid times left
-    with pytest.raises(UsageError):
+    with pytest.raises(OptionError) as e:
         read_video(path, start=1.0, end=0.5)
+    assert e.value.option == "end"
 
 
 def test_short_video_refused(tmp_path):
@@ -222,9 +225,10 @@ def test_sliding_windows(n, window, stride, expected):
 
 def test_sliding_windows_rejects_nonsense():
     assert list(sliding_windows(range(0), 64, 32)) == []
-    for args in [(10, 0, 1), (10, 5, 0)]:
-        with pytest.raises(UsageError):
+    for args, option in [((10, 0, 1), "window"), ((10, 5, 0), "stride")]:
+        with pytest.raises(OptionError) as e:
             list(sliding_windows(range(args[0]), *args[1:]))
+        assert e.value.option == option
 
 
 @pytest.mark.skipif(not os.path.exists(SAMPLE), reason="sample clip not available")
@@ -240,7 +244,7 @@ def test_real_sample_clip():
 
 def test_variable_frame_rate_follows_timestamps():
     """Irregular source times: each 25 fps grid time takes the latest frame shown at or before it."""
-    from i3d.video import _pick_frames
+    from i3d.inputs.video import _pick_frames
 
     times = [0.0, 0.01, 0.02, 0.15, 0.16, 0.17, 0.30, 0.45]  # bursts and gaps, as a VFR phone video
     source = [(np.full((8, 8, 3), i, np.uint8), t) for i, t in enumerate(times)]

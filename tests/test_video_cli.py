@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tracemalloc
 
 import cv2
 import numpy as np
 import pytest
-
-from conftest import SAMPLES, run_cli
-
-ARM_WRESTLING = SAMPLES / "arm_wrestling.mp4"
-needs_video = pytest.mark.skipif(not ARM_WRESTLING.is_file(), reason="../shared/samples/arm_wrestling.mp4 missing")
-
-
-def write_video(path, frames: int, fps: float = 25.0, width: int = 64, height: int = 48, seed: int = 0):
-    """An MJPG .avi of textured frames with a bright square moving right 2 px per frame."""
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    for i in range(frames):
-        frame = background.copy()
-        x = (4 + 2 * i) % (width - 12)
-        frame[height // 3: height // 3 + 12, x:x + 12] = 250
-        writer.write(frame)
-    writer.release()
-    return path
+from support import ARM_WRESTLING, needs_video, run_cli, stand_in_flow_set, write_video
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +28,8 @@ def test_arm_wrestling_video_is_arm_wrestling(arm_wrestling_json):
 
 @needs_video
 def test_preprocess_then_npy_gives_the_same_logits(arm_wrestling_json, shared_weights_dir, tmp_path):
-    proc = run_cli(str(ARM_WRESTLING), "--type", "rgb", "--out", str(tmp_path), weights_dir=shared_weights_dir,
-                   module="i3d.preprocess")
+    proc = run_cli("preprocess", str(ARM_WRESTLING), "--type", "rgb", "--out", str(tmp_path),
+                   weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 0, proc.stderr
     rgb = tmp_path / "arm_wrestling_rgb.npy"
     assert np.load(rgb).shape == (1, 250, 224, 224, 3)
@@ -73,13 +54,14 @@ def test_windows_give_a_timeline(shared_weights_dir):
 
 def test_windowing_keeps_memory_bounded(tmp_path):
     """Peak memory is set by the window, not the video: 300 frames cost no more than 60."""
-    from i3d.pipeline import VideoOptions, iter_windows
+    from i3d.preprocess.windows import VideoOptions, iter_windows
+    from i3d.streams import RGB
 
     def peak_bytes(frames: int) -> tuple[int, int]:
         video = write_video(tmp_path / f"v{frames}.avi", frames, width=80, height=60)
         tracemalloc.start()
         count = 0
-        for window in iter_windows(video, ("rgb",), VideoOptions(window=20)):
+        for window in iter_windows(video, (RGB,), VideoOptions(window=20)):
             assert window.clips["rgb"].shape == (1, 20, 224, 224, 3)
             count += 1
         peak = tracemalloc.get_traced_memory()[1]
@@ -92,39 +74,32 @@ def test_windowing_keeps_memory_bounded(tmp_path):
     assert long_peak < 300 * 256 * 341 * 3  # less than the decoded video itself
 
 
-def test_flow_cache_skips_recomputation_and_keeps_logits(tmp_path, monkeypatch, capsys):
-    """--type optical_flow twice on a video: the second run computes no flow and gives identical logits."""
-    from test_weights import _random_deepmind_checkpoint
+def test_flow_cache_skips_recomputation_and_keeps_logits(tmp_path, monkeypatch):
+    """The flow stream twice on a video: the second run computes no flow and gives identical logits."""
+    import i3d
+    from i3d.preprocess import flow
 
-    from i3d import cli, flow, weight_sets
-    from i3d.files import sha256_file
-
-    folder = tmp_path / "weights" / "flow_scratch"
-    folder.mkdir(parents=True)
-    _random_deepmind_checkpoint(folder / "model.ckpt", channels=2, seed=5)
-    stand_in = dataclasses.replace(weight_sets.WEIGHT_SETS[("flow", "kinetics")],
-                                   index_sha256=sha256_file(folder / "model.ckpt.index"))
-    monkeypatch.setitem(weight_sets.WEIGHT_SETS, ("flow", "kinetics"), stand_in)
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("I3D_CACHE_DIR", str(tmp_path / "cache"))
+    store = i3d.WeightStore(tmp_path / "weights")
+    injected = {"flow": stand_in_flow_set(store.root, seed=5)}
+    cache = tmp_path / "cache" / "flow"
     video = write_video(tmp_path / "moving.avi", 14)
-    args = ["--video", str(video), "--type", "optical_flow", "--format", "json"]
 
-    assert cli.main(args) == 0
-    first = json.loads(capsys.readouterr().out)
-    cached = list((tmp_path / "cache" / "flow").glob("*.npy"))
-    assert len(cached) == 1 and not list((tmp_path / "cache" / "flow").glob(".*"))
-    assert first["frames"] == {"flow": 13}
+    def run(flow_cache):
+        return i3d.classify(video, "flow", weight_sets=injected, store=store, load=i3d.LoadOptions(download=False),
+                            video=i3d.VideoOptions(flow_cache=flow_cache))
+
+    first = run(cache)
+    cached = list(cache.glob("*.npy"))
+    assert len(cached) == 1 and not list(cache.glob(".*"))
+    assert first.frames == {"flow": 13}
 
     def no_flow(*args, **kwargs):
         raise AssertionError("flow was recomputed")
 
     monkeypatch.setattr(flow, "_raw_flow", no_flow)
-    assert cli.main(args) == 0
-    second = json.loads(capsys.readouterr().out)
-    assert second["logits"] == first["logits"]
-    assert cli.main(args + ["--no-flow-cache"]) == 1  # proves the cache was what spared the work
-    assert "flow was recomputed" in capsys.readouterr().err
+    assert np.array_equal(run(cache).logits, first.logits)
+    with pytest.raises(AssertionError, match="flow was recomputed"):  # proves the cache was what spared the work
+        run(None)
 
 
 def _bad_videos(folder):

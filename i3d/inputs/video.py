@@ -103,7 +103,8 @@ Prepare = Callable[[np.ndarray], np.ndarray]
 
 def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
                  frame_duration: float, start: float | None, end: float | None,
-                 max_frames: int | None, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+                 max_frames: int | None,
+                 prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
     """Yield (prepared RGB frame, grid time, source index) per grid time k/fps in [start, end).
 
     Each grid time takes the latest source frame at or before it. ``source``
@@ -295,7 +296,8 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
 
 def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                     end: float | None = None, max_frames: int | None = None,
-                    progress: bool = False, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+                    progress: bool = False,
+                    prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
     """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``)."""
     name = os.fspath(directory)
     _check_args(fps, start, end, max_frames, MIN_FRAMES)

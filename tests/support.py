@@ -1,0 +1,88 @@
+"""Helpers the tests share: paths to ../shared, running commands, stand-in checkpoints, synthetic videos."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+INDEX_DIR = SHARED / "reference" / "deepmind_ckpt_index"
+SAMPLES = SHARED / "samples"
+ARM_WRESTLING = SAMPLES / "arm_wrestling.mp4"
+
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not beside the checkout")
+needs_video = pytest.mark.skipif(not ARM_WRESTLING.is_file(), reason="../shared/samples/arm_wrestling.mp4 missing")
+
+
+def index_path(deepmind_name: str) -> Path:
+    return INDEX_DIR / f"{deepmind_name}.model.ckpt.index"
+
+
+def run_cli(*args: str, weights_dir: Path, cwd: Path = ROOT, module: str | None = None,
+            timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run evaluate.py (or ``python -m module``) with its own weights folder; returns the process."""
+    env = {**os.environ, **(env or {}), "I3D_WEIGHTS_DIR": str(weights_dir)}
+    command = [sys.executable, "-m", module] if module else [sys.executable, str(ROOT / "evaluate.py")]
+    return subprocess.run(command + list(args), cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def random_clip(frames: int, channels: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1, 1, (1, frames, 224, 224, channels)).astype(np.float32)
+
+
+def random_deepmind_checkpoint(prefix, stream, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """Write ``stream``'s checkpoint in DeepMind's naming with random values, as TF's Saver would; returns it."""
+    import tensorflow as tf
+
+    from i3d.model import build_i3d, checkpoint_key
+
+    rng = np.random.default_rng(seed)
+    tensors = {checkpoint_key(v.path, stream.scope): (rng.normal(size=v.shape) * scale).astype(np.float32)
+               for v in build_i3d(channels=stream.channels).weights}
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tensors[n] for n in names])
+    return tensors
+
+
+def stand_in_flow_set(store_root: Path, seed: int = 0):
+    """A flow_scratch stand-in: random weights in DeepMind's layout inside ``store_root``, and the
+    WeightSet value that pins their index (inject it with ``weight_sets={"flow": ...}``)."""
+    from i3d.files import sha256_file
+    from i3d.weights.sets import get_weight_set
+
+    ws = get_weight_set("flow", "kinetics")
+    folder = store_root / ws.deepmind_name
+    folder.mkdir(parents=True, exist_ok=True)
+    random_deepmind_checkpoint(folder / "model.ckpt", ws.stream, seed=seed)
+    return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
+
+
+def copy_rgb_cache(source_root: Path, target_root: Path) -> None:
+    """Give ``target_root`` the imported rgb_kinetics Keras cache (made once by the session's fixture)."""
+    target_root.mkdir(parents=True, exist_ok=True)
+    for name in ("rgb_kinetics.weights.h5", "rgb_kinetics.weights.json"):
+        (target_root / name).write_bytes((source_root / name).read_bytes())
+
+
+def write_video(path, frames: int, fps: float = 25.0, width: int = 64, height: int = 48, seed: int = 0):
+    """An MJPG .avi of textured frames with a bright square moving right 2 px per frame."""
+    rng = np.random.default_rng(seed)
+    background = rng.integers(0, 80, (height, width, 3), dtype=np.uint8)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for i in range(frames):
+        frame = background.copy()
+        x = (4 + 2 * i) % (width - 12)
+        frame[height // 3: height // 3 + 12, x:x + 12] = 250
+        writer.write(frame)
+    writer.release()
+    return path
