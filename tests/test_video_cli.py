@@ -145,3 +145,24 @@ def test_every_bad_video_exits_3_with_one_line(tmp_path):
 def test_video_usage_errors_exit_2(tmp_path, args, message):
     proc = run_cli(*args, weights_dir=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@needs_video
+def test_features_per_window_agree_with_classify(shared_store):
+    """One Recognizer: features are (windows, 1024); their logits are classify's per-window logits."""
+    import i3d
+
+    recognizer = i3d.Recognizer.load("rgb", store=shared_store, load=i3d.LoadOptions(download=False))
+    options = i3d.VideoOptions(window=100, stride=75)
+    feats = recognizer.features(ARM_WRESTLING, video=options, logits=True)
+    result = recognizer.classify(ARM_WRESTLING, video=options, top_k=3)
+    assert feats.features["rgb"].shape == (3, 1024) and feats.features["rgb"].dtype == np.float32
+    assert feats.logits["rgb"].shape == (3, 400)
+    assert [(w.first_frame, w.frames, w.start, w.end) for w in feats.windows] == [
+        (0, 100, 0.0, 4.0), (75, 100, 3.0, 7.0), (150, 100, 6.0, 10.0)]
+    for row, window in zip(feats.logits["rgb"], result.windows):
+        np.testing.assert_array_equal(row.astype(np.float64), window.logits)
+    assert np.all(feats.features["rgb"] >= 0)  # averaged after ReLU
+    assert not np.allclose(feats.features["rgb"][0], feats.features["rgb"][2])
+    assert i3d.extract_features(ARM_WRESTLING, video=options, store=shared_store,
+                                load=i3d.LoadOptions(download=False)).features["rgb"].shape == (3, 1024)
