@@ -46,3 +46,11 @@ def quiet_opencv() -> None:
     """
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
+
+def no_openvino_telemetry() -> None:
+    """Keep OpenVINO from starting its telemetry (a process that contacts an analytics host and writes
+    under ``~/intel``). Call before ``import openvino``: with the telemetry package unimportable,
+    OpenVINO's converter uses its own no-op stub.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -49,6 +50,9 @@ def test_openvino_matches_tensorflow_and_reuses_its_ir(private_store, cricket_cl
     assert np.abs(ov_features - tf_features).max() < 1e-4
     xml = valid_ir(RGB, private_store)
     assert xml is not None and xml.parent.parent == private_store.root / "openvino"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(xml.parent.stat().st_mode) == 0o777 & ~umask  # usable by others sharing the folder
     second = OpenVINORunner.load(RGB, private_store, OFFLINE)
     assert second.source.startswith("OpenVINO IR")
     assert np.array_equal(second.logits(clip), ov_logits)

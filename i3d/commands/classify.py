@@ -10,11 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import TYPES, UsageError, add_preprocessing_arguments, run_command, video_options, weight_store
+from .common import (
+    TYPES,
+    Parser,
+    UsageError,
+    add_preprocessing_arguments,
+    refuse_unused_video_flags,
+    run_command,
+    video_options,
+    weight_store,
+)
 
 
 def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
         description="Classify the action in a clip with DeepMind's I3D (Kinetics-400).",
         epilog="Exit codes: 0 success, 2 usage, 3 bad input, 4 weights unavailable or corrupt.")
@@ -45,7 +54,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     return parser
 
 
-def _source(args: argparse.Namespace, streams: tuple[str, ...]):
+def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, streams: tuple[str, ...]):
     """(what to classify, how the JSON names it): a video or frames folder, or the .npy clips (or the sample)."""
     from ..inputs.samples import sample_path
 
@@ -60,6 +69,7 @@ def _source(args: argparse.Namespace, streams: tuple[str, ...]):
         if args.video and args.frames:
             raise UsageError("give either --video or --frames, not both")
         return video, {"video": str(video)}
+    refuse_unused_video_flags(parser, args)
     paths = {}
     for stream in streams:
         path = given[stream] or sample_path(stream)
@@ -72,7 +82,7 @@ def _source(args: argparse.Namespace, streams: tuple[str, ...]):
     return paths, {"inputs": paths}
 
 
-def run(args: argparse.Namespace) -> str:
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Classify as the flags say; returns the text to print."""
     from ..report.tables import format_json, format_table, result_dict
     from ..runtime.base import EngineOptions
@@ -82,7 +92,7 @@ def run(args: argparse.Namespace) -> str:
     streams = TYPES[args.type]
     if args.checkpoint is not None and len(streams) != 1:
         raise UsageError("--checkpoint names one stream's weights; use it with --type rgb or optical_flow")
-    source, described = _source(args, streams)
+    source, described = _source(parser, args, streams)
     load = LoadOptions(download=not args.offline, progress=sys.stderr.isatty(), checkpoint=args.checkpoint)
     result = classify(source, streams, args.pretrain, top_k=args.top_k, fusion=args.fusion,
                       video=video_options(args), load=load,
@@ -95,5 +105,6 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> int:
-    args = build_parser(prog).parse_args(argv)
-    return run_command(lambda: print(run(args)), args.debug)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    return run_command(lambda: print(run(parser, args)), args.debug)

@@ -2,12 +2,13 @@
 
 Exit codes: 0 success, 1 unexpected (rerun with --debug), 2 usage (bad flags
 or flag combinations), 3 bad input, 4 weights unavailable or corrupt, 130
-interrupted.
+interrupted, 141 standard output closed early (``| head``), quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,14 @@ TYPES = {"rgb": ("rgb",), "optical_flow": ("flow",), "both": ("rgb", "flow")}
 
 class UsageError(Exception):
     """Flags that contradict each other (exit code 2); the message speaks of flags."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: ... (see PROG --help)`` on stderr, exit code 2."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def flag(option: str) -> str:
@@ -51,7 +60,13 @@ def run_command(action: Callable[[], int | None], debug: bool = False) -> int:
     anything else gives 1. With ``debug`` the exception propagates, traceback and all.
     """
     try:
-        return action() or 0
+        code = action() or 0
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit has nowhere to fail
+        return 141
     except (I3DError, UsageError) as err:
         if debug:
             raise
@@ -88,6 +103,18 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
                            help="frames per window for long videos (default 250: 10 s); logits are averaged")
         video.add_argument("--stride", type=int, metavar="FRAMES",
                            help="frames between window starts (default: --window)")
+
+
+VIDEO_FLAGS = ("start", "end", "max_frames", "crop", "flow_algorithm", "flow_workers", "no_flow_cache",
+               "window", "stride")
+
+
+def refuse_unused_video_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Video preprocessing flags given without a video would be silently ignored: refuse them."""
+    given = [flag(name) for name in VIDEO_FLAGS if hasattr(args, name)
+             and getattr(args, name) != parser.get_default(name)]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply to --video or --frames input")
 
 
 def video_options(args: argparse.Namespace):

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_path
-from .common import TYPES, add_preprocessing_arguments, run_command, video_options
+from .common import TYPES, Parser, add_preprocessing_arguments, run_command, video_options
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a video file or a folder of numbered frames")
     parser.add_argument("--type", choices=tuple(TYPES), default="both", help="which arrays to write (default: both)")
     parser.add_argument("--out", type=Path, default=Path("."), help="output folder (default: here)")

@@ -6,16 +6,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .common import run_command
+from .common import Parser, run_command
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d samples") -> int:
     from ..inputs.samples import DATA_DIR
 
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path,
                         help="folder with the GIF previews; without it the .npy files are downloaded")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: data/)")

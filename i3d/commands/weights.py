@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import WeightsError
-from .common import message, run_command, weight_store
+from .common import Parser, message, run_command, weight_store
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -65,7 +65,7 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="check loaded weights against an official index (masked crc32c)")

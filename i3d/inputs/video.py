@@ -85,6 +85,8 @@ def check_range(fps: float, start: float | None, end: float | None, max_frames: 
         raise OptionError("fps", f"must be positive, not {fps}")
     if start is not None and not (start >= 0 and math.isfinite(start)):
         raise OptionError("start", f"must be >= 0 seconds, not {start}")
+    if end is not None and not math.isfinite(end):
+        raise OptionError("end", f"must be a finite number of seconds, not {end}")
     if end is not None and not end > (start or 0.0):
         raise OptionError("end", f"({end} s) must be after start ({start or 0.0} s)")
     if max_frames is not None and max_frames < 1:

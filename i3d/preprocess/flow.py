@@ -184,9 +184,15 @@ def check_flow_settings(algorithm: str, workers: int | None) -> int:
     if algorithm not in ALGORITHMS:
         raise OptionError("flow_algorithm", f"is {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
     workers = 1 if workers is None else int(workers)
-    if workers < 1:
-        raise OptionError("flow_workers", f"must be >= 1, not {workers}")
+    if not 1 <= workers <= max_flow_workers():
+        raise OptionError("flow_workers", f"must be between 1 and {max_flow_workers()} (this machine's cores; "
+                                          f"each worker holds about 80 MB), not {workers}")
     return workers
+
+
+def max_flow_workers() -> int:
+    """More flow processes than cores only cost memory: the cores available, at least 2."""
+    return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _check_frames(frames: np.ndarray) -> None:

@@ -34,6 +34,9 @@ from . import transforms
 DEFAULT_WINDOW = 250
 """Frames per window: 10 s at 25 fps, the length of a Kinetics clip."""
 
+MAX_WINDOW = 25 * 60 * 60
+"""The longest window a caller may ask for: one hour at 25 fps."""
+
 CACHE_DIR_ENV = "I3D_CACHE_DIR"
 T = TypeVar("T")
 
@@ -74,8 +77,10 @@ class VideoOptions:
         if self.window < least:
             names = "+".join(stream.name for stream in streams)
             raise OptionError("window", f"is {self.window} frames; {names} needs at least {least}")
-        if self.stride is not None and not 1 <= self.stride:
-            raise OptionError("stride", f"must be at least 1 frame, not {self.stride}")
+        if self.window > MAX_WINDOW and self.window != sys.maxsize:
+            raise OptionError("window", f"is {self.window} frames; at most {MAX_WINDOW} (one hour at 25 fps)")
+        if self.stride is not None and not 1 <= self.stride <= MAX_WINDOW:
+            raise OptionError("stride", f"must be between 1 and {MAX_WINDOW} frames, not {self.stride}")
 
     @property
     def step(self) -> int:
@@ -179,6 +184,7 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
     name = os.fspath(source)
     least = max(stream.min_video_frames for stream in streams)
     frames = _cropped_frames(source, streams, options)
+    index = -1
     for index, (first, picked) in enumerate(sliding_windows(frames, options.window, options.step)):
         if len(picked) < least:
             clip_frames = min(stream.min_clip_frames for stream in streams)
@@ -192,6 +198,8 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
                                                         picked[:len(picked) - stream.frames_lost]), stream, where)
                  for stream in streams}
         yield Window(index=index, first_frame=first, frames=len(picked), start=start, end=end, clips=clips)
+    if index < 0:  # nothing in range: a start past the end, say
+        raise _too_short(0, name, options, min(stream.min_clip_frames for stream in streams))
 
 
 def read_clips(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> dict[str, np.ndarray]:

@@ -87,10 +87,19 @@ def resolve_backend(name: str = "auto") -> str:
     return "openvino" if openvino_installed and not gpu_present() else "tensorflow"
 
 
+def check_engine(engine: EngineOptions) -> EngineOptions:
+    """The engine with its backend resolved; refuses mixed precision where it would be ignored."""
+    backend = resolve_backend(engine.backend)
+    if backend == "openvino" and engine.mixed_precision:
+        raise OptionError("mixed_precision", "is TensorFlow's float16 compute on a GPU; the openvino backend "
+                                             "runs float32 (use backend tensorflow)")
+    return EngineOptions(backend, engine.mixed_precision)
+
+
 def open_runner(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
                 engine: EngineOptions = EngineOptions()) -> Runner:
     """A runner for ``ws`` on the engine's backend (``auto`` resolved here if the caller has not)."""
-    backend = resolve_backend(engine.backend)
+    backend = check_engine(engine).backend
     if backend == "openvino":
         from .openvino import OpenVINORunner
 

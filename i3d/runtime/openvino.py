@@ -23,10 +23,13 @@ import numpy as np
 
 from ..errors import WeightsError
 from ..files import sha256_file
+from ..quiet import no_openvino_telemetry
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
 from ..weights.store import WeightStore
 from .base import TwoHeadRunner
+
+no_openvino_telemetry()  # before any `import openvino` below
 
 IR_FORMAT = 2
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -94,6 +97,9 @@ def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> None:
         print(f"warning: could not cache the OpenVINO model in {target}: {err}", file=sys.stderr)
         return
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a shared weights folder needs the usual mode
         ov.save_model(ov_model, staging / "model.xml", compress_to_fp16=False)  # keep float32 weights
         manifest = {"format": IR_FORMAT, "weight_set": ws.name, "weights_index_sha256": ws.index_sha256,
                     "network_sha256": network_sha256(), "openvino": ov.get_version(),

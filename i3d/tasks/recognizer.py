@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..preprocess.windows import VideoOptions, Window
-from ..runtime.base import EngineOptions, Runner, open_runner, resolve_backend
+from ..runtime.base import EngineOptions, Runner, check_engine, open_runner
 from ..streams import Stream, streams_named
 from ..weights.loading import LoadOptions, ensure_available
 from ..weights.sets import WeightSet, get_weight_set
@@ -94,8 +94,9 @@ class Recognizer:
         if load.checkpoint is not None and len(chosen) != 1:
             raise OptionError("checkpoint", "names one stream's weights; load one stream with it")
         store = store or WeightStore.from_environment()
-        backend = resolve_backend(engine.backend)
-        engine = EngineOptions(backend, engine.mixed_precision)
+        engine = check_engine(engine)
+        backend = engine.backend
+
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
         runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
