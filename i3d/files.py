@@ -19,6 +19,13 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def usual_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process's umask: what an ordinary ``open``/``mkdir`` would have made."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
@@ -32,9 +39,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
+    os.chmod(tmp_path, usual_mode())  # mkstemp makes 0600; the result should be an ordinary file
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -100,11 +100,11 @@ def test_cached_run_does_not_import_tensorflow(private_store, cricket_clips):
     code = ("import sys, json; from i3d.commands.classify import main; "
             f"rc = main(['--rgb', {str(cricket_clips['rgb'])!r}, '--format', 'json', "
             "'--backend', 'openvino', '--offline']); "
-            "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules}))")
+            "print(json.dumps({'rc': rc, 'tf': 'tensorflow' in sys.modules, 'cv2': 'cv2' in sys.modules}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "I3D_WEIGHTS_DIR": str(private_store.root)})
     status = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert status == {"rc": 0, "tf": False}, proc.stderr
+    assert status == {"rc": 0, "tf": False, "cv2": False}, proc.stderr
 
 
 def test_backend_choice(monkeypatch):

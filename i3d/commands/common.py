@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from ..errors import I3DError, InputError, OptionError, WeightsError
 
@@ -128,8 +127,8 @@ def video_options(args: argparse.Namespace):
                         flow_cache=None if args.no_flow_cache else default_cache_dir() / "flow")
 
 
-def weight_store(root: Path | None = None):
+def weight_store():
     """The weights folder commands use: ``$I3D_WEIGHTS_DIR`` or the project's ``weights/``."""
     from ..weights.store import WeightStore
 
-    return WeightStore(root) if root else WeightStore.from_environment()
+    return WeightStore.from_environment()

@@ -16,12 +16,17 @@ import numpy as np
 from ..errors import InputError, OptionError
 from ..quiet import quiet_opencv
 
-quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
-import cv2  # noqa: E402
-
 SHORT_SIDE = 256
 CROP_SIZE = 224
 CROPS = ("center", "full")
+
+
+def _cv2():
+    """OpenCV, loaded on the first resize (and quietly): clip arrays never need it."""
+    quiet_opencv()
+    import cv2
+
+    return cv2
 
 
 def check_crop(crop: str) -> str:
@@ -38,6 +43,7 @@ def resize_short_side(frame: np.ndarray, short: int = SHORT_SIDE) -> np.ndarray:
     scale = short / min(h, w)
     new_h = short if h <= w else int(round(h * scale))
     new_w = short if w < h else int(round(w * scale))
+    cv2 = _cv2()
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
@@ -55,6 +61,7 @@ def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
 
 def resize_to_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """Bilinearly resize every (H, W, C) frame of an (H, W, C) or (T, H, W, C) array to size x size."""
+    cv2 = _cv2()
     if arr.ndim == 3:
         return cv2.resize(arr, (size, size), interpolation=cv2.INTER_LINEAR)
     return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in arr])

@@ -60,7 +60,7 @@ class VideoOptions:
     crop: str = "center"
     flow_algorithm: str = "tvl1"
     flow_workers: int = 1
-    window: int = DEFAULT_WINDOW
+    window: int | None = DEFAULT_WINDOW  # None: the whole video as one window
     stride: int | None = None  # None: the window length (no overlap)
     flow_cache: Path | None = None  # a folder; None: no flow cache
     progress: bool = False
@@ -74,17 +74,18 @@ class VideoOptions:
         transforms.check_crop(self.crop)
         check_flow_settings(self.flow_algorithm, self.flow_workers)
         least = max(stream.min_video_frames for stream in streams)
-        if self.window < least:
+        if self.window is not None and self.window < least:
             names = "+".join(stream.name for stream in streams)
             raise OptionError("window", f"is {self.window} frames; {names} needs at least {least}")
-        if self.window > MAX_WINDOW and self.window != sys.maxsize:
+        if self.window is not None and self.window > MAX_WINDOW:
             raise OptionError("window", f"is {self.window} frames; at most {MAX_WINDOW} (one hour at 25 fps)")
         if self.stride is not None and not 1 <= self.stride <= MAX_WINDOW:
             raise OptionError("stride", f"must be between 1 and {MAX_WINDOW} frames, not {self.stride}")
 
-    @property
-    def step(self) -> int:
-        return self.stride or self.window
+    def window_and_step(self) -> tuple[int, int]:
+        """Frames per window and between window starts (the whole video: no limit)."""
+        window = sys.maxsize if self.window is None else self.window
+        return window, self.stride or window
 
 
 @dataclass
@@ -104,7 +105,6 @@ class _Frame:
     """One 25 fps frame on its way to a window: its time and its crops by stream name."""
 
     seconds: float
-    source_index: int
     image: np.ndarray | None  # the 256-short-side frame, kept only until flow has used it
     crops: dict[str, np.ndarray]
 
@@ -121,29 +121,27 @@ def stream_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[
 
 def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
                     options: VideoOptions) -> Iterator[_Frame]:
-    """Each frame with its crops for every stream; flow streams get the field to the next frame."""
-    frames = (_Frame(seconds, index, image, {}) for image, seconds, index in stream_frames(source, options))
-    frame_streams = [s for s in streams if not s.needs_flow]
+    """Each frame with its crops for every stream; flow streams get the field to the next frame.
+
+    The full frame is dropped as soon as its crops (and, for flow, its pairs) are made.
+    """
+    items: Iterable[_Frame] = (
+        _Frame(seconds, image, {s.name: s.crop(image, options.crop) for s in streams if not s.needs_flow})
+        for image, seconds, _ in stream_frames(source, options))
     flow_streams = [s for s in streams if s.needs_flow]
+    if flow_streams:
+        items = _with_flow_crops(items, flow_streams, options)
+    for item in items:
+        item.image = None
+        yield item
 
-    def with_frame_crops(items: Iterable[_Frame]) -> Iterator[_Frame]:
-        for item in items:
-            for stream in frame_streams:
-                item.crops[stream.name] = stream.crop(item.image, options.crop)
-            yield item
 
-    items = with_frame_crops(frames)
-    if not flow_streams:
-        for item in items:
-            item.image = None
-            yield item
-        return
+def _with_flow_crops(items: Iterable[_Frame], flow_streams: list[Stream], options: VideoOptions) -> Iterator[_Frame]:
     from .flow import stream_flow
 
     paired = stream_flow(items, lambda item: item.image, algorithm=options.flow_algorithm,
                          workers=options.flow_workers, progress=options.progress, cache_dir=options.flow_cache)
     for item, field in paired:
-        item.image = None
         if field is not None:
             for stream in flow_streams:
                 item.crops[stream.name] = stream.crop(field, options.crop)
@@ -185,7 +183,7 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
     least = max(stream.min_video_frames for stream in streams)
     frames = _cropped_frames(source, streams, options)
     index = -1
-    for index, (first, picked) in enumerate(sliding_windows(frames, options.window, options.step)):
+    for index, (first, picked) in enumerate(sliding_windows(frames, *options.window_and_step())):
         if len(picked) < least:
             clip_frames = min(stream.min_clip_frames for stream in streams)
             if len(picked) < clip_frames:
@@ -204,5 +202,5 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
 
 def read_clips(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> dict[str, np.ndarray]:
     """The whole video (within start/end/max_frames) as one set of clips: what ``preprocess`` writes."""
-    whole = dataclasses.replace(options, window=sys.maxsize, stride=None)
+    whole = dataclasses.replace(options, window=None, stride=None)
     return next(iter_windows(source, streams, whole)).clips

@@ -17,12 +17,13 @@ import shutil
 import sys
 import tempfile
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import WeightsError
-from ..files import sha256_file
+from ..files import sha256_file, usual_mode
 from ..quiet import no_openvino_telemetry
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
@@ -37,6 +38,7 @@ NETWORK_FILES = ("model.py", "limits.py")
 """The files, under the ``i3d`` package, that define the network an IR is converted from."""
 
 
+@lru_cache(maxsize=1)
 def network_sha256() -> str:
     """sha256 over the files that define the network, so an IR made before a change to them is never reused."""
     digest = hashlib.sha256()
@@ -97,9 +99,7 @@ def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> None:
         print(f"warning: could not cache the OpenVINO model in {target}: {err}", file=sys.stderr)
         return
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a shared weights folder needs the usual mode
+        os.chmod(staging, usual_mode(0o777))  # mkdtemp makes 0700; a shared weights folder needs the usual mode
         ov.save_model(ov_model, staging / "model.xml", compress_to_fp16=False)  # keep float32 weights
         manifest = {"format": IR_FORMAT, "weight_set": ws.name, "weights_index_sha256": ws.index_sha256,
                     "network_sha256": network_sha256(), "openvino": ov.get_version(),
@@ -126,14 +126,6 @@ class OpenVINORunner(TwoHeadRunner):
             self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint))
         except RuntimeError as err:
             raise WeightsError(f"OpenVINO could not compile the network: {err}") from None
-
-    @classmethod
-    def from_keras(cls, keras_model, hint: str = "LATENCY", source: str = "converted from Keras") -> OpenVINORunner:
-        """Convert a Keras I3D logits model (with its features head added) and compile it."""
-        from ..model import with_features
-
-        channels = int(keras_model.inputs[0].shape[-1])
-        return cls(convert(with_features(keras_model), channels), source=source, hint=hint)
 
     @classmethod
     def load(cls, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),

@@ -17,6 +17,7 @@ imported, so a bad input or a missing set writes nothing.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -95,12 +96,10 @@ class Recognizer:
             raise OptionError("checkpoint", "names one stream's weights; load one stream with it")
         store = store or WeightStore.from_environment()
         engine = check_engine(engine)
-        backend = engine.backend
-
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
         runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
-        return cls(runners, chosen, backend)
+        return cls(runners, chosen, engine.backend)
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -119,7 +118,7 @@ class Recognizer:
                  fusion: str = "mean") -> Result:
         """Classify a video file, a frames folder, one stream's clip array or clips by stream name."""
         clock = _Clock()
-        self._check(top_k, fusion)
+        _check_ranking(self.categories, top_k, fusion)
         windows = clock.timed(open_source(source, self.streams, video), "inputs")
         return self.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                      progress=video.progress and is_video(source))
@@ -127,12 +126,10 @@ class Recognizer:
     def classify_windows(self, windows: Iterable[Window], *, top_k: int = 5, fusion: str = "mean",
                          clock: _Clock | None = None, progress: bool = False) -> Result:
         """Fuse each window's stream logits, average over the windows, rank."""
-        import sys
-
         from tqdm import tqdm
 
         clock = clock or _Clock()
-        self._check(top_k, fusion)
+        _check_ranking(self.categories, top_k, fusion)
         timeline, window_logits, frames = [], [], {}
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
             for window in windows:
@@ -173,21 +170,30 @@ class Recognizer:
         return Features(features=stacked, logits=stacked_logits, windows=tuple(spans), weights=self.weights,
                         backend=self.backend, seconds=clock.seconds)
 
-    def _check(self, k: int, fusion: str) -> None:
-        check_fusion(fusion)
-        if not 1 <= k <= len(self.categories):
-            raise OptionError("top_k", f"must be between 1 and {len(self.categories)}, not {k}")
+
+def _check_ranking(categories: tuple[str, ...], k: int, fusion: str) -> None:
+    check_fusion(fusion)
+    if not 1 <= k <= len(categories):
+        raise OptionError("top_k", f"must be between 1 and {len(categories)}, not {k}")
 
 
 def _span(window: Window) -> WindowSpan:
     return WindowSpan(window.index, window.first_frame, window.frames, window.start, window.end)
 
 
-def _prepared(source: Source, streams: tuple[Stream, ...], video: VideoOptions, clock: _Clock) -> Iterator[Window]:
-    """The source's windows with the first one already made, so bad input fails before any loading."""
-    windows = clock.timed(open_source(source, streams, video), "inputs")
+def _load_after_input(source: Source, chosen: dict[str, WeightSet], video: VideoOptions, load: LoadOptions,
+                      engine: EngineOptions, store: WeightStore | None) -> tuple[Recognizer, Iterator[Window], _Clock]:
+    """Make the source's first window (so bad input fails before any weights are touched), then load.
+
+    Returns the recognizer, all the windows (the first included) and the clock that timed both.
+    """
+    clock = _Clock()
+    windows = clock.timed(open_source(source, streams_named(chosen), video), "inputs")
     first = next(windows)
-    return itertools.chain([first], windows)
+    mark = time.perf_counter()
+    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
+    clock.seconds["load"] = time.perf_counter() - mark
+    return recognizer, itertools.chain([first], windows), clock
 
 
 def classify(source: Source, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics",
@@ -201,15 +207,8 @@ def classify(source: Source, streams: str | Stream | Iterable[str | Stream] = ("
     inputs, load and inference.
     """
     chosen = choose_weight_sets(streams, pretrain, weight_sets)
-    check_fusion(fusion)
-    categories = next(iter(chosen.values())).categories
-    if not 1 <= top_k <= len(categories):
-        raise OptionError("top_k", f"must be between 1 and {len(categories)}, not {top_k}")
-    clock = _Clock()
-    windows = _prepared(source, streams_named(chosen), video, clock)
-    mark = time.perf_counter()
-    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
-    clock.seconds["load"] = time.perf_counter() - mark
+    _check_ranking(next(iter(chosen.values())).categories, top_k, fusion)
+    recognizer, windows, clock = _load_after_input(source, chosen, video, load, engine, store)
     return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                        progress=video.progress and is_video(source))
 
@@ -220,10 +219,6 @@ def extract_features(source: Source, streams: str | Stream | Iterable[str | Stre
                      weight_sets: Mapping[str, WeightSet] | None = None,
                      store: WeightStore | None = None) -> Features:
     """Per-window 1024-d I3D features of a video, a frames folder or clip arrays, in one call."""
-    chosen = choose_weight_sets(streams, pretrain, weight_sets)
-    clock = _Clock()
-    windows = _prepared(source, streams_named(chosen), video, clock)
-    mark = time.perf_counter()
-    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
-    clock.seconds["load"] = time.perf_counter() - mark
+    recognizer, windows, clock = _load_after_input(source, choose_weight_sets(streams, pretrain, weight_sets),
+                                                   video, load, engine, store)
     return recognizer.features_of_windows(windows, logits=logits, clock=clock)

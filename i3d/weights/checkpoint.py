@@ -11,7 +11,6 @@ seconds. Every check of tensor bytes against an index goes through
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import google_crc32c
 import numpy as np
 
 from ..errors import WeightsError
+from ..files import sha256_file
 
 __all__ = ["IndexEntry", "check_tensors", "checkpoint_files", "compare_with_index", "masked_crc32c",
            "read_checkpoint", "read_index", "verify_data_file"]
@@ -281,14 +281,6 @@ def checkpoint_files(prefix: str | os.PathLike) -> tuple[Path, Path]:
     return index_path, data_path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _index_of(index_path: Path) -> dict[str, IndexEntry]:
     try:
         return read_index(index_path)
@@ -303,7 +295,7 @@ def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None
     too). With ``expected_index_sha256`` the index must be that exact file.
     """
     index_path, data_path = checkpoint_files(prefix)
-    if expected_index_sha256 and _sha256(index_path) != expected_index_sha256:
+    if expected_index_sha256 and sha256_file(index_path) != expected_index_sha256:
         raise WeightsError(f"{index_path}: sha256 differs from DeepMind's published index; "
                            "replace it with the official file")
     index = _index_of(index_path)

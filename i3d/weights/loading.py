@@ -72,11 +72,17 @@ def ensure_available(ws: WeightSet, store: WeightStore, options: LoadOptions = L
     Called for every stream before any is loaded, so a run that cannot get all
     its weights stops before writing anything for the others.
     """
-    if store.locate(ws, options.checkpoint):
-        return
+    if not store.locate(ws, options.checkpoint):
+        _download(ws, store, options)
+
+
+def _download(ws: WeightSet, store: WeightStore, options: LoadOptions) -> Location:
+    """Fetch DeepMind's files into the store when downloads are allowed; WeightsError when not."""
+    folder = store.checkpoint_dir(ws)
     if not options.download:
-        raise WeightsError(unavailable_message(ws, store.checkpoint_dir(ws), "no local files and downloads are off"))
-    download_checkpoint(ws, store.checkpoint_dir(ws), progress=options.progress)
+        raise WeightsError(unavailable_message(ws, folder, "no local files and downloads are off"))
+    download_checkpoint(ws, folder, progress=options.progress)
+    return Location("checkpoint", folder, f"downloaded to {folder}")
 
 
 def _read_tensors(ws: WeightSet, location: Location) -> dict[str, np.ndarray]:
@@ -93,31 +99,21 @@ def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions 
     not verify is passed over and rebuilt from the next source.
     """
     locations = store.locate(ws, options.checkpoint)
-    for location in locations:
-        if location.kind != "cache":
-            break
-        if store.cached_sha256(ws) is not None:
-            try:
-                model.load_weights(location.path)
-                return location.description
-            except Exception:  # an unreadable cache is rebuilt from the next source
-                pass
+    if locations and locations[0].kind == "cache" and store.cached_sha256(ws) is not None:
+        try:
+            model.load_weights(locations[0].path)
+            return locations[0].description
+        except Exception:  # an unreadable cache is rebuilt from the next source
+            pass
     sources = [loc for loc in locations if loc.kind != "cache"]
-    if sources:
-        location = sources[0]
-        tensors, source = _read_tensors(ws, location), location.description
-    elif options.download:
-        folder = download_checkpoint(ws, store.checkpoint_dir(ws), progress=options.progress)
-        tensors, source = read_checkpoint(folder, ws.index_sha256), f"downloaded to {folder}"
-    else:
-        raise WeightsError(unavailable_message(ws, store.checkpoint_dir(ws), "no local files and downloads are off"))
-    assign_tensors(model, tensors, ws.stream.scope)
+    location = sources[0] if sources else _download(ws, store, options)
+    assign_tensors(model, _read_tensors(ws, location), ws.stream.scope)
     if options.cache:
         try:
-            store.write_keras_cache(model, ws, source)
+            store.write_keras_cache(model, ws, location.description)
         except OSError as err:
             print(f"warning: could not write weight cache {store.keras_cache(ws)}: {err}", file=sys.stderr)
-    return source
+    return location.description
 
 
 def build_pretrained(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions(),
