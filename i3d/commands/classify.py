@@ -15,6 +15,7 @@ from .common import (
     Parser,
     UsageError,
     add_preprocessing_arguments,
+    forbid_network,
     refuse_unused_video_flags,
     run_command,
     video_options,
@@ -49,7 +50,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                         help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="TensorFlow backend: float16 compute on a GPU (faster, changes logits slightly)")
-    parser.add_argument("--offline", action="store_true", help="never download weights")
+    parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -93,6 +94,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     if args.checkpoint is not None and len(streams) != 1:
         raise UsageError("--checkpoint names one stream's weights; use it with --type rgb or optical_flow")
     source, described = _source(parser, args, streams)
+    if args.offline:
+        forbid_network()
     load = LoadOptions(download=not args.offline, progress=sys.stderr.isatty(), checkpoint=args.checkpoint)
     result = classify(source, streams, args.pretrain, top_k=args.top_k, fusion=args.fusion,
                       video=video_options(args), load=load,

@@ -8,11 +8,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..errors import WeightsError
-from .common import Parser, message, run_command, weight_store
+from .common import Parser, forbid_network, message, run_command, weight_store
 
 
 def _verify(args: argparse.Namespace) -> None:
@@ -47,21 +46,24 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> None:
+    """One stdout line per set (where it came from, or why not); one error line if any is missing."""
     from ..model import build_i3d
     from ..weights.loading import LoadOptions, load_weights
     from ..weights.sets import WEIGHT_SETS, weight_set_by_name
 
     store, failed = weight_store(), []
-    for name in args.sets or [ws.name for ws in WEIGHT_SETS.values()]:
-        ws = weight_set_by_name(name)
+    for ws in [weight_set_by_name(name) for name in args.sets or [ws.name for ws in WEIGHT_SETS.values()]]:
         try:
             model = build_i3d(channels=ws.stream.channels, num_classes=ws.num_classes)
             print(f"{ws.name}: {load_weights(model, ws, store, LoadOptions(download=not args.offline))}")
         except WeightsError as err:  # report every set, then fail
-            print(f"{ws.name}: error: {message(err)}", file=sys.stderr)
-            failed.append(ws.name)
+            print(f"{ws.name}: {message(err)}", flush=True)
+            failed.append(ws)
     if failed:
-        raise WeightsError(f"{len(failed)} weight set(s) unavailable: {', '.join(failed)}")
+        folders = ", ".join(str(store.checkpoint_dir(ws)) for ws in failed)
+        how = "drop --offline to download them, or put" if args.offline else "put"
+        raise WeightsError(f"{len(failed)} weight set(s) unavailable ({', '.join(ws.name for ws in failed)}); "
+                           f"{how} DeepMind's model.ckpt files into {folders}")
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
@@ -71,14 +73,16 @@ def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     verify = sub.add_parser("verify", help="check loaded weights against an official index (masked crc32c)")
     verify.add_argument("--set", default="rgb_kinetics", help="weight set, e.g. rgb_kinetics or rgb_scratch")
     verify.add_argument("--index", help="DeepMind model.ckpt.index to compare with")
-    verify.add_argument("--offline", action="store_true", help="never download")
+    verify.add_argument("--offline", action="store_true", help="no network at all: never download")
     verify.set_defaults(run=_verify)
     sub.add_parser("info", help="list the weight sets and what is cached").set_defaults(run=_info)
     fetch = sub.add_parser("fetch", help="import weight sets into the cache (downloads when needed)")
     fetch.add_argument("sets", nargs="*", help="weight sets (default: all four)")
-    fetch.add_argument("--offline", action="store_true", help="never download")
+    fetch.add_argument("--offline", action="store_true", help="no network at all: never download")
     fetch.set_defaults(run=_fetch)
     args = parser.parse_args(argv)
+    if getattr(args, "offline", False):
+        forbid_network()
 
     from ..quiet import silence_tensorflow
 

@@ -13,6 +13,13 @@ to the first frame; a missing or non-increasing one is replaced by the previous
 timestamp + 1/source_fps, so a stream without usable timestamps falls back to
 index/source_fps. Decoding streams frame by frame: only the prepared frames are
 kept, never the full-resolution video.
+
+Paths are checked with ``os.stat`` before anything opens them: a FIFO or a
+device is refused (opening a FIFO would block), as are unreadable files. A
+video path that is not valid UTF-8 reaches OpenCV through an ASCII link to the
+same file, and images in a frames folder are read by Python and decoded from
+memory, so any file name the system allows works. Frame numbers in messages
+count from 1; a frames folder's messages name the image file.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
+import stat
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -30,6 +40,7 @@ from tqdm import tqdm
 from ..errors import InputError, OptionError
 from ..limits import MIN_FRAMES
 from ..quiet import quiet_opencv
+from .arrays import file_kind, stat_input
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
@@ -68,14 +79,20 @@ def _to_rgb(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def _check_frame(frame: np.ndarray | None, index: int, name: str) -> np.ndarray:
+def _video_frame(name: str, index: int) -> str:
+    """How messages name a video's frame: ``clip.mp4: frame 3 (counting from 1)`` for index 2."""
+    return f"{name}: frame {index + 1} (counting from 1)"
+
+
+def _check_frame(frame: np.ndarray | None, what: str) -> np.ndarray:
+    """Refuse an empty, tiny or non-8-bit frame; ``what`` names it (a video's frame, an image file)."""
     if frame is None or frame.size == 0 or frame.ndim not in (2, 3):
-        raise InputError(f"{name}: frame {index} is empty")
+        raise InputError(f"{what} is empty")
     h, w = frame.shape[:2]
     if h < 2 or w < 2:
-        raise InputError(f"{name}: frame {index} is {w}x{h} px; frames must be at least 2x2")
+        raise InputError(f"{what} is {w}x{h} px; frames must be at least 2x2")
     if frame.dtype != np.uint8:
-        raise InputError(f"{name}: frame {index} has pixel type {frame.dtype}, expected 8-bit")
+        raise InputError(f"{what} has pixel type {frame.dtype}, expected 8-bit")
     return frame
 
 
@@ -105,8 +122,8 @@ Prepare = Callable[[np.ndarray], np.ndarray]
 
 def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
                  frame_duration: float, start: float | None, end: float | None,
-                 max_frames: int | None,
-                 prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+                 max_frames: int | None, prepare: Prepare = resize_short_side,
+                 label: Callable[[int], str] | None = None) -> Iterator[tuple[np.ndarray, float, int]]:
     """Yield (prepared RGB frame, grid time, source index) per grid time k/fps in [start, end).
 
     Each grid time takes the latest source frame at or before it. ``source``
@@ -114,7 +131,9 @@ def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: 
     frame is converted and prepared only if it is picked, and once even if picked
     repeatedly. Stops reading as soon as the range or max_frames is full, and
     holds one raw frame at a time, so memory does not grow with the video.
+    ``label`` names source frame i in messages (default: the video's frame i + 1).
     """
+    label = label or (lambda i: _video_frame(name, i))
     k = math.ceil(start * fps - _GRID_TOL) if start else 0
     k_end = math.ceil(end * fps - _GRID_TOL) if end is not None else math.inf
     limit = max_frames if max_frames is not None else math.inf
@@ -130,8 +149,8 @@ def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: 
                 small = prepare(_to_rgb(frame))
                 first_shape = first_shape or small.shape
                 if small.shape != first_shape:
-                    raise InputError(f"{name}: frame {index} is {frame.shape[1]}x{frame.shape[0]}"
-                                     f" px, a different shape from the first frame")
+                    raise InputError(f"{label(index)} is {frame.shape[1]}x{frame.shape[0]} px, a different"
+                                     f" shape from the first frame; every frame must have the same size")
             yield small, k / fps, index
             emitted += 1
             k += 1
@@ -200,22 +219,66 @@ def _natural_key(name: str) -> list:
 
 
 def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, not a video (use a frames folder reader)")
-    if os.path.getsize(path) == 0:
+    """Refuse a missing, special, empty or unreadable video file without opening anything that could block."""
+    info = stat_input(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{path}: is a directory, not a video (read it as a folder of frames)")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{path}: not a regular file ({file_kind(info.st_mode)}); give a video file")
+    if info.st_size == 0:
         raise InputError(f"{path}: file is empty")
+    try:  # OpenCV would only say "cannot open"; O_NONBLOCK in case it became a FIFO since the stat
+        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the file readable or copy it somewhere "
+                         "readable") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
+
+
+def _ascii_link(path: str) -> tuple[str, str | None]:
+    """A name OpenCV can take for ``path``: itself when it is valid UTF-8, else a link in a private folder.
+
+    OpenCV crashes on names that are not valid UTF-8 (surrogate-escaped bytes);
+    the link (``video`` + the extension, when ASCII) points at the same file.
+    Returns the name and the folder to remove, if one was made.
+    """
+    try:
+        path.encode("utf-8")
+        return path, None
+    except UnicodeEncodeError:
+        pass
+    ext = os.path.splitext(path)[1]
+    ext = ext if ext.isascii() and ext[1:].isalnum() else ""
+    try:
+        folder = tempfile.mkdtemp(prefix="i3d-video-")
+    except OSError as err:
+        raise InputError(f"{path}: the name is not valid UTF-8 and no temporary folder for a link to it could "
+                         f"be made ({err.strerror or err}); rename the file") from None
+    link = os.path.join(folder, "video" + ext)
+    try:
+        link.encode("utf-8")
+        os.symlink(os.path.abspath(path), link)
+    except (OSError, UnicodeEncodeError) as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        why = err.strerror if isinstance(err, OSError) and err.strerror else "the temporary folder's name is not UTF-8"
+        raise InputError(f"{path}: the name is not valid UTF-8 and no link to it could be made ({why}); "
+                         "rename the file") from None
+    return link, folder
 
 
 def _open_video(name: str) -> tuple[cv2.VideoCapture, float, int]:
     """Open a video file; returns the capture, its frame rate and its frame count (0 if unknown)."""
     _check_file(name)
     backend = cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
+    target, folder = _ascii_link(name)
     try:
-        cap = cv2.VideoCapture(name, backend)
+        cap = cv2.VideoCapture(target, backend)
     except cv2.error as e:
         raise InputError(f"{name}: cannot open as a video ({str(e).strip().splitlines()[-1]})") from None
+    finally:
+        if folder is not None:  # the capture keeps its own open handle: the link is needed only to open
+            shutil.rmtree(folder, ignore_errors=True)
     if not cap.isOpened():
         raise InputError(f"{name}: cannot open as a video (not a video file or unsupported codec)")
     src_fps = float(cap.get(cv2.CAP_PROP_FPS))
@@ -236,7 +299,7 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
             ok, frame = False, None
         if not ok:
             break
-        frame = _check_frame(frame, n, name)
+        frame = _check_frame(frame, _video_frame(name, n))
         t = clock(cap.get(cv2.CAP_PROP_POS_MSEC))
         n += 1
         bar.update(1)
@@ -244,8 +307,9 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
     if n == 0:
         raise InputError(f"{name}: no frame could be decoded")
     if count > 0 and count - n > max(5, 0.05 * count):
-        raise InputError(f"{name}: truncated or unreadable frame at {n} "
-                         f"(container says {count} frames)")
+        raise InputError(f"{name}: truncated or unreadable frame at {n + 1} (counting from 1, about "
+                         f"{n / src_fps:.2f} s in): only {n} of the {count} frames the container lists "
+                         "decode; repair or re-encode the file")
 
 
 def _stream_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
@@ -296,31 +360,71 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     return _collect(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
 
 
+def _read_image(path: str) -> np.ndarray:
+    """An image file as OpenCV's BGR array, read by Python and decoded from memory (any file name works)."""
+    info = stat_input(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{path}: is a directory, not an image; a frames folder holds image files only")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{path}: not a regular file ({file_kind(info.st_mode)}); "
+                         "a frames folder holds image files only")
+    if info.st_size == 0:
+        raise InputError(f"{path}: cannot read image (file is empty)")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except PermissionError:
+        raise InputError(f"{path}: permission denied; make the image readable") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot read image ({err.strerror or err})") from None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:
+        image = None
+    if image is None:
+        raise InputError(f"{path}: cannot read image (not an image, damaged, or an unsupported format)")
+    return image
+
+
+def _list_images(name: str) -> list[str]:
+    """The image file names in folder ``name``, natural order; refuses a missing, unreadable or empty folder."""
+    info = stat_input(name, "directory")
+    if not stat.S_ISDIR(info.st_mode):
+        kind = "a file" if stat.S_ISREG(info.st_mode) else file_kind(info.st_mode)
+        raise InputError(f"{name}: not a directory ({kind}); give a folder of numbered images")
+    try:
+        entries = os.listdir(name)
+    except PermissionError:
+        raise InputError(f"{name}: permission denied; make the folder readable") from None
+    except OSError as err:
+        raise InputError(f"{name}: cannot list the folder ({err.strerror or err})") from None
+    files = sorted((f for f in entries if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)),
+                   key=_natural_key)
+    if not files:
+        raise InputError(f"{name}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder")
+    return files
+
+
 def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                     end: float | None = None, max_frames: int | None = None,
                     progress: bool = False,
                     prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
-    """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``)."""
+    """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``).
+
+    A missing, unreadable or image-less folder fails here, at once; a bad image
+    fails when it is reached, its message naming the image file.
+    """
     name = os.fspath(directory)
     _check_args(fps, start, end, max_frames, MIN_FRAMES)
-    if not os.path.isdir(name):
-        raise InputError(f"{name}: no such directory")
-    files = sorted((f for f in os.listdir(name)
-                    if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)),
-                   key=_natural_key)
-    if not files:
-        raise InputError(f"{name}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder")
+    paths = [os.path.join(name, f) for f in _list_images(name)]
 
     def source() -> Iterator[tuple[np.ndarray, float]]:
-        for i, f in enumerate(tqdm(files, desc=os.path.basename(name) or name, unit="frame",
-                                   file=sys.stderr, disable=not progress, leave=False)):
-            img = cv2.imread(os.path.join(name, f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise InputError(f"{os.path.join(name, f)}: cannot read image")
-            yield _check_frame(img, i, os.path.join(name, f)), i / fps
+        for i, path in enumerate(tqdm(paths, desc=os.path.basename(name) or name, unit="frame",
+                                      file=sys.stderr, disable=not progress, leave=False)):
+            yield _check_frame(_read_image(path), f"{path}: image"), i / fps
 
-    yield from _pick_frames(source(), name=name, fps=fps, frame_duration=1 / fps, start=start, end=end,
-                            max_frames=max_frames, prepare=prepare)
+    return _pick_frames(source(), name=name, fps=fps, frame_duration=1 / fps, start=start, end=end,
+                        max_frames=max_frames, prepare=prepare, label=paths.__getitem__)
 
 
 def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,

@@ -7,6 +7,16 @@ choice). RGB becomes ``x / 255 * 2 - 1``; flow fields are already in [-1, 1]
 and, when squashed, have their displacements rescaled with the pixels.
 
 Functions take one frame ``(H, W, C)`` or a stack ``(T, H, W, C)`` alike.
+
+Memory is bounded for extreme aspect ratios: :func:`prepare_frame` (what the
+video pipeline applies to each decoded frame) resizes a frame whose long side is
+at most ``MAX_ASPECT`` (4) times its short side exactly as
+:func:`resize_short_side` does, so ordinary videos are unaffected; a wider or
+taller frame would otherwise become enormous (2000x4 px -> 128000x256), so with
+the centre crop its source is first trimmed to the central band whose long side
+is 4x its short side (the 224x224 centre still sees the middle of the frame),
+and with ``crop="full"`` it is resized straight to 256 x 1024. Either way no
+prepared frame exceeds 256 x 1024 (x 3 channels).
 """
 
 from __future__ import annotations
@@ -19,6 +29,9 @@ from ..quiet import quiet_opencv
 SHORT_SIDE = 256
 CROP_SIZE = 224
 CROPS = ("center", "full")
+
+MAX_ASPECT = 4
+"""The widest long/short side ratio a prepared frame keeps: at most 256 x 1024 px (see :func:`prepare_frame`)."""
 
 
 def _cv2():
@@ -45,6 +58,32 @@ def resize_short_side(frame: np.ndarray, short: int = SHORT_SIDE) -> np.ndarray:
     new_w = short if w < h else int(round(w * scale))
     cv2 = _cv2()
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+
+
+def prepare_frame(frame: np.ndarray, crop: str = "center") -> np.ndarray:
+    """An (H, W, C) frame at short side 256, its long side at most ``MAX_ASPECT`` x 256.
+
+    A frame whose long side is at most ``MAX_ASPECT`` times its short side gives
+    exactly :func:`resize_short_side`. A longer one, with ``crop="center"``, is
+    first trimmed to its central band ``MAX_ASPECT`` x its short side long (so
+    the centre crop still sees the middle of the frame: the very same pixels
+    when the trimmed margin is even, else half a source pixel aside); with ``crop="full"``
+    it is resized straight to 256 x (256 * MAX_ASPECT), to be squashed later.
+    """
+    crop = check_crop(crop)
+    h, w = frame.shape[:2]
+    short, long = min(h, w), max(h, w)
+    if long <= MAX_ASPECT * short:
+        return resize_short_side(frame)
+    if crop == "center":
+        band = MAX_ASPECT * short
+        offset = (long - band) // 2
+        trimmed = frame[:, offset:offset + band] if w > h else frame[offset:offset + band]
+        # a copy when no resize happens (short side already 256): never a view pinning the whole source frame
+        return np.ascontiguousarray(resize_short_side(trimmed))
+    size = (SHORT_SIDE * MAX_ASPECT, SHORT_SIDE) if w > h else (SHORT_SIDE, SHORT_SIDE * MAX_ASPECT)  # (w, h)
+    cv2 = _cv2()
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
 
 def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:

@@ -16,6 +16,7 @@ shorter than ``window`` is one window of all its frames, which is exactly what
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from collections import deque
@@ -116,7 +117,7 @@ def stream_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[
     reader = iter_frames_dir if Path(source).is_dir() else iter_video
     return reader(source, fps=options.fps, start=options.start, end=options.end,
                   max_frames=options.max_frames, progress=options.progress,
-                  prepare=transforms.resize_short_side)
+                  prepare=functools.partial(transforms.prepare_frame, crop=options.crop))
 
 
 def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
@@ -176,20 +177,26 @@ def _too_short(count: int, name: str, options: VideoOptions, least: int) -> Inpu
     return InputError(f"{name}: video has {count} frames at {options.fps:g} fps{where}; I3D needs at least {least}")
 
 
+def check_length(frames: int, name: str, streams: tuple[Stream, ...], options: VideoOptions) -> None:
+    """Refuse ``frames`` video frames when they make no clip for one of ``streams`` (InputError)."""
+    least = max(stream.min_video_frames for stream in streams)
+    if frames >= least:
+        return
+    clip_frames = min(stream.min_clip_frames for stream in streams)
+    if frames < clip_frames:
+        raise _too_short(frames, name, options, clip_frames)
+    raise InputError(f"{name}: {frames} frames give {frames - 1} flow fields; "
+                     f"the flow stream needs at least {clip_frames}")
+
+
 def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> Iterator[Window]:
     """Stream the video's windows in order; raises InputError when it is too short for one."""
     options.check(streams)
     name = os.fspath(source)
-    least = max(stream.min_video_frames for stream in streams)
     frames = _cropped_frames(source, streams, options)
     index = -1
     for index, (first, picked) in enumerate(sliding_windows(frames, *options.window_and_step())):
-        if len(picked) < least:
-            clip_frames = min(stream.min_clip_frames for stream in streams)
-            if len(picked) < clip_frames:
-                raise _too_short(len(picked), name, options, clip_frames)
-            raise InputError(f"{name}: {len(picked)} frames give {len(picked) - 1} flow fields; "
-                             f"the flow stream needs at least {clip_frames}")
+        check_length(len(picked), name, streams, options)
         start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
         where = f"{name} [{start:.2f} s]"
         clips = {stream.name: validate_clip(stream.clip(f.crops[stream.name] for f in
@@ -197,7 +204,21 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
                  for stream in streams}
         yield Window(index=index, first_frame=first, frames=len(picked), start=start, end=end, clips=clips)
     if index < 0:  # nothing in range: a start past the end, say
-        raise _too_short(0, name, options, min(stream.min_clip_frames for stream in streams))
+        check_length(0, name, streams, options)
+
+
+def iter_clip_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
+                     options: VideoOptions) -> Iterator[dict[str, np.ndarray]]:
+    """Each frame's model-ready (224, 224, C) float32 input by stream name, the whole video streamed.
+
+    What :func:`read_clips` stacks, one frame at a time, so a video of any length
+    needs the memory of one flow chunk; the last frame has no flow entry. The
+    caller checks the length (:func:`check_length`).
+    """
+    options.check(streams)
+    finish = {stream.name: stream.finish for stream in streams}
+    for item in _cropped_frames(source, streams, options):
+        yield {name: finish[name](crop[np.newaxis])[0] for name, crop in item.crops.items()}
 
 
 def read_clips(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> dict[str, np.ndarray]:
