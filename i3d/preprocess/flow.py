@@ -17,7 +17,11 @@ A video's flow is computed once per frame pair, as its frames stream by
 first frame read, so the windows cut from a video (overlapping or not, of any
 length) share every pair. With a cache folder each chunk's clipped flow
 (float32, pixels) is stored as ``<cache_dir>/<key>.npy``, keyed by the SHA-256
-of the chunk's decoded frames plus the algorithm and OpenCV version.
+of the chunk's decoded frames plus the algorithm and OpenCV version. An entry
+is a plain ``.npy`` file followed by a trailer holding the SHA-256 of every
+byte before it; its header, size and checksum are checked before it is used,
+and an entry that fails is removed and recomputed. The cache is best effort:
+a failure to read or write it costs one warning line, never the run.
 
 Pairs are independent: by default they run inline and OpenCV parallelises each
 pair over every core; ``workers > 1`` spreads contiguous parts of a chunk over
@@ -28,11 +32,17 @@ depend on the number of workers or on the chunking.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
+import re
+import signal
+import stat
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -49,10 +59,18 @@ import cv2  # noqa: E402
 
 FLOW_BOUND = 20.0
 ALGORITHMS = ("tvl1", "dis")
-CACHE_FORMAT = 1  # bump when the stored content changes meaning
+CACHE_FORMAT = 2  # bump when the stored content changes meaning (2: checksum trailer)
 CHUNK_PAIRS = 32
 """Frame pairs per computed (and cached) piece of a streamed video's flow."""
 T = TypeVar("T")
+CACHE_TRAILER = b"I3D-FLOW-SHA256\n"
+"""Magic that starts an entry's trailer; the SHA-256 digest (32 bytes) of all preceding bytes follows."""
+STALE_TEMP_SECONDS = 3600.0
+"""Temporary files of a cache folder older than this (mtime) are left-overs of killed runs."""
+_TRAILER_LEN = len(CACHE_TRAILER) + 32
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.npy\.[A-Za-z0-9_]+\.tmp\.npy")  # atomic_path's temporary names
+_swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sweep for stale temporaries
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: signal sent to a process when its parent dies
 
 
 def _make_flow(algorithm: str):
@@ -108,10 +126,13 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.n
     # forked child deadlocks in OpenCV once the parent has used its thread
     # pool. Spawned workers re-import the caller's __main__ script, so keep
     # heavy imports (TensorFlow) out of its top level.
+    # Any exception here (Ctrl-C, SystemExit from a SIGTERM handler, a failed
+    # pair) terminates the workers at once instead of letting running pairs finish.
     parts = _chunks(n_pairs, min(n_pairs, workers * 4))
     results: dict[int, np.ndarray] = {}
     ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=ctx)
+    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=ctx,
+                                  initializer=_init_worker, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_flow_chunk, gray[a:b + 1], algorithm, True): (a, b) for a, b in parts}
         for fut in cf.as_completed(futures):
@@ -119,10 +140,54 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.n
             results[a] = fut.result()
             bar.update(b - a)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _terminate_pool(pool)
         raise
     pool.shutdown()
     return np.concatenate([results[a] for a, _ in parts])
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Pool worker set-up: leave Ctrl-C to the parent and die with it (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0))
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
+    """Stop a process pool now: running pairs are abandoned, queued ones cancelled, workers ended."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    terminate_workers = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    try:
+        if terminate_workers is not None:
+            terminate_workers()
+        else:
+            for process in processes:
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+    except (OSError, ValueError, RuntimeError):
+        pass
+    sentinels = {}
+    for process in processes:
+        try:
+            sentinels[process.sentinel] = process
+        except ValueError:  # already closed
+            pass
+    deadline = time.monotonic() + grace
+    while sentinels and time.monotonic() < deadline:
+        for ended in multiprocessing.connection.wait(list(sentinels), max(0.0, deadline - time.monotonic())):
+            sentinels.pop(ended, None)
+    for process in sentinels.values():  # ignored SIGTERM for `grace` seconds
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
 
 
 def frames_sha256(frames: np.ndarray) -> str:
@@ -148,35 +213,151 @@ def flow_cache_key(video_sha256: str, params: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _load_cache(path: str, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The cached clipped flow, or None (deleting the file) if it is unusable."""
-    if not os.path.exists(path):
-        return None
+class _Corrupt(Exception):
+    """A cache entry that was read but is not a valid entry; the message says why."""
+
+
+def _why(e: BaseException) -> str:
+    """One line naming an error: an OSError's strerror, else its first line, else its type."""
+    text = getattr(e, "strerror", None) or str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _read_exact(f, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``f``; returns the bytes read (fewer only at end of file)."""
+    done = 0
+    while done < len(buffer):
+        n = f.readinto(buffer[done:])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _read_entry(f, size: int, shape: tuple[int, ...]) -> np.ndarray:
+    """An open entry's clipped flow; raises _Corrupt, before reading any data if the header or size are wrong."""
     try:
-        arr = np.load(path, allow_pickle=False)
-        if (arr.dtype == np.float32 and arr.shape == shape and np.isfinite(arr).all()
-                and np.abs(arr).max(initial=0.0) <= FLOW_BOUND):
-            return arr
-    except (OSError, ValueError, EOFError):
-        pass
-    warnings.warn(f"{path}: corrupt flow cache entry, recomputing")
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            stored_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            stored_shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise _Corrupt(f"unsupported .npy version {version}")
+    except (_Corrupt, OSError):
+        raise
+    except Exception as e:  # whatever numpy makes of a damaged header
+        raise _Corrupt(f"unreadable .npy header ({_why(e)})") from None
+    if tuple(stored_shape) != shape or dtype != np.dtype(np.float32) or fortran:
+        raise _Corrupt(f"header says {dtype} {tuple(stored_shape)}{' in Fortran order' if fortran else ''}, "
+                       f"expected float32 {shape}")
+    offset = f.tell()
+    expected_size = offset + int(np.prod(shape)) * 4 + _TRAILER_LEN
+    if size != expected_size:
+        raise _Corrupt(f"{size} bytes where its header implies {expected_size}")
+    f.seek(0)
+    head = f.read(offset)
+    arr = np.empty(shape, np.float32)
+    data = memoryview(arr).cast("B")
+    if len(head) != offset or _read_exact(f, data) != len(data):
+        raise _Corrupt("shorter than its header says")
+    digest = hashlib.sha256(head)
+    digest.update(data)
+    if f.read(_TRAILER_LEN + 1) != CACHE_TRAILER + digest.digest():
+        raise _Corrupt("checksum mismatch")
+    if not np.isfinite(arr).all() or np.abs(arr).max(initial=0.0) > FLOW_BOUND:
+        raise _Corrupt(f"values outside [-{FLOW_BOUND:g}, {FLOW_BOUND:g}]")
+    return arr
+
+
+def _drop_entry(path: str, problem: str) -> bool:
+    """Remove an unusable entry with one warning line; returns whether a fresh one may be stored there."""
     try:
         os.remove(path)
-    except OSError:
+    except FileNotFoundError:
         pass
-    return None
+    except OSError as e:
+        warnings.warn(f"{path}: {problem}, and it cannot be removed ({_why(e)}); computing without the cache")
+        return False
+    warnings.warn(f"{path}: {problem}; removed it, recomputing")
+    return True
+
+
+def _load_cache(path: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, bool]:
+    """(the cached clipped flow or None, whether a fresh result may be stored at ``path``).
+
+    Never raises for a bad or unreadable entry: a corrupt one is removed and a
+    special file (FIFO, device, folder) is never opened; each costs one warning line.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None, _drop_entry(path, "flow cache entry is not a regular file")
+        # O_NONBLOCK: a FIFO swapped in since the stat cannot block the open; fstat below refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None, True
+    except OSError as e:
+        warnings.warn(f"{path}: cannot read flow cache entry ({_why(e)}); computing without the cache")
+        return None, False
+    try:
+        with open(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Corrupt("not a regular file")
+            return _read_entry(f, info.st_size, shape), False
+    except _Corrupt as e:
+        return None, _drop_entry(path, f"corrupt flow cache entry ({e})")
+    except OSError as e:
+        warnings.warn(f"{path}: cannot read flow cache entry ({_why(e)}); computing without the cache")
+        return None, False
+
+
+class _HashingWriter:
+    """A binary file wrapper that feeds every byte written through it to a SHA-256."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.f.write(data)
 
 
 def _save_cache(path: str, arr: np.ndarray) -> None:
-    """Write atomically (never a half-written entry); a failure only costs the cache."""
+    """Write an entry atomically (never a half-written one); a failure costs one warning line, not the run."""
     try:
         with atomic_path(path, suffix=".npy") as tmp:
             with open(tmp, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
+                hashing = _HashingWriter(f)
+                np.save(hashing, np.ascontiguousarray(arr, np.float32), allow_pickle=False)
+                f.write(CACHE_TRAILER + hashing.sha256.digest())
                 f.flush()
                 os.fsync(f.fileno())
-    except OSError as e:
-        warnings.warn(f"{path}: cannot write flow cache ({e}); continuing without it")
+    except OSError as e:  # one line per folder and reason: Python's default filter shows it once
+        warnings.warn(f"{os.path.dirname(path)}: cannot write to the flow cache ({_why(e)}); continuing without it")
+
+
+def _sweep_stale_temps(folder: str) -> None:
+    """Remove the temporary files killed runs left in ``folder`` over an hour ago; best effort, hourly at most."""
+    now = time.monotonic()
+    if folder in _swept and now - _swept[folder] < STALE_TEMP_SECONDS:
+        return
+    _swept[folder] = now
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not _TEMP_NAME.fullmatch(entry.name):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                        os.remove(entry.path)
+                except OSError:
+                    pass
+    except OSError:
+        pass
 
 
 def check_flow_settings(algorithm: str, workers: int | None) -> int:
@@ -211,11 +392,13 @@ def _check_frames(frames: np.ndarray) -> None:
 def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir: str | os.PathLike | None,
           cache_key_extra: str) -> np.ndarray:
     """Flow in [-1, 1] of checked frames, through the cache when there is one."""
-    path = None
+    path, store = None, False
     if cache_dir is not None:
+        folder = os.fspath(cache_dir)
+        _sweep_stale_temps(folder)
         key = flow_cache_key(frames_sha256(frames), {"algorithm": algorithm, "extra": cache_key_extra})
-        path = os.path.join(os.fspath(cache_dir), f"{key}.npy")
-        cached = _load_cache(path, (len(frames) - 1, *frames.shape[1:3], 2))
+        path = os.path.join(folder, f"{key}.npy")
+        cached, store = _load_cache(path, (len(frames) - 1, *frames.shape[1:3], 2))
         if cached is not None:
             bar.update(len(frames) - 1)
             return cached / np.float32(FLOW_BOUND)
@@ -225,7 +408,7 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
     except cv2.error as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "OpenCV error"
         raise InputError(f"compute_flow: optical flow failed ({msg})") from None
-    if path is not None:
+    if store:
         _save_cache(path, raw)
     return raw / np.float32(FLOW_BOUND)
 
@@ -240,7 +423,7 @@ def compute_flow(frames: np.ndarray, *, algorithm: str = "tvl1", workers: int | 
     reuse/store the result there as one entry, keyed by the frames' content, the
     algorithm, the OpenCV version and ``cache_key_extra`` (free text for anything
     else the caller wants to distinguish). A corrupt cache entry is deleted and
-    recomputed.
+    recomputed; cache failures cost a warning line, never the result.
     """
     workers = check_flow_settings(algorithm, workers)
     _check_frames(frames)
