@@ -1,12 +1,16 @@
-"""Small file helpers: streaming sha256 and all-or-nothing writes."""
+"""Small file helpers: streaming sha256, all-or-nothing writes, and best-effort cache upkeep."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import shutil
+import stat
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -45,3 +49,44 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def reason(err: BaseException, limit: int = 200) -> str:
+    """A short one-line reason for ``err``: the OS's words for an OSError with an errno, else the message's
+    first line (HDF5 and OpenVINO messages run over several lines)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return os.strerror(err.errno)
+    lines = [" ".join(line.split()) for line in str(err).splitlines()]
+    text = next((line for line in lines if line), "") or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def warn_not_written(what: str, err: BaseException) -> None:
+    """The one stderr line for a best-effort cache that could not be written."""
+    print(f"warning: could not write {what} ({reason(err)}); continuing without it", file=sys.stderr)
+
+
+def remove_older_than(paths: Iterable[Path], seconds: float) -> list[Path]:
+    """Remove each file or folder of ``paths`` last modified more than ``seconds`` ago; best effort.
+
+    For temporaries left by killed runs: anything that cannot be examined or removed is left
+    alone, never an error. Symbolic links are removed themselves, never followed. Returns
+    what was removed.
+    """
+    cutoff = time.time() - seconds
+    removed = []
+    for path in paths:
+        try:
+            info = path.lstat()
+            if info.st_mtime >= cutoff:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path, ignore_errors=True)  # removes what it can
+                if os.path.lexists(path):
+                    continue
+            else:
+                path.unlink()
+            removed.append(path)
+        except OSError:
+            continue
+    return removed

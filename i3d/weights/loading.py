@@ -12,12 +12,12 @@ in a half-loaded model. There is no fallback to random weights.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import WeightsError
+from ..files import warn_not_written
 from .checkpoint import read_checkpoint
 from .download import download_checkpoint, unavailable_message
 from .pypi import read_pypi_tensors
@@ -111,8 +111,8 @@ def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions 
     if options.cache:
         try:
             store.write_keras_cache(model, ws, location.description)
-        except OSError as err:
-            print(f"warning: could not write weight cache {store.keras_cache(ws)}: {err}", file=sys.stderr)
+        except Exception as err:  # best effort: the weights in memory are verified; Ctrl-C still stops the run
+            warn_not_written(f"weight cache {store.keras_cache(ws)}", err)
     return location.description
 
 

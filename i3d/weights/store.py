@@ -8,18 +8,26 @@ command line makes one from ``$I3D_WEIGHTS_DIR``, tests make their own). Inside:
   the sha256 it was written with;
 - ``openvino/``: converted OpenVINO models (see :mod:`i3d.runtime.openvino`).
 
+Caches are best effort: whoever writes one catches any failure and warns in one line.
+Temporaries a killed run left behind (``.*.tmp.weights.h5``, ``.*.tmp``, partial
+downloads ``<checkpoint>/.*.tmp``, and hidden staging or discarded folders under
+``openvino/``) are removed once they are an hour old, each time a Keras or OpenVINO
+cache is written (:meth:`WeightStore.remove_stale_temporaries`).
+
 :meth:`WeightStore.locate` is the one search order, used both to check that a
 set is available and to load it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_path, sha256_file
+from ..files import atomic_path, remove_older_than, sha256_file
 from .checkpoint import checkpoint_files
 from .pypi import installed_path
 from .sets import CHECKPOINT_FILES, WeightSet
@@ -27,6 +35,9 @@ from .sets import CHECKPOINT_FILES, WeightSet
 WEIGHTS_DIR_ENV = "I3D_WEIGHTS_DIR"
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_FORMAT = 1
+STALE_AFTER_S = 3600
+"""A temporary this old was left by a run that was killed: no live writer takes an hour."""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -82,13 +93,39 @@ class WeightStore:
         return recorded if recorded is not None and sha256_file(self.keras_cache(ws)) == recorded else None
 
     def write_keras_cache(self, model, ws: WeightSet, source: str) -> None:
-        """Save ``model``'s weights as the set's cache, with its sha256 recorded beside it."""
+        """Save ``model``'s weights as the set's cache, with its sha256 recorded beside it.
+
+        Keras writes the HDF5 file into memory and plain file writes put it on disk, so a
+        full or failing disk is an ordinary OSError here and never an HDF5 file left open
+        on a deleted temporary (which crashed the interpreter at exit).
+        """
+        self.remove_stale_temporaries()
+        data = keras_weights_bytes(model)
         with atomic_path(self.keras_cache(ws), suffix=".weights.h5") as tmp:
-            model.save_weights(tmp)
+            tmp.write_bytes(data)
             record = {"format": CACHE_FORMAT, "weight_set": ws.name, "deepmind_name": ws.deepmind_name,
-                      "sha256": sha256_file(tmp), "source": source}
+                      "sha256": hashlib.sha256(data).hexdigest(), "source": source}
             with atomic_path(self.keras_record(ws)) as tmp_record:
                 tmp_record.write_text(json.dumps(record, indent=2) + "\n")
+
+    def stale_temporaries(self) -> list[Path]:
+        """Candidates for :meth:`remove_stale_temporaries`, whatever their age."""
+        # the Keras cache's and its record's temporaries, partial downloads into checkpoint folders,
+        # IR staging folders and IR folders moved aside to be deleted
+        found = []
+        for pattern in (".*.tmp.weights.h5", ".*.tmp", "*/.*.tmp", "openvino/.*"):
+            try:
+                found += self.root.glob(pattern)
+            except OSError:
+                continue
+        return found
+
+    def remove_stale_temporaries(self, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+        """Remove temporaries older than ``max_age_s`` that killed runs left; best effort, never raises."""
+        try:
+            return remove_older_than(self.stale_temporaries(), max_age_s)
+        except Exception:  # upkeep must never cost a run
+            return []
 
     def locate(self, ws: WeightSet, checkpoint: str | os.PathLike | None = None) -> list[Location]:
         """Every place the set can be read from now, in the order they are tried.
@@ -109,3 +146,21 @@ class WeightStore:
         if pickle_path is not None:
             found.append(Location("pypi", pickle_path, f"PyPI {ws.pypi.package}=={ws.pypi.version}"))
         return found
+
+
+class _InMemoryWeightsFile(io.BytesIO):
+    """What ``save_weights`` writes into: Keras takes a BytesIO for its HDF5 store, and checks
+    only that the name (``str``) ends in ``.weights.h5``."""
+
+    def __str__(self) -> str:
+        return "in-memory.weights.h5"
+
+
+def keras_weights_bytes(model) -> bytes:
+    """``model.save_weights``' ``.weights.h5`` file, made in memory."""
+    buffer = _InMemoryWeightsFile()
+    model.save_weights(buffer)
+    data = buffer.getvalue()
+    if not data.startswith(HDF5_SIGNATURE):
+        raise ValueError("Keras wrote no HDF5 data")
+    return data
