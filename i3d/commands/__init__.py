@@ -1,6 +1,6 @@
 """``i3d <command>`` (also ``python -m i3d <command>``): each command parses, calls the library, prints.
 
-Commands: classify (what ``evaluate.py`` runs), preprocess, weights, samples.
+Commands: classify (what ``evaluate.py`` runs), batch, features, preprocess, weights, samples.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from importlib import import_module
 
 COMMANDS = {
     "classify": ("i3d.commands.classify", "classify the action in a video, frames folder or .npy clips"),
+    "batch": ("i3d.commands.batch", "classify every video of a dataset into a folder (resumable, shardable)"),
+    "features": ("i3d.commands.features", "extract per-window I3D features of every video of a dataset"),
     "preprocess": ("i3d.commands.preprocess", "write a video's model-ready arrays (and a preview) to disk"),
     "weights": ("i3d.commands.weights", "list, import and verify DeepMind's weight sets"),
     "samples": ("i3d.commands.samples", "prepare DeepMind's cricket sample clip in data/"),
@@ -20,7 +22,8 @@ def usage() -> str:
     rows = "\n".join(f"  {name:12s}{about}" for name, (_, about) in COMMANDS.items())
     return (f"usage: i3d <command> [options]   (i3d <command> --help for its options)\n\n"
             f"I3D action recognition with DeepMind's Kinetics weights.\n\ncommands:\n{rows}\n\n"
-            "Exit codes: 0 success, 1 unexpected, 2 usage, 3 bad input, 4 weights unavailable or corrupt.")
+            "Exit codes: 0 success, 1 unexpected, 2 usage, 3 bad input, 4 weights unavailable or corrupt, "
+            "5 some videos of a batch failed.")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -171,6 +171,23 @@ class Recognizer:
                         backend=self.backend, seconds=clock.seconds)
 
 
+    def classify_with_features(self, windows: Iterable[Window], *, top_k: int = 5,
+                               fusion: str = "mean") -> tuple[Result, Features]:
+        """:meth:`classify_windows` and :meth:`features_of_windows` from one pass of the network."""
+        _check_ranking(self.categories, top_k, fusion)
+        features = self.features_of_windows(windows, logits=True)
+        timeline = []
+        for index, span in enumerate(features.windows):
+            fused = fuse_logits([features.logits[s.name][index] for s in self.streams], fusion)
+            timeline.append(WindowResult(span, fused, ranked(fused, self.categories, min(TIMELINE_TOP, top_k))))
+        logits = sum(w.logits for w in timeline) / len(timeline)
+        frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}
+        result = Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
+                        categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
+                        fusion=fusion, seconds=features.seconds)
+        return result, features
+
+
 def _check_ranking(categories: tuple[str, ...], k: int, fusion: str) -> None:
     check_fusion(fusion)
     if not 1 <= k <= len(categories):

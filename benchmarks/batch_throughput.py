@@ -1,0 +1,94 @@
+"""Dataset throughput on ../shared/devset: network alone, `i3d batch`, and a shell loop of evaluate.py.
+
+    .venv/bin/python benchmarks/batch_throughput.py [--workers N] [--skip-loop] [--json]
+
+Prints, from one run on one machine: the devset's top-1/top-5/mean class
+accuracy; frames/s of the network alone (windows prepared beforehand), of
+``i3d batch`` end to end (decoding in worker processes), and of a loop of
+``evaluate.py --video`` per clip; the ratios the README quotes; and the batch's
+peak RSS (this process and its children).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVSET = ROOT.parent / "shared" / "devset"
+sys.path.insert(0, str(ROOT))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--skip-loop", action="store_true", help="do not time the evaluate.py loop")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from i3d.preprocess.windows import VideoOptions, iter_windows
+    from i3d.tasks.batch import BatchOptions, run_batch
+    from i3d.tasks.datasets import ListOptions, load_dataset
+    from i3d.tasks.recognizer import Recognizer
+
+    dataset = load_dataset(DEVSET / "labels.tsv", ListOptions(root=DEVSET / "clips", path_column="file",
+                                                              label_column="kinetics_label"))
+    recognizer = Recognizer.load("rgb")
+    video = VideoOptions()
+    figures: dict = {"cpu": cpu_name(), "clips": len(dataset.items), "workers": args.workers}
+
+    with tempfile.TemporaryDirectory() as out:  # first, so the peak RSS below is the batch's own
+        mark = time.perf_counter()
+        report = run_batch(dataset, out, recognizer, video=video, options=BatchOptions(workers=args.workers))
+        batch = time.perf_counter() - mark
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    summary = report.summary
+
+    frames, network = 0, 0.0
+    for item in dataset.items:  # the network alone: each clip's windows prepared first, then timed
+        windows = list(iter_windows(item.path, recognizer.streams, video))
+        frames += sum(w.clips["rgb"].shape[1] for w in windows)
+        mark = time.perf_counter()
+        recognizer.classify_windows(windows)
+        network += time.perf_counter() - mark
+    figures.update(frames=frames, network_s=round(network, 2), network_fps=round(frames / network, 1),
+                   batch_s=round(batch, 2), batch_fps=round(frames / batch, 1),
+                   batch_vs_network=round(network / batch, 3), peak_rss_mib=round(peak / 1024),
+                   top1=summary["top1"], top5=summary["top5"], mean_class_accuracy=summary["mean_class_accuracy"],
+                   labelled=summary["labelled"], failed=summary["failed"])
+
+    if not args.skip_loop:
+        mark = time.perf_counter()
+        for item in dataset.items:
+            subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--video", str(item.path), "--format", "json"],
+                           cwd=ROOT, capture_output=True, check=True)
+        loop = time.perf_counter() - mark
+        figures.update(loop_s=round(loop, 2), batch_vs_loop=round(loop / batch, 3))
+
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    for key, value in figures.items():
+        print(f"{key:22s} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""``i3d batch`` / ``i3d features``: run I3D over a dataset into a folder, resumably.
+
+    i3d batch SOURCE --out DIR              # classify every video; accuracy when labelled
+    i3d features SOURCE --out DIR           # the same, plus per-window 1024-d features per stream
+
+SOURCE is a folder of videos, a list file (.csv/.tsv/.txt/.jsonl), a UCF101/HMDB51
+root with --split, or a Kinetics CSV. See :mod:`i3d.tasks.batch` for the folder's layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .common import TYPES, Parser, add_preprocessing_arguments, forbid_network, run_command, video_options
+
+PRESETS = {"video-features": (64, 64)}
+"""--preset NAME: (window, stride) conventions other feature extractors use."""
+
+
+def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
+    what = "extract per-window I3D features (and predictions)" if features else "classify every video"
+    parser = Parser(prog=prog, description=f"{what} of a dataset into --out, resumably.",
+                    epilog="Exit codes: 0 every video done, 2 usage, 3 bad list, 4 weights, "
+                           "5 some videos failed or are missing (each recorded), 130 interrupted.")
+    parser.add_argument("source", type=Path, help="a folder of videos, a list file (.csv .tsv .txt .jsonl), "
+                                                  "a UCF101/HMDB51 root (with --split) or a Kinetics CSV")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (reused: finished videos are skipped)")
+    parser.add_argument("--type", choices=tuple(TYPES), default="rgb", help="stream(s) to run (default: rgb)")
+    parser.add_argument("--pretrain", choices=("kinetics", "bothsets"), default="kinetics")
+    parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
+    parser.add_argument("--fusion", choices=("mean", "sum"), default="mean")
+    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto")
+    listing = parser.add_argument_group("the list")
+    listing.add_argument("--labels-from-folders", action="store_true",
+                         help="folder SOURCE: one sub-folder per class, named by its label")
+    listing.add_argument("--split", type=Path, metavar="FILE",
+                         help="UCF101 testlistNN.txt / HMDB51 split file(s); SOURCE is the dataset root")
+    listing.add_argument("--root", type=Path, metavar="DIR", help="where a list's relative paths live "
+                                                                  "(default: the list's folder)")
+    listing.add_argument("--path-column", metavar="NAME", help="list column holding paths (default: path)")
+    listing.add_argument("--label-column", metavar="NAME", help="list column holding labels (default: label)")
+    listing.add_argument("--label-map", type=Path, metavar="FILE.tsv",
+                         help="dataset label <TAB> Kinetics class, for labels whose names differ")
+    run = parser.add_argument_group("the run")
+    run.add_argument("--shard", metavar="K/N", help="take shard K of N (processes sharing one list and --out)")
+    run.add_argument("--overwrite", action="store_true", help="start over when --out holds other settings' results")
+    run.add_argument("--retry-failed", action="store_true", help="run videos recorded as failed again")
+    run.add_argument("--workers", type=int, default=_cores(), metavar="N",
+                     help=f"processes decoding and preprocessing ahead of the network (default: {_cores()}, "
+                          "the cores; 0: inline)")
+    run.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
+    run.add_argument("--offline", action="store_true", help="no network at all: never download weights")
+    run.add_argument("--debug", action="store_true", help="show tracebacks")
+    if features:
+        run.add_argument("--preset", choices=tuple(PRESETS),
+                         help="video-features: windows of 64 frames every 64 (overrides --window/--stride)")
+    add_preprocessing_arguments(parser)
+    return parser
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def format_summary(report) -> str:
+    """The summary as two prettytables: counts and accuracy, then the most confused pairs."""
+    from prettytable import PrettyTable
+
+    summary = report.summary
+    table = PrettyTable(["", "value"])
+    table.align[""] = "l"
+    table.align["value"] = "r"
+
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    rows = [("videos listed", summary["videos"]), ("evaluated", summary["evaluated"]), ("ok", summary["ok"]),
+            ("failed", summary["failed"]), ("missing on disk", summary["missing"]),
+            ("not run yet (other shards)", summary["not_run"]), ("labelled (scored)", summary["labelled"]),
+            ("top-1", percent(summary["top1"])), ("top-5", percent(summary["top5"])),
+            ("mean class accuracy", percent(summary["mean_class_accuracy"])),
+            ("this run: processed / skipped", f"{report.processed} / {report.skipped}"),
+            ("this run: seconds", f"{report.seconds:.1f}")]
+    for name, value in rows:
+        table.add_row([name, value])
+    text = table.get_string()
+    if summary["most_confused"]:
+        pairs = PrettyTable(["label", "predicted", "videos"])
+        pairs.align["label"] = pairs.align["predicted"] = "l"
+        for row in summary["most_confused"]:
+            pairs.add_row([row["label"], row["predicted"], row["videos"]])
+        text += "\nmost confused\n" + pairs.get_string()
+    if summary["unmapped_labels"]:
+        text += (f"\n{len(summary['unmapped_labels'])} label(s) match no class (not scored; map them with "
+                 f"--label-map): {', '.join(summary['unmapped_labels'][:10])}")
+    return text
+
+
+def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool = False) -> int:
+    parser = build_parser(prog, features)
+    args = parser.parse_args(argv)
+
+    def work() -> int:
+        import dataclasses
+        import json
+
+        from ..runtime.base import EngineOptions
+        from ..tasks.batch import FAILED_EXIT, BatchOptions, run_batch
+        from ..tasks.datasets import ListOptions, load_dataset, parse_shard, read_label_map
+        from ..tasks.recognizer import Recognizer
+        from ..weights.loading import LoadOptions
+
+        if args.offline:
+            forbid_network()
+        video = video_options(args)
+        if getattr(args, "preset", None):
+            window, stride = PRESETS[args.preset]
+            video = dataclasses.replace(video, window=window, stride=stride)
+        video = dataclasses.replace(video, progress=False)
+        options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
+                               retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard else None,
+                               workers=args.workers, progress=True)
+        dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
+                                                        root=args.root, path_column=args.path_column,
+                                                        label_column=args.label_column, split_file=args.split))
+        label_map = read_label_map(args.label_map) if args.label_map else None
+        video.check(tuple(_streams(args.type)))
+        recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
+                                     load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
+                                     engine=EngineOptions(args.backend))
+        report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
+        print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report))
+        summary = report.summary
+        return FAILED_EXIT if summary["failed"] or summary["missing"] else 0
+
+    return run_command(work, args.debug)
+
+
+def _streams(type_name: str):
+    from ..streams import streams_named
+
+    return streams_named(TYPES[type_name])

@@ -1,0 +1,390 @@
+"""Run I3D over a whole dataset: one result file per video, resumable, shardable, summarised.
+
+An output folder holds::
+
+    settings.json          what decides the numbers (streams, weights, video options...): a rerun must match
+    results/<key>.json     one record per video, written atomically once the video is done (ok or failed)
+    features/<key>.<stream>.npy + features/<key>.json   per-window features and their sidecar (with features)
+    predictions.jsonl      every record, in the dataset's order      } rebuilt from results/ by
+    summary.json           counts, accuracy, settings                 } :func:`summarise`, so a kill
+    per_class.csv          per-class accuracy                         } at any moment loses nothing
+
+A video's record is the last thing written for it, so a record means the video
+is finished; a rerun skips finished videos and ``shard`` splits the list
+between processes that share one folder. Decoding and preprocessing run in
+worker processes (``workers``) while this process runs the network, with at
+most ``workers + 1`` videos prepared ahead, so memory does not grow with the
+dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import I3DError, OptionError
+from ..files import atomic_path
+from ..preprocess.windows import VideoOptions, Window, iter_windows
+from ..streams import streams_named
+from .datasets import Dataset, VideoItem, match_labels, shard
+from .recognizer import Recognizer
+from .results import Result
+
+SETTINGS_FORMAT = 1
+FAILED_EXIT = 5
+"""Exit code of a batch in which some videos failed (each is recorded with its error)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a dataset run goes: what to write, which part of the list, how many helpers."""
+
+    top_k: int = 5
+    fusion: str = "mean"
+    features: bool = False  # write per-window 1024-d features per stream
+    overwrite: bool = False  # start over in a folder holding results made with other settings
+    retry_failed: bool = False  # run failed videos again instead of keeping their records
+    shard: tuple[int, int] | None = None  # (K, N): this process takes shard K of N
+    workers: int = 0  # processes decoding and preprocessing ahead of the network; 0: inline
+    progress: bool = False
+
+
+@dataclass
+class BatchReport:
+    """What one call of :func:`run_batch` did, and the dataset's summary after it."""
+
+    processed: int
+    skipped: int
+    failed: int
+    summary: dict
+    seconds: float
+    pending_elsewhere: int = 0  # videos of other shards without a record yet
+    confused: list = field(default_factory=list)
+
+
+def _label_indices(dataset: Dataset, categories: tuple[str, ...],
+                   label_map: dict[str, str] | None) -> dict[str, int | None]:
+    labels = {item.label for item in dataset.items + dataset.missing if item.label is not None}
+    return match_labels(sorted(labels), categories, label_map)
+
+
+def settings_of(recognizer: Recognizer, video: VideoOptions, options: BatchOptions,
+                label_map: dict[str, str] | None) -> dict:
+    """Everything that changes a video's record: a folder's results are only reused under equal settings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tool = version("i3d")
+    except PackageNotFoundError:
+        tool = "unknown"
+    video_settings = {name: value for name, value in asdict(video).items() if name not in ("progress", "flow_cache",
+                                                                                           "flow_workers")}
+    return {"format": SETTINGS_FORMAT, "streams": [s.name for s in recognizer.streams],
+            "weights": {name: {"set": ws.name, "deepmind_name": ws.deepmind_name, "index_sha256": ws.index_sha256}
+                        for name, ws in recognizer.weight_sets.items()},
+            "backend": recognizer.backend, "video": video_settings, "fusion": options.fusion,
+            "top_k": options.top_k, "features": options.features, "label_map": label_map or {},
+            "i3d_version": tool}
+
+
+def _comparable(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key != "i3d_version"}
+
+
+def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
+    """Make ``out`` or check that its results were made with ``settings``; OptionError when not.
+
+    With ``overwrite`` the old results (and their summary) are removed first.
+    """
+    path = out / "settings.json"
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, ValueError):
+            existing = None
+        if existing is not None and _comparable(existing) == _comparable(settings):
+            return
+        if not overwrite:
+            differ = sorted(key for key in set(settings) | set(existing or {})
+                            if key != "i3d_version" and (existing or {}).get(key) != settings.get(key))
+            raise OptionError("out", f"{out} holds results made with other settings ({', '.join(differ)} "
+                                     f"differ); use another folder or overwrite=True (--overwrite)")
+        import shutil
+
+        for name in ("results", "features"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("predictions.jsonl", "summary.json", "per_class.csv"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def record_path(out: Path, key: str) -> Path:
+    return out / "results" / f"{key}.json"
+
+
+def read_record(out: Path, key: str) -> dict | None:
+    """A finished video's record, or None (no record, or one that does not parse: the video runs again)."""
+    try:
+        record = json.loads(record_path(out, key).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == key else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data) + "\n")
+
+
+def _prediction(p) -> dict:
+    return {"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+
+
+def _ok_record(item: VideoItem, label_index: int | None, result: Result, seconds: float,
+               features: dict[str, str] | None) -> dict:
+    record = {"key": item.key, "path": str(item.path), "label": item.label, "label_index": label_index,
+              "status": "ok", "error": None,
+              "top": [_prediction(p) for p in result.top],
+              "logits": [round(float(x), 6) for x in result.logits],
+              "windows": [{"index": w.span.index, "start": round(w.span.start, 3), "end": round(w.span.end, 3),
+                           "frames": w.span.frames, "top": [_prediction(p) for p in w.top]} for w in result.windows],
+              "frames": result.frames, "seconds": round(seconds, 3)}
+    if features is not None:
+        record["features"] = features
+    return record
+
+
+def _failed_record(item: VideoItem, label_index: int | None, error: str, seconds: float) -> dict:
+    return {"key": item.key, "path": str(item.path), "label": item.label, "label_index": label_index,
+            "status": "failed", "error": error, "top": [], "logits": None, "windows": [], "frames": {},
+            "seconds": round(seconds, 3)}
+
+
+def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, settings: dict) -> dict[str, str]:
+    """Each stream's (W, 1024) features and (W, classes) logits as .npy, with a JSON sidecar; returns the paths."""
+    base = out / "features" / item.key
+    written = {}
+    for stream, array in features.features.items():
+        path = base.parent / f"{base.name}.{stream}.npy"
+        with atomic_path(path, suffix=".npy") as tmp:
+            np.save(tmp, array.astype(np.float32))
+        written[stream] = str(path.relative_to(out))
+        logits_path = base.parent / f"{base.name}.{stream}.logits.npy"
+        with atomic_path(logits_path, suffix=".npy") as tmp:
+            np.save(tmp, features.logits[stream].astype(np.float32))
+    window, stride = video.window_and_step()
+    sidecar = {"key": item.key, "path": str(item.path), "fps": video.fps, "window": video.window,
+               "stride": stride if video.window is not None else None, "crop": video.crop,
+               "flow_algorithm": video.flow_algorithm if "flow" in features.features else None,
+               "start": video.start, "end": video.end, "max_frames": video.max_frames,
+               "windows": [{"index": w.index, "first_frame": w.first_frame, "frames": w.frames,
+                            "start": round(w.start, 3), "end": round(w.end, 3)} for w in features.windows],
+               "features": written, "shape": {s: list(a.shape) for s, a in features.features.items()},
+               "weights": settings["weights"], "backend": settings["backend"], "i3d_version": settings["i3d_version"]}
+    _write_json(base.parent / f"{base.name}.json", sidecar)
+    return written
+
+
+def _prepared(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> tuple[list[Window] | None, str | None]:
+    """A video's windows, or the one-line reason it has none: what a worker process sends back."""
+    try:
+        return list(iter_windows(path, streams_named(stream_names), video)), None
+    except I3DError as err:
+        return None, str(err)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # a broken file must not stop the dataset: record it
+        return None, f"{path}: unexpected {type(err).__name__}: {err}"
+
+
+def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
+                   workers: int) -> Iterator[tuple[VideoItem, list[Window] | None, str | None]]:
+    """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
+    if workers <= 0:
+        for item in items:
+            yield item, *_prepared(os.fspath(item.path), stream_names, video)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: list[tuple[VideoItem, Future]] = []
+    queue = iter(items)
+    try:
+        for item in queue:
+            pending.append((item, pool.submit(_prepared, os.fspath(item.path), stream_names, video)))
+            if len(pending) > workers:
+                break
+        while pending:
+            item, future = pending.pop(0)
+            windows, error = future.result()
+            next_item = next(queue, None)
+            if next_item is not None:
+                pending.append((next_item, pool.submit(_prepared, os.fspath(next_item.path), stream_names, video)))
+            yield item, windows, error
+    finally:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # stop work in progress too: an interrupt must not wait for a video
+            process.terminate()
+
+
+class _Progress:
+    """A tqdm bar on a terminal; otherwise a plain line every ``every`` seconds (and at the end)."""
+
+    def __init__(self, total: int, enabled: bool, every: float = 30.0) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.start = self.last = time.monotonic()
+        self.every = every
+        self.bar = None
+        self.plain = enabled and not sys.stderr.isatty()
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="video", file=sys.stderr, leave=False)
+
+    def update(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=self.failed)
+        now = time.monotonic()
+        if self.plain and (now - self.last >= self.every or self.done == self.total):
+            rate = self.done / max(now - self.start, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            print(f"{self.done}/{self.total} videos, {self.failed} failed, {rate:.2f} videos/s, "
+                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
+              video: VideoOptions = VideoOptions(), options: BatchOptions = BatchOptions(),
+              label_map: dict[str, str] | None = None,
+              on_record: Callable[[dict], None] | None = None) -> BatchReport:
+    """Classify (and with ``options.features``, extract features from) every video of ``dataset`` into ``out``.
+
+    Finished videos (those with a record) are skipped; a video that fails is
+    recorded with its error and the run goes on. Ctrl-C stops after the videos
+    already recorded. The summary is rebuilt from every record in ``out``.
+    """
+    out = Path(out)
+    check_batch_options(options)
+    started = time.perf_counter()
+    labels = _label_indices(dataset, recognizer.categories, label_map)
+    settings = settings_of(recognizer, video, options, label_map)
+    prepare_folder(out, settings, options.overwrite)
+    mine = shard(dataset.items, *options.shard) if options.shard else dataset.items
+    todo, skipped = [], 0
+    for item in mine:
+        record = read_record(out, item.key)
+        if record is not None and not (options.retry_failed and record.get("status") == "failed"):
+            skipped += 1
+        else:
+            todo.append(item)
+    stream_names = tuple(s.name for s in recognizer.streams)
+    progress = _Progress(len(todo), options.progress)
+    processed = failed = 0
+    try:
+        for item, windows, error in _windows_ahead(todo, stream_names, video, options.workers):
+            mark = time.perf_counter()
+            label_index = labels.get(item.label) if item.label is not None else None
+            if error is None:
+                try:
+                    record = _classify_item(out, item, label_index, windows, recognizer, video, options, settings)
+                except I3DError as err:
+                    error = str(err)
+            if error is not None:
+                record = _failed_record(item, label_index, error, time.perf_counter() - mark)
+                failed += 1
+            _write_json(record_path(out, item.key), record)
+            processed += 1
+            progress.update(error is not None)
+            if on_record is not None:
+                on_record(record)
+    finally:
+        progress.close()
+    summary, confused = summarise(dataset, out, recognizer.categories, labels, settings)
+    waiting = sum(1 for item in dataset.items if read_record(out, item.key) is None)
+    return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, waiting, confused)
+
+
+def _classify_item(out: Path, item: VideoItem, label_index: int | None, windows: list[Window],
+                   recognizer: Recognizer, video: VideoOptions, options: BatchOptions, settings: dict) -> dict:
+    mark = time.perf_counter()
+    if options.features:
+        result, features = recognizer.classify_with_features(windows, top_k=options.top_k, fusion=options.fusion)
+        written = _write_features(out, item, features, video, settings)
+    else:
+        result, written = recognizer.classify_windows(windows, top_k=options.top_k, fusion=options.fusion), None
+    return _ok_record(item, label_index, result, time.perf_counter() - mark, written)
+
+
+def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: dict[str, int | None],
+              settings: dict) -> tuple[dict, list]:
+    """Rebuild predictions.jsonl, summary.json and per_class.csv from the records in ``out``."""
+    records = [r for r in (read_record(out, item.key) for item in dataset.items) if r is not None]
+    ok = [r for r in records if r["status"] == "ok"]
+    scored = [r for r in ok if r.get("label_index") is not None]
+    hits1 = [r for r in scored if r["top"] and r["top"][0]["index"] == r["label_index"]]
+    hits5 = [r for r in scored if r["label_index"] in [p["index"] for p in r["top"][:5]]]
+    per_class: dict[int, list[int]] = {}
+    for r in scored:
+        row = per_class.setdefault(r["label_index"], [0, 0, 0])
+        row[0] += 1
+        row[1] += r["top"][0]["index"] == r["label_index"]
+        row[2] += r["label_index"] in [p["index"] for p in r["top"][:5]]
+    confused = Counter((categories[r["label_index"]], r["top"][0]["label"]) for r in scored
+                       if r["top"][0]["index"] != r["label_index"])
+    unmapped = sorted(label for label, index in labels.items() if index is None)
+    summary = {
+        "videos": len(dataset.items) + len(dataset.missing), "evaluated": len(records), "ok": len(ok),
+        "failed": len(records) - len(ok), "missing": len(dataset.missing),
+        "not_run": len(dataset.items) - len(records),
+        "labelled": len(scored),
+        "top1": len(hits1) / len(scored) if scored else None,
+        "top5": len(hits5) / len(scored) if scored else None,
+        "mean_class_accuracy": (float(np.mean([hit / n for n, hit, _ in per_class.values()]))
+                                if per_class else None),
+        "classes": len(per_class),
+        "unmapped_labels": unmapped,
+        "unmapped_videos": sum(1 for r in ok if r.get("label") is not None and r.get("label_index") is None),
+        "missing_videos": [str(item.path) for item in dataset.missing],
+        "failed_videos": [{"path": r["path"], "error": r["error"]} for r in records if r["status"] != "ok"],
+        "most_confused": [{"label": a, "predicted": b, "videos": n} for (a, b), n in confused.most_common(10)],
+        "settings": settings,
+    }
+    with atomic_path(out / "predictions.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _write_json(out / "summary.json", summary)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["class_index", "class", "videos", "top1", "top5"])
+    for index in sorted(per_class):
+        n, top1, top5 = per_class[index]
+        writer.writerow([index, categories[index], n, f"{top1 / n:.4f}", f"{top5 / n:.4f}"])
+    with atomic_path(out / "per_class.csv") as tmp:
+        tmp.write_text(buffer.getvalue())
+    return summary, confused.most_common(10)
+
+
+def check_batch_options(options: BatchOptions) -> BatchOptions:
+    """Refuse a worker count no machine could use (OptionError)."""
+    if not 0 <= options.workers <= 256:
+        raise OptionError("workers", f"must be between 0 and 256, not {options.workers}")
+    return options

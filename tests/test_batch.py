@@ -1,0 +1,154 @@
+"""Dataset runs: records, failures, resume, settings, shards, features, workers, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from support import ROOT, write_video
+
+from i3d.errors import OptionError
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.batch import BatchOptions, run_batch
+from i3d.tasks.datasets import ListOptions, load_dataset
+
+
+@pytest.fixture(scope="module")
+def recognizer(shared_store):
+    from i3d.tasks.recognizer import Recognizer
+
+    return Recognizer.load("rgb", store=shared_store)
+
+
+@pytest.fixture()
+def dataset_dir(tmp_path):
+    """Class folders with Kinetics names: 4 good videos, a corrupt one and one too short."""
+    root = tmp_path / "videos"
+    for i, label in enumerate(("archery", "archery", "abseiling", "juggling balls")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        write_video(root / label / f"clip{i}.avi", 14 + i, seed=i)
+    (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
+    write_video(root / "abseiling" / "short.avi", 4)
+    return root
+
+
+def load(root):
+    return load_dataset(root, ListOptions(labels_from_folders=True))
+
+
+def records(out):
+    return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_batch_records_every_video_and_failures(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    report = run_batch(load(dataset_dir), out, recognizer)
+    assert (report.processed, report.skipped, report.failed) == (6, 0, 2)
+    rows = {row["key"]: row for row in records(out)}
+    assert sorted(rows) == ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi",
+                            "archery/clip0.avi", "archery/clip1.avi", "juggling balls/clip3.avi"]
+    assert rows["archery/broken.avi"]["status"] == "failed"
+    assert "cannot open as a video" in rows["archery/broken.avi"]["error"]
+    assert "video has 4 frames" in rows["abseiling/short.avi"]["error"]
+    ok = rows["archery/clip0.avi"]
+    assert ok["status"] == "ok" and ok["label_index"] == 5 and len(ok["logits"]) == 400 and len(ok["top"]) == 5
+    assert ok["frames"] == {"rgb": 14}
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["videos"], summary["ok"], summary["failed"], summary["labelled"]) == (6, 4, 2, 4)
+    assert summary["top1"] == sum(r["top"][0]["index"] == r["label_index"] for r in rows.values()
+                                  if r["status"] == "ok") / 4
+    assert (out / "per_class.csv").read_text().splitlines()[0] == "class_index,class,videos,top1,top5"
+
+
+def test_rerun_skips_finished_videos_and_runs_only_what_is_missing(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    run_batch(load(dataset_dir), out, recognizer)
+    before = (out / "predictions.jsonl").read_text()
+    again = run_batch(load(dataset_dir), out, recognizer)
+    assert (again.processed, again.skipped) == (0, 6)
+    assert (out / "predictions.jsonl").read_text() == before
+    (out / "results" / "archery" / "clip1.avi.json").unlink()
+    once_more = run_batch(load(dataset_dir), out, recognizer)
+    assert (once_more.processed, once_more.skipped) == (1, 5)
+    assert len(records(out)) == 6
+    retried = run_batch(load(dataset_dir), out, recognizer, options=BatchOptions(retry_failed=True))
+    assert (retried.processed, retried.skipped, retried.failed) == (2, 4, 2)
+
+
+def test_other_settings_in_the_same_folder_are_refused(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    run_batch(load(dataset_dir), out, recognizer)
+    with pytest.raises(OptionError, match="other settings .*video"):
+        run_batch(load(dataset_dir), out, recognizer, video=VideoOptions(crop="full"))
+    report = run_batch(load(dataset_dir), out, recognizer, video=VideoOptions(crop="full"),
+                       options=BatchOptions(overwrite=True))
+    assert report.processed == 6
+
+
+def test_shards_share_one_folder_and_cover_every_video_once(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    first = run_batch(load(dataset_dir), out, recognizer, options=BatchOptions(shard=(1, 2)))
+    second = run_batch(load(dataset_dir), out, recognizer, options=BatchOptions(shard=(2, 2)))
+    assert first.processed + second.processed == 6 and min(first.processed, second.processed) > 0
+    assert first.pending_elsewhere == 6 - first.processed and second.pending_elsewhere == 0
+    final = run_batch(load(dataset_dir), out, recognizer)
+    assert (final.processed, final.skipped) == (0, 6)
+    assert len({row["key"] for row in records(out)}) == 6
+
+
+def test_features_match_the_library_and_carry_their_settings(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    video = VideoOptions(window=10, stride=5)
+    run_batch(load(dataset_dir), out, recognizer, video=video, options=BatchOptions(features=True))
+    item = dataset_dir / "juggling balls" / "clip3.avi"  # 17 frames: windows at 0, 5 and one aligned to the end
+    features = np.load(out / "features" / "juggling balls" / "clip3.avi.rgb.npy")
+    expected = recognizer.features(item, video=video, logits=True)
+    assert features.shape == (3, 1024) and features.dtype == np.float32
+    np.testing.assert_array_equal(features, expected.features["rgb"])
+    np.testing.assert_array_equal(np.load(out / "features" / "juggling balls" / "clip3.avi.rgb.logits.npy"),
+                                  expected.logits["rgb"])
+    sidecar = json.loads((out / "features" / "juggling balls" / "clip3.avi.json").read_text())
+    assert (sidecar["fps"], sidecar["window"], sidecar["stride"], sidecar["crop"]) == (25.0, 10, 5, "center")
+    assert [(w["first_frame"], w["frames"]) for w in sidecar["windows"]] == [(0, 10), (5, 10), (7, 10)]
+    assert sidecar["weights"]["rgb"]["deepmind_name"] == "rgb_scratch"
+    row = {r["key"]: r for r in records(out)}["juggling balls/clip3.avi"]
+    classified = recognizer.classify(item, video=video)
+    np.testing.assert_allclose(row["logits"], classified.logits, atol=1e-5)
+
+
+def test_worker_processes_give_the_same_records(dataset_dir, tmp_path, recognizer):
+    inline, pooled = tmp_path / "inline", tmp_path / "pooled"
+    run_batch(load(dataset_dir), inline, recognizer)
+    run_batch(load(dataset_dir), pooled, recognizer, options=BatchOptions(workers=2))
+
+    def comparable(out):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in records(out)]
+
+    assert comparable(inline) == comparable(pooled)
+
+
+def test_cli_exit_code_5_when_some_fail_and_kill_9_loses_nothing(dataset_dir, tmp_path, shared_weights_dir):
+    out = tmp_path / "out"
+    env = {**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)}
+    command = [sys.executable, "-m", "i3d", "batch", str(dataset_dir), "--labels-from-folders", "--out", str(out),
+               "--workers", "0"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((out / "results").rglob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(list((out / "results").rglob("*.json")))
+    assert 1 <= done < 6
+    finished = subprocess.run(command + ["--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == 5, finished.stderr
+    summary = json.loads(finished.stdout)
+    assert (summary["evaluated"], summary["ok"], summary["failed"]) == (6, 4, 2)
+    assert len({row["key"] for row in records(out)}) == len(records(out)) == 6
