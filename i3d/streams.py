@@ -41,8 +41,12 @@ class Stream:
         return MIN_FRAMES + self.frames_lost
 
     def clip(self, crops: Iterable[np.ndarray]) -> np.ndarray:
-        """Per-frame crops -> the model-ready (1, T, 224, 224, C) float32 clip."""
-        return self.finish(np.stack(list(crops)))[np.newaxis]
+        """Per-frame crops -> the model-ready (1, T, 224, 224, C) float32 clip.
+
+        Frames cropped to several views, (V, 224, 224, C) each, give (V, T, 224, 224, C).
+        """
+        clip = self.finish(np.stack(list(crops)))
+        return clip[np.newaxis] if clip.ndim == 4 else np.ascontiguousarray(clip.transpose(1, 0, 2, 3, 4))
 
 
 RGB = Stream("rgb", 3, "RGB", needs_flow=False, frames_lost=0, crop=transforms.crop_frame,

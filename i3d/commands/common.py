@@ -137,9 +137,11 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
     video.add_argument("--start", type=float, metavar="SECONDS", help="skip the video before this time")
     video.add_argument("--end", type=float, metavar="SECONDS", help="stop reading at this time")
     video.add_argument("--max-frames", type=int, metavar="N", help="read at most N frames (at 25 fps)")
-    video.add_argument("--crop", choices=("center", "full"), default="center",
+    video.add_argument("--crop", choices=("center", "full", "ten"), default="center",
                        help="center: DeepMind's 224x224 centre crop of the 256-short-side frame (default); "
-                            "full: the whole frame squashed to 224x224, as MediaPipe does")
+                            "full: the whole frame squashed to 224x224, as MediaPipe does; ten: the four "
+                            "corners, the centre and their mirror images (logits averaged, features kept per "
+                            "crop; ten times the work)")
     video.add_argument("--flow-algorithm", choices=("tvl1", "dis"), default="tvl1",
                        help="tvl1: DeepMind's TV-L1 (default); dis: about 90x faster, a different flow "
                             "distribution (see README for how much it changes results)")

@@ -76,19 +76,20 @@ def physical_memory() -> int | None:
     return pages * page_size if pages > 0 and page_size > 0 else None
 
 
-def validate_clip(clip: np.ndarray, stream: Stream, source: str = "clip") -> np.ndarray:
+def validate_clip(clip: np.ndarray, stream: Stream, source: str = "clip", views: int = 1) -> np.ndarray:
     """Check a clip array and return it as float32 (1, T, 224, 224, C).
 
     Accepts (1, T, 224, 224, C) or (T, 224, 224, C) real floating arrays with
-    values in [-1, 1]; ``source`` names the file in error messages.
+    values in [-1, 1]; ``source`` names the file in error messages. ``views``
+    > 1 takes (views, T, 224, 224, C): several crops of the same frames.
     """
     channels = stream.channels
     expected = _expected(stream)
     if clip.dtype.kind != "f":
         raise InputError(f"{source}: dtype {clip.dtype}; expected {expected}")
-    if clip.ndim == 4:
+    if clip.ndim == 4 and views == 1:
         clip = clip[np.newaxis]
-    if clip.ndim != 5 or clip.shape[0] != 1:
+    if clip.ndim != 5 or clip.shape[0] != views:
         raise InputError(f"{source}: shape {clip.shape}; expected {expected}")
     _, frames, height, width, got_channels = clip.shape
     if got_channels != channels:

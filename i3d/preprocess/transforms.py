@@ -28,7 +28,9 @@ from ..quiet import quiet_opencv
 
 SHORT_SIDE = 256
 CROP_SIZE = 224
-CROPS = ("center", "full")
+CROPS = ("center", "full", "ten")
+VIEWS = {"center": 1, "full": 1, "ten": 10}
+"""Clips each crop makes of one window: ``ten`` is the four corners, the centre and their mirror images."""
 
 MAX_ASPECT = 4
 """The widest long/short side ratio a prepared frame keeps: at most 256 x 1024 px (see :func:`prepare_frame`)."""
@@ -44,7 +46,7 @@ def _cv2():
 
 def check_crop(crop: str) -> str:
     if crop not in CROPS:
-        raise OptionError("crop", f"is {crop!r}; use 'center' or 'full'")
+        raise OptionError("crop", f"is {crop!r}; use 'center', 'full' or 'ten'")
     return crop
 
 
@@ -75,7 +77,7 @@ def prepare_frame(frame: np.ndarray, crop: str = "center") -> np.ndarray:
     short, long = min(h, w), max(h, w)
     if long <= MAX_ASPECT * short:
         return resize_short_side(frame)
-    if crop == "center":
+    if crop != "full":  # centre and ten crops: keep the middle of the frame
         band = MAX_ASPECT * short
         offset = (long - band) // 2
         trimmed = frame[:, offset:offset + band] if w > h else frame[offset:offset + band]
@@ -98,6 +100,16 @@ def center_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     return arr[..., top:top + size, left:left + size, :]
 
 
+def ten_crops(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+    """(H, W, C) -> (10, size, size, C): the four corners and the centre, then the same five mirrored left-right."""
+    h, w = arr.shape[:2]
+    if h < size or w < size:
+        raise InputError(f"ten_crops: frames are {w}x{h}, smaller than the {size}x{size} crop")
+    corners = ((0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2))
+    five = np.stack([arr[top:top + size, left:left + size] for top, left in corners])
+    return np.concatenate([five, five[:, :, ::-1]])
+
+
 def resize_to_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     """Bilinearly resize every (H, W, C) frame of an (H, W, C) or (T, H, W, C) array to size x size."""
     cv2 = _cv2()
@@ -107,15 +119,19 @@ def resize_to_crop(arr: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
 
 
 def crop_frame(frame: np.ndarray, crop: str = "center") -> np.ndarray:
-    """uint8 RGB at short side 256 -> uint8 224x224: the centre crop or the whole frame squashed."""
+    """uint8 RGB at short side 256 -> uint8 224x224: the centre crop or the whole frame squashed;
+    ``ten`` gives (10, 224, 224, 3), see :func:`ten_crops`."""
     if check_crop(crop) == "center":
         return np.ascontiguousarray(center_crop(frame))
+    if crop == "ten":
+        return ten_crops(frame)
     return resize_to_crop(frame)
 
 
 def crop_flow(flow: np.ndarray, crop: str = "center") -> np.ndarray:
     """float32 flow (x, y) at short side 256 -> 224x224, the same view as :func:`crop_frame`.
 
+    ``ten`` gives the ten views of :func:`ten_crops`, x negated in the mirrored five.
     ``full`` scales x and y displacements by the horizontal and vertical resize
     factors, so they stay in units of the new pixels (as if flow had been
     computed on the squashed frames), then clips to [-1, 1] again.
@@ -123,6 +139,10 @@ def crop_flow(flow: np.ndarray, crop: str = "center") -> np.ndarray:
     flow = flow.astype(np.float32, copy=False)
     if check_crop(crop) == "center":
         return np.ascontiguousarray(center_crop(flow))
+    if crop == "ten":  # a mirrored view moves the other way: its x displacement changes sign
+        views = ten_crops(flow)
+        views[5:, ..., 0] *= -1
+        return views
     h, w = flow.shape[-3:-1]
     scale = np.array([CROP_SIZE / w, CROP_SIZE / h], np.float32)
     return np.clip(resize_to_crop(flow) * scale, -1.0, 1.0).astype(np.float32)

@@ -199,8 +199,10 @@ def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options
         check_length(len(picked), name, streams, options)
         start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
         where = f"{name} [{start:.2f} s]"
+        views = transforms.VIEWS[options.crop]
         clips = {stream.name: validate_clip(stream.clip(f.crops[stream.name] for f in
-                                                        picked[:len(picked) - stream.frames_lost]), stream, where)
+                                                        picked[:len(picked) - stream.frames_lost]), stream, where,
+                                            views)
                  for stream in streams}
         yield Window(index=index, first_frame=first, frames=len(picked), start=start, end=end, clips=clips)
     if index < 0:  # nothing in range: a start past the end, say

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import OptionError
 from ..files import atomic_path
-from ..preprocess.transforms import CROP_SIZE
+from ..preprocess.transforms import CROP_SIZE, VIEWS
 from ..preprocess.windows import check_length, iter_clip_frames
 
 if TYPE_CHECKING:
@@ -91,6 +92,9 @@ def save_clips(source: str | os.PathLike, streams: tuple[Stream, ...], options: 
     about 0.6 MB per frame for RGB and 0.4 MB for flow. Raises InputError (and
     writes nothing) when the video is too short. Returns each file's shape.
     """
+    if VIEWS[options.crop] != 1:
+        raise OptionError("crop", f"{options.crop!r} makes several views per frame; preprocess writes one "
+                                  "(use 'center' or 'full')")
     with contextlib.ExitStack() as stack:
         writers = {stream.name: stack.enter_context(ClipWriter(paths[stream.name],
                                                                 (CROP_SIZE, CROP_SIZE, stream.channels)))

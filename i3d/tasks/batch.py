@@ -233,11 +233,13 @@ def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video:
             if next_item is not None:
                 pending.append((next_item, pool.submit(_prepared, os.fspath(next_item.path), stream_names, video)))
             yield item, windows, error
-    finally:
+    except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopping: end work in progress at once
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:  # stop work in progress too: an interrupt must not wait for a video
+        for process in processes:
             process.terminate()
+        raise
+    pool.shutdown()
 
 
 class _Progress:

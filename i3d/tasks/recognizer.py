@@ -134,7 +134,8 @@ class Recognizer:
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
             for window in windows:
                 mark = time.perf_counter()
-                fused = fuse_logits([self.runners[s.name].logits(window.clips[s.name]) for s in self.streams], fusion)
+                fused = fuse_logits([self.runners[s.name].logits_batch(window.clips[s.name]).mean(axis=0)
+                                     for s in self.streams], fusion)  # several crop views: their mean
                 clock.seconds["inference"] += time.perf_counter() - mark
                 window_logits.append(fused)
                 for stream, clip in window.clips.items():
@@ -161,8 +162,9 @@ class Recognizer:
             mark = time.perf_counter()
             for stream in self.streams:
                 window_logits, window_features = self.runners[stream.name].outputs(window.clips[stream.name])
-                feats[stream.name].append(window_features[0])
-                outs[stream.name].append(window_logits[0])
+                one_view = len(window_features) == 1  # else (views, ...): ten crops keep every view
+                feats[stream.name].append(window_features[0] if one_view else window_features)
+                outs[stream.name].append(window_logits[0] if one_view else window_logits)
             clock.seconds["inference"] += time.perf_counter() - mark
             spans.append(_span(window))
         stacked = {name: np.stack(rows).astype(np.float32) for name, rows in feats.items()}
@@ -178,7 +180,8 @@ class Recognizer:
         features = self.features_of_windows(windows, logits=True)
         timeline = []
         for index, span in enumerate(features.windows):
-            fused = fuse_logits([features.logits[s.name][index] for s in self.streams], fusion)
+            fused = fuse_logits([np.atleast_2d(features.logits[s.name][index]).mean(axis=0) for s in self.streams],
+                                fusion)
             timeline.append(WindowResult(span, fused, ranked(fused, self.categories, min(TIMELINE_TOP, top_k))))
         logits = sum(w.logits for w in timeline) / len(timeline)
         frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}

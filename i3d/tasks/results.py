@@ -102,7 +102,7 @@ class Result:
 class Features:
     """Per-window 1024-d features (pooled Mixed_5c) of each stream, with optional logits."""
 
-    features: dict[str, np.ndarray]  # stream -> float32 (W, 1024)
+    features: dict[str, np.ndarray]  # stream -> float32 (W, 1024), or (W, 10, 1024) with ten crops
     logits: dict[str, np.ndarray] | None  # stream -> float32 (W, num_classes), when asked for
     windows: tuple[WindowSpan, ...]
     weights: dict[str, str]
