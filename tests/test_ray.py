@@ -1,0 +1,175 @@
+"""engine="ray": the same records and features as the local engine, on a real local Ray cluster, even when
+the model actor is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+from support import write_video
+
+from i3d.errors import OptionError
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.batch import BatchOptions, run_batch
+from i3d.tasks.datasets import ListOptions, load_dataset
+
+ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
+
+from i3d.tasks.ray_engine import ACTOR_PREFIX, CRASH_TOKEN_ENV, RayOptions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def crash_token(tmp_path_factory):
+    """Create this file and the next decoding task to start kills its worker (the cluster's workers see the path)."""
+    return tmp_path_factory.mktemp("token") / "crash"
+
+
+@pytest.fixture(scope="module")
+def cluster(crash_token):
+    """A local two-CPU cluster for the module (one model actor and one decoding task at a time)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ[CRASH_TOKEN_ENV] = str(crash_token)  # inherited by the workers ray.init starts
+    ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+    del os.environ[CRASH_TOKEN_ENV]
+
+
+@pytest.fixture(scope="module")
+def recognizer(shared_store):
+    from i3d.tasks.recognizer import Recognizer
+
+    return Recognizer.load("rgb", store=shared_store)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    """Class folders with Kinetics names: 4 good videos, a corrupt one and one too short (as in test_batch)."""
+    root = tmp_path_factory.mktemp("ray") / "videos"
+    for i, label in enumerate(("archery", "archery", "abseiling", "juggling balls")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        write_video(root / label / f"clip{i}.avi", 14 + i, seed=i)
+    (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
+    write_video(root / "abseiling" / "short.avi", 4)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(dataset_dir, tmp_path_factory, recognizer):
+    """The local engine's folder: what every Ray run is compared with."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=BatchOptions(features=True))
+    return out
+
+
+VIDEO = VideoOptions(window=10, stride=5)
+KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "archery/clip0.avi",
+        "archery/clip1.avi", "juggling balls/clip3.avi"]
+
+
+def load(root):
+    return load_dataset(root, ListOptions(labels_from_folders=True))
+
+
+def records(out) -> dict[str, dict]:
+    return {row["key"]: row for row in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+
+
+def ray_options(shared_weights_dir, **changes) -> BatchOptions:
+    return BatchOptions(features=True, engine="ray", ray=RayOptions(weights_dir=str(shared_weights_dir), **changes))
+
+
+def assert_same_records(ray_out, local_out):
+    """Every field but ``seconds`` equal; logits and probabilities to 1e-5."""
+    got, want = records(ray_out), records(local_out)
+    assert sorted(got) == sorted(want) == KEYS
+    for key, row in want.items():
+        other = got[key]
+        assert [p["index"] for p in other["top"]] == [p["index"] for p in row["top"]], key
+        for mine, theirs in zip(other["top"], row["top"]):
+            assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-5)
+        if row["logits"] is None:
+            assert other["logits"] is None
+        else:
+            np.testing.assert_allclose(other["logits"], row["logits"], atol=1e-5)
+        for name in ("path", "label", "label_index", "status", "error", "frames", "features"):
+            assert other.get(name) == row.get(name), (key, name)
+        assert [(w["index"], w["frames"], [p["index"] for p in w["top"]]) for w in other["windows"]] == \
+               [(w["index"], w["frames"], [p["index"] for p in w["top"]]) for w in row["windows"]]
+
+
+def test_ray_gives_the_local_records_and_features(cluster, dataset_dir, tmp_path, recognizer, local_run,
+                                                  shared_weights_dir):
+    out = tmp_path / "out"
+    report = run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=ray_options(shared_weights_dir))
+    assert (report.processed, report.skipped, report.failed) == (6, 0, 2)
+    assert_same_records(out, local_run)
+    rows = records(out)
+    assert "cannot open as a video" in rows["archery/broken.avi"]["error"]
+    assert "video has 4 frames" in rows["abseiling/short.avi"]["error"]
+    assert rows["archery/clip0.avi"]["label_index"] == 5 and len(rows["archery/clip0.avi"]["logits"]) == 400
+    for key in ("abseiling/clip2.avi", "archery/clip0.avi", "archery/clip1.avi", "juggling balls/clip3.avi"):
+        for suffix in (".rgb.npy", ".rgb.logits.npy"):
+            mine = np.load(out / "features" / f"{key}{suffix}")
+            theirs = np.load(local_run / "features" / f"{key}{suffix}")
+            assert mine.dtype == np.float32 and mine.shape == theirs.shape
+            np.testing.assert_allclose(mine, theirs, atol=1e-5)
+        sidecar = json.loads((out / "features" / f"{key}.json").read_text())
+        assert sidecar == json.loads((local_run / "features" / f"{key}.json").read_text())
+    assert json.loads((out / "summary.json").read_text())["top1"] == \
+        json.loads((local_run / "summary.json").read_text())["top1"]
+    assert not [name for name in ray.util.list_named_actors() if name.startswith(ACTOR_PREFIX)]  # actors removed
+    again = run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=ray_options(shared_weights_dir))
+    assert (again.processed, again.skipped) == (0, 6)
+
+
+def test_killing_the_model_actor_mid_run_loses_and_repeats_nothing(cluster, dataset_dir, tmp_path, recognizer,
+                                                                   local_run, shared_weights_dir):
+    out = tmp_path / "out"
+    seen, killed = [], []
+
+    def kill_after_first(record):
+        seen.append(record["key"])
+        if not killed:
+            [name] = [n for n in ray.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
+            actor = ray.get_actor(name)
+            ray.kill(actor, no_restart=False)  # its running call (and the queued one) are retried on the new actor
+            killed.append(actor)
+
+    report = run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=ray_options(shared_weights_dir),
+                       on_record=kill_after_first)
+    assert len(killed) == 1
+    assert ray._private.state.actors(killed[0]._actor_id.hex())["NumRestarts"] == 1
+    assert sorted(seen) == KEYS and Counter(seen).most_common(1)[0][1] == 1  # every video once, none twice
+    assert (report.processed, report.failed) == (6, 2)
+    assert sorted(p.relative_to(out / "results").as_posix() for p in (out / "results").rglob("*.json")) == \
+        [f"{key}.json" for key in KEYS]
+    assert_same_records(out, local_run)
+
+
+def test_a_decoding_task_killed_mid_run_is_retried_once(cluster, crash_token, dataset_dir, tmp_path, recognizer,
+                                                         local_run, shared_weights_dir):
+    out = tmp_path / "out"
+    seen = []
+    crash_token.write_text("")
+    report = run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=ray_options(shared_weights_dir),
+                       on_record=lambda record: seen.append(record["key"]))
+    assert not crash_token.exists()  # a task took the token and its worker died
+    assert sorted(seen) == KEYS and (report.processed, report.failed) == (6, 2)
+    assert_same_records(out, local_run)
+
+
+def test_ray_options_are_checked_before_anything_runs(cluster, dataset_dir, tmp_path, recognizer):
+    with pytest.raises(OptionError, match="engine is 'spark'; choose from local, ray"):
+        run_batch(load(dataset_dir), tmp_path / "a", recognizer, options=BatchOptions(engine="spark"))
+    with pytest.raises(OptionError, match="ray_actors must be between 1 and 1024, not 0"):
+        run_batch(load(dataset_dir), tmp_path / "b", recognizer,
+                  options=BatchOptions(engine="ray", ray=RayOptions(actors=0)))
+    with pytest.raises(OptionError, match=r"ray_actors 4 \(of 1 CPU each\) and a decoding task \(1 CPU\) need 5 "
+                                          r"CPUs; the cluster has 2"):  # the module's cluster
+        run_batch(load(dataset_dir), tmp_path / "c", recognizer,
+                  options=BatchOptions(engine="ray", ray=RayOptions(actors=4)))
+    assert not [path for path in tmp_path.iterdir() if path.name in ("a", "b", "c")]
