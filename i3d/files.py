@@ -13,6 +13,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+STALE_AFTER_S = 3600.0
+"""A cache's temporary file or folder older than this (mtime) is a left-over of a killed run."""
+
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks so large files need little memory."""

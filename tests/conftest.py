@@ -39,3 +39,11 @@ def cricket_clips(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("data")
     write_clips(clips_from_gifs(SAMPLES), out)
     return {"rgb": out / "v_CricketShot_g04_c01_rgb.npy", "flow": out / "v_CricketShot_g04_c01_flow.npy"}
+
+
+@pytest.fixture(scope="session")
+def recognizer(shared_store):
+    """The real rgb_kinetics network, loaded once for the session."""
+    from i3d.tasks.recognizer import Recognizer
+
+    return Recognizer.load("rgb", store=shared_store)

@@ -86,3 +86,28 @@ def write_video(path, frames: int, fps: float = 25.0, width: int = 64, height: i
         writer.write(frame)
     writer.release()
     return path
+
+
+def counting_pairs(monkeypatch) -> list:
+    """Wrap the one function that solves frame pairs; returns a log of how many pairs each call solved."""
+    import i3d.preprocess.flow as flow_mod
+
+    calls = []
+    real = flow_mod._raw_flow
+
+    def wrapped(*args, **kwargs):
+        calls.append(len(args[0]) - 1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_mod, "_raw_flow", wrapped)
+    return calls
+
+
+def write_labelled_videos(root: Path) -> Path:
+    """Class folders with Kinetics names under ``root``: 4 good videos, a corrupt one and one too short."""
+    for i, label in enumerate(("archery", "archery", "abseiling", "juggling balls")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        write_video(root / label / f"clip{i}.avi", 14 + i, seed=i)
+    (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
+    write_video(root / "abseiling" / "short.avi", 4)
+    return root

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from support import ROOT, write_video
+from support import ROOT, write_labelled_videos
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
@@ -19,23 +19,10 @@ from i3d.tasks.batch import BatchOptions, run_batch
 from i3d.tasks.datasets import ListOptions, load_dataset
 
 
-@pytest.fixture(scope="module")
-def recognizer(shared_store):
-    from i3d.tasks.recognizer import Recognizer
-
-    return Recognizer.load("rgb", store=shared_store)
-
-
 @pytest.fixture()
 def dataset_dir(tmp_path):
     """Class folders with Kinetics names: 4 good videos, a corrupt one and one too short."""
-    root = tmp_path / "videos"
-    for i, label in enumerate(("archery", "archery", "abseiling", "juggling balls")):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        write_video(root / label / f"clip{i}.avi", 14 + i, seed=i)
-    (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
-    write_video(root / "abseiling" / "short.avi", 4)
-    return root
+    return write_labelled_videos(tmp_path / "videos")
 
 
 def load(root):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from support import SAMPLES, write_video
+from support import SAMPLES, counting_pairs, write_video
 
 import i3d.preprocess.flow as flow_mod
 from i3d.errors import InputError, OptionError
@@ -207,19 +207,6 @@ def test_real_clip_flow_alignment():
     assert flow.shape == (2, *frames.shape[1:3], 2)  # T frames -> T-1 fields
     assert np.abs(flow).max() <= 1.0 and np.abs(flow).max() > 0
     assert flow_clip(flow).shape == (2, 224, 224, 2)
-
-
-def counting_pairs(monkeypatch) -> list:
-    """Replace the one function that solves frame pairs with a wrapper logging how many pairs each call solves."""
-    calls = []
-    real = flow_mod._raw_flow
-
-    def wrapped(*args, **kwargs):
-        calls.append(len(args[0]) - 1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_mod, "_raw_flow", wrapped)
-    return calls
 
 
 @pytest.mark.parametrize("chunk", [7, 32])

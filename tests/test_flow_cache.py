@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
-from support import ROOT
+from support import ROOT, counting_pairs
 
 import i3d.preprocess.flow as flow_mod
 from i3d.preprocess.flow import CACHE_TRAILER, FLOW_BOUND, compute_flow, stream_flow
@@ -47,19 +47,6 @@ def reference(frames) -> np.ndarray:
     return compute_flow(frames, algorithm="dis", workers=1)
 
 
-def counting(monkeypatch) -> list:
-    """Count calls of the one function that solves frame pairs."""
-    calls = []
-    real = flow_mod._raw_flow
-
-    def wrapped(*args, **kwargs):
-        calls.append(len(args[0]) - 1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_mod, "_raw_flow", wrapped)
-    return calls
-
-
 def cached(frames, cache, **kwargs) -> np.ndarray:
     return compute_flow(frames, algorithm="dis", workers=1, cache_dir=cache, **kwargs)
 
@@ -75,7 +62,7 @@ def cache_warnings(record) -> list[str]:
 
 
 def test_entry_format_and_bit_identical_results(monkeypatch, tmp_path, frames, reference):
-    calls = counting(monkeypatch)
+    calls = counting_pairs(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean cache warns about nothing
         first = cached(frames, tmp_path)
@@ -120,7 +107,7 @@ def test_corrupt_entry_is_recomputed_and_replaced(monkeypatch, tmp_path, frames,
     good = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(damage(good))
-    calls = counting(monkeypatch)
+    calls = counting_pairs(monkeypatch)
     with pytest.warns(UserWarning) as record:
         out = cached(frames, tmp_path)
     messages = cache_warnings(record)

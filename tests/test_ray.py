@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from support import write_video
+from support import write_labelled_videos
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
@@ -39,22 +39,9 @@ def cluster(crash_token):
 
 
 @pytest.fixture(scope="module")
-def recognizer(shared_store):
-    from i3d.tasks.recognizer import Recognizer
-
-    return Recognizer.load("rgb", store=shared_store)
-
-
-@pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
-    """Class folders with Kinetics names: 4 good videos, a corrupt one and one too short (as in test_batch)."""
-    root = tmp_path_factory.mktemp("ray") / "videos"
-    for i, label in enumerate(("archery", "archery", "abseiling", "juggling balls")):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        write_video(root / label / f"clip{i}.avi", 14 + i, seed=i)
-    (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
-    write_video(root / "abseiling" / "short.avi", 4)
-    return root
+    """The labelled videos test_batch uses, once for the module."""
+    return write_labelled_videos(tmp_path_factory.mktemp("ray") / "videos")
 
 
 @pytest.fixture(scope="module")

@@ -41,11 +41,8 @@ def test_clips_of_ten_views_put_the_views_first():
     assert FLOW.clip([np.zeros((10, 224, 224, 2), np.float32)] * 9).shape == (10, 9, 224, 224, 2)
 
 
-def test_ten_crop_features_keep_every_view_and_logits_average_them(tmp_path, shared_store):
-    from i3d.tasks.recognizer import Recognizer
-
+def test_ten_crop_features_keep_every_view_and_logits_average_them(tmp_path, recognizer):
     video = write_video(tmp_path / "v.avi", 12, width=320, height=256)
-    recognizer = Recognizer.load("rgb", store=shared_store)
     ten = recognizer.features(video, video=VideoOptions(crop="ten"), logits=True)
     centre = recognizer.features(video, video=VideoOptions(crop="center"), logits=True)
     assert ten.features["rgb"].shape == (1, 10, 1024) and ten.logits["rgb"].shape == (1, 10, 400)

@@ -10,10 +10,10 @@ root with --split, or a Kinetics CSV. See :mod:`i3d.tasks.batch` for the folder'
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from ..processes import available_cores
 from .common import TYPES, Parser, add_preprocessing_arguments, forbid_network, run_command, video_options
 
 PRESETS = {"video-features": (64, 64)}
@@ -48,8 +48,8 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     run.add_argument("--shard", metavar="K/N", help="take shard K of N (processes sharing one list and --out)")
     run.add_argument("--overwrite", action="store_true", help="start over when --out holds other settings' results")
     run.add_argument("--retry-failed", action="store_true", help="run videos recorded as failed again")
-    run.add_argument("--workers", type=int, default=_cores(), metavar="N",
-                     help=f"processes decoding and preprocessing ahead of the network (default: {_cores()}, "
+    run.add_argument("--workers", type=int, default=available_cores(), metavar="N",
+                     help=f"processes decoding and preprocessing ahead of the network (default: {available_cores()}, "
                           "the cores; 0: inline)")
     cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
     cluster.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -70,10 +70,6 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
                          help="video-features: windows of 64 frames every 64 (overrides --window/--stride)")
     add_preprocessing_arguments(parser)
     return parser
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def format_summary(report) -> str:
@@ -119,6 +115,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         import json
 
         from ..runtime.base import EngineOptions
+        from ..streams import streams_named
         from ..tasks.batch import FAILED_EXIT, BatchOptions, run_batch
         from ..tasks.datasets import ListOptions, load_dataset, parse_shard, read_label_map
         from ..tasks.recognizer import Recognizer
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
         label_map = read_label_map(args.label_map) if args.label_map else None
-        video.check(tuple(_streams(args.type)))
+        video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again
         recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
                                      engine=EngineOptions(args.backend))
@@ -157,9 +154,3 @@ def _ray_options(args: argparse.Namespace):
 
     return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
                       task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))
-
-
-def _streams(type_name: str):
-    from ..streams import streams_named
-
-    return streams_named(TYPES[type_name])

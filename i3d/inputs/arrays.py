@@ -55,6 +55,17 @@ def stat_input(path: str | os.PathLike, what: str = "file") -> os.stat_result:
         raise InputError(f"{os.fspath(path)}: cannot access ({err.strerror or err})") from None
 
 
+def regular_file(path: str | os.PathLike, what: str) -> os.stat_result:
+    """:func:`stat_input`, refusing a folder or a special file (a FIFO, a device: never opened) where ``what``
+    (say "a video file") belongs."""
+    info = stat_input(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{os.fspath(path)}: is a directory, not {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{os.fspath(path)}: not a regular file ({file_kind(info.st_mode)}); give {what}")
+    return info
+
+
 def _expected(stream: Stream) -> str:
     return f"(1, T, {CLIP_SIZE}, {CLIP_SIZE}, {stream.channels}) float32 in [-1, 1] for the {stream.name} stream"
 
@@ -120,12 +131,7 @@ def load_clip(path: str | os.PathLike, stream: Stream) -> np.ndarray:
     Special files (FIFOs, devices) are refused without being opened.
     """
     path = Path(path)
-    info = stat_input(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path}: is a directory, not a .npy file; give the clip saved with numpy.save")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{path}: not a regular file ({file_kind(info.st_mode)}); give a .npy file saved "
-                         "with numpy.save")
+    info = regular_file(path, "a .npy file saved with numpy.save")
     if info.st_size == 0:
         raise InputError(f"{path}: file is empty; save a float32 array with numpy.save")
     try:

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from ..errors import InputError, OptionError
 from ..limits import MIN_FRAMES
 from ..quiet import quiet_opencv
-from .arrays import file_kind, stat_input
+from .arrays import file_kind, regular_file, stat_input
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
@@ -220,11 +220,7 @@ def _natural_key(name: str) -> list:
 
 def _check_file(path: str) -> None:
     """Refuse a missing, special, empty or unreadable video file without opening anything that could block."""
-    info = stat_input(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path}: is a directory, not a video (read it as a folder of frames)")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{path}: not a regular file ({file_kind(info.st_mode)}); give a video file")
+    info = regular_file(path, "a video file")
     if info.st_size == 0:
         raise InputError(f"{path}: file is empty")
     try:  # OpenCV would only say "cannot open"; O_NONBLOCK in case it became a FIFO since the stat
@@ -362,12 +358,7 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
 
 def _read_image(path: str) -> np.ndarray:
     """An image file as OpenCV's BGR array, read by Python and decoded from memory (any file name works)."""
-    info = stat_input(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise InputError(f"{path}: is a directory, not an image; a frames folder holds image files only")
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(f"{path}: not a regular file ({file_kind(info.st_mode)}); "
-                         "a frames folder holds image files only")
+    info = regular_file(path, "an image")
     if info.st_size == 0:
         raise InputError(f"{path}: cannot read image (file is empty)")
     try:

@@ -32,26 +32,24 @@ depend on the number of workers or on the chunking.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import ctypes
 import hashlib
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
-import signal
 import stat
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError, OptionError
-from ..files import atomic_path
+from ..files import STALE_AFTER_S, atomic_path, reason, remove_older_than
+from ..processes import available_cores, spawn_pool, terminate_pool
 from ..quiet import quiet_opencv
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
@@ -65,12 +63,9 @@ CHUNK_PAIRS = 32
 T = TypeVar("T")
 CACHE_TRAILER = b"I3D-FLOW-SHA256\n"
 """Magic that starts an entry's trailer; the SHA-256 digest (32 bytes) of all preceding bytes follows."""
-STALE_TEMP_SECONDS = 3600.0
-"""Temporary files of a cache folder older than this (mtime) are left-overs of killed runs."""
 _TRAILER_LEN = len(CACHE_TRAILER) + 32
 _TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.npy\.[A-Za-z0-9_]+\.tmp\.npy")  # atomic_path's temporary names
 _swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sweep for stale temporaries
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: signal sent to a process when its parent dies
 
 
 def _make_flow(algorithm: str):
@@ -122,17 +117,12 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.n
             out[i] = _flow_chunk(gray[i:i + 2], algorithm)
             bar.update(1)
         return out
-    # Several small parts per worker so the bar moves. "spawn", not fork: a
-    # forked child deadlocks in OpenCV once the parent has used its thread
-    # pool. Spawned workers re-import the caller's __main__ script, so keep
-    # heavy imports (TensorFlow) out of its top level.
-    # Any exception here (Ctrl-C, SystemExit from a SIGTERM handler, a failed
-    # pair) terminates the workers at once instead of letting running pairs finish.
+    # Several small parts per worker so the bar moves. Any exception here (Ctrl-C,
+    # SIGTERM, a failed pair) terminates the workers at once instead of letting
+    # running pairs finish.
     parts = _chunks(n_pairs, min(n_pairs, workers * 4))
     results: dict[int, np.ndarray] = {}
-    ctx = multiprocessing.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(parts)), mp_context=ctx,
-                                  initializer=_init_worker, initargs=(os.getpid(),))
+    pool = spawn_pool(min(workers, len(parts)))
     try:
         futures = {pool.submit(_flow_chunk, gray[a:b + 1], algorithm, True): (a, b) for a, b in parts}
         for fut in cf.as_completed(futures):
@@ -140,54 +130,10 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.n
             results[a] = fut.result()
             bar.update(b - a)
     except BaseException:
-        _terminate_pool(pool)
+        terminate_pool(pool)
         raise
     pool.shutdown()
     return np.concatenate([results[a] for a, _ in parts])
-
-
-def _init_worker(parent_pid: int) -> None:
-    """Pool worker set-up: leave Ctrl-C to the parent and die with it (Linux)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0))
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
-        os._exit(1)
-
-
-def _terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
-    """Stop a process pool now: running pairs are abandoned, queued ones cancelled, workers ended."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    terminate_workers = getattr(pool, "terminate_workers", None)  # Python 3.14+
-    try:
-        if terminate_workers is not None:
-            terminate_workers()
-        else:
-            for process in processes:
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-    except (OSError, ValueError, RuntimeError):
-        pass
-    sentinels = {}
-    for process in processes:
-        try:
-            sentinels[process.sentinel] = process
-        except ValueError:  # already closed
-            pass
-    deadline = time.monotonic() + grace
-    while sentinels and time.monotonic() < deadline:
-        for ended in multiprocessing.connection.wait(list(sentinels), max(0.0, deadline - time.monotonic())):
-            sentinels.pop(ended, None)
-    for process in sentinels.values():  # ignored SIGTERM for `grace` seconds
-        try:
-            process.kill()
-        except (OSError, ValueError):
-            pass
 
 
 def frames_sha256(frames: np.ndarray) -> str:
@@ -217,12 +163,6 @@ class _Corrupt(Exception):
     """A cache entry that was read but is not a valid entry; the message says why."""
 
 
-def _why(e: BaseException) -> str:
-    """One line naming an error: an OSError's strerror, else its first line, else its type."""
-    text = getattr(e, "strerror", None) or str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def _read_exact(f, buffer: memoryview) -> int:
     """Fill ``buffer`` from ``f``; returns the bytes read (fewer only at end of file)."""
     done = 0
@@ -247,7 +187,7 @@ def _read_entry(f, size: int, shape: tuple[int, ...]) -> np.ndarray:
     except (_Corrupt, OSError):
         raise
     except Exception as e:  # whatever numpy makes of a damaged header
-        raise _Corrupt(f"unreadable .npy header ({_why(e)})") from None
+        raise _Corrupt(f"unreadable .npy header ({reason(e)})") from None
     if tuple(stored_shape) != shape or dtype != np.dtype(np.float32) or fortran:
         raise _Corrupt(f"header says {dtype} {tuple(stored_shape)}{' in Fortran order' if fortran else ''}, "
                        f"expected float32 {shape}")
@@ -277,7 +217,7 @@ def _drop_entry(path: str, problem: str) -> bool:
     except FileNotFoundError:
         pass
     except OSError as e:
-        warnings.warn(f"{path}: {problem}, and it cannot be removed ({_why(e)}); computing without the cache")
+        warnings.warn(f"{path}: {problem}, and it cannot be removed ({reason(e)}); computing without the cache")
         return False
     warnings.warn(f"{path}: {problem}; removed it, recomputing")
     return True
@@ -297,7 +237,7 @@ def _load_cache(path: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, b
     except FileNotFoundError:
         return None, True
     except OSError as e:
-        warnings.warn(f"{path}: cannot read flow cache entry ({_why(e)}); computing without the cache")
+        warnings.warn(f"{path}: cannot read flow cache entry ({reason(e)}); computing without the cache")
         return None, False
     try:
         with open(fd, "rb") as f:
@@ -308,7 +248,7 @@ def _load_cache(path: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, b
     except _Corrupt as e:
         return None, _drop_entry(path, f"corrupt flow cache entry ({e})")
     except OSError as e:
-        warnings.warn(f"{path}: cannot read flow cache entry ({_why(e)}); computing without the cache")
+        warnings.warn(f"{path}: cannot read flow cache entry ({reason(e)}); computing without the cache")
         return None, False
 
 
@@ -335,29 +275,22 @@ def _save_cache(path: str, arr: np.ndarray) -> None:
                 f.flush()
                 os.fsync(f.fileno())
     except OSError as e:  # one line per folder and reason: Python's default filter shows it once
-        warnings.warn(f"{os.path.dirname(path)}: cannot write to the flow cache ({_why(e)}); continuing without it")
+        warnings.warn(f"{os.path.dirname(path)}: cannot write to the flow cache ({reason(e)}); continuing without it")
 
 
 def _sweep_stale_temps(folder: str) -> None:
     """Remove the temporary files killed runs left in ``folder`` over an hour ago; best effort, hourly at most."""
     now = time.monotonic()
-    if folder in _swept and now - _swept[folder] < STALE_TEMP_SECONDS:
+    if folder in _swept and now - _swept[folder] < STALE_AFTER_S:
         return
     _swept[folder] = now
-    cutoff = time.time() - STALE_TEMP_SECONDS
     try:
         with os.scandir(folder) as entries:
-            for entry in entries:
-                if not _TEMP_NAME.fullmatch(entry.name):
-                    continue
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
-                        os.remove(entry.path)
-                except OSError:
-                    pass
+            temporaries = [Path(entry.path) for entry in entries
+                           if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
     except OSError:
-        pass
+        return
+    remove_older_than(temporaries, STALE_AFTER_S)
 
 
 def check_flow_settings(algorithm: str, workers: int | None) -> int:
@@ -373,7 +306,7 @@ def check_flow_settings(algorithm: str, workers: int | None) -> int:
 
 def max_flow_workers() -> int:
     """More flow processes than cores only cost memory: the cores available, at least 2."""
-    return max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(2, available_cores())
 
 
 def _check_frames(frames: np.ndarray) -> None:

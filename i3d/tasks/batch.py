@@ -23,13 +23,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +38,7 @@ import numpy as np
 from ..errors import I3DError, OptionError
 from ..files import atomic_path
 from ..preprocess.windows import VideoOptions, Window, iter_windows
+from ..processes import spawn_pool, terminate_pool
 from ..streams import streams_named
 from .datasets import Dataset, VideoItem, match_labels, shard
 from .recognizer import Recognizer
@@ -213,8 +213,6 @@ def _prepared(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> 
         return list(iter_windows(path, streams_named(stream_names), video)), None
     except I3DError as err:
         return None, str(err)
-    except (KeyboardInterrupt, SystemExit):
-        raise
     except Exception as err:  # a broken file must not stop the dataset: record it
         return None, f"{path}: unexpected {type(err).__name__}: {err}"
 
@@ -226,7 +224,7 @@ def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video:
         for item in items:
             yield item, *_prepared(os.fspath(item.path), stream_names, video)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = spawn_pool(workers)
     pending: list[tuple[VideoItem, Future]] = []
     queue = iter(items)
     try:
@@ -242,10 +240,7 @@ def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video:
                 pending.append((next_item, pool.submit(_prepared, os.fspath(next_item.path), stream_names, video)))
             yield item, windows, error
     except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopping: end work in progress at once
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
+        terminate_pool(pool)
         raise
     pool.shutdown()
 
@@ -295,6 +290,7 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     """
     out = Path(out)
     check_batch_options(options)
+    video.check(recognizer.streams)  # a bad option would otherwise fail every video, one by one
     started = time.perf_counter()
     labels = _label_indices(dataset, recognizer.categories, label_map)
     settings = settings_of(recognizer, video, options, label_map)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..errors import I3DError, OptionError
 from ..preprocess.windows import VideoOptions, Window
+from ..processes import available_cores
 from .datasets import VideoItem
 from .recognizer import Recognizer
 from .results import Features, Result
@@ -79,10 +80,6 @@ def check_ray_options(options: RayOptions) -> RayOptions:
     return options
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def check_ray(options: RayOptions) -> RayOptions:
     """Ray importable, sizes sane, and the cluster big enough for the actors and one decoding task (OptionError).
 
@@ -94,7 +91,7 @@ def check_ray(options: RayOptions) -> RayOptions:
     if ray.is_initialized():
         _check_size(options, ray.cluster_resources().get("CPU", 0))
     elif options.address is None:
-        _check_size(options, options.cpus or _cores())
+        _check_size(options, options.cpus or available_cores())
     return options
 
 
@@ -155,7 +152,7 @@ def _connect(ray, options: RayOptions) -> bool:
     if options.address is not None:
         ray.init(address=options.address, **quiet)
     else:
-        ray.init(address="local", num_cpus=options.cpus or _cores(), **quiet)
+        ray.init(address="local", num_cpus=options.cpus or available_cores(), **quiet)
     return True
 
 

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_path, remove_older_than, sha256_file
+from ..files import STALE_AFTER_S, atomic_path, remove_older_than, sha256_file
 from .checkpoint import checkpoint_files
 from .pypi import installed_path
 from .sets import CHECKPOINT_FILES, WeightSet
@@ -35,8 +35,6 @@ from .sets import CHECKPOINT_FILES, WeightSet
 WEIGHTS_DIR_ENV = "I3D_WEIGHTS_DIR"
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_FORMAT = 1
-STALE_AFTER_S = 3600
-"""A temporary this old was left by a run that was killed: no live writer takes an hour."""
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
