@@ -1,4 +1,4 @@
-"""Small file helpers: streaming sha256, all-or-nothing writes, and best-effort cache upkeep."""
+"""Small file helpers: streaming sha256 and git blob ids, all-or-nothing writes, and best-effort cache upkeep."""
 
 from __future__ import annotations
 
@@ -20,6 +20,18 @@ STALE_AFTER_S = 3600.0
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks so large files need little memory."""
     digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_blob_id(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """The id ``git hash-object`` gives a file: hex SHA-1 of ``blob <size>\\0`` and its bytes.
+
+    Published repositories list their files by this id, so a file can be matched to one.
+    """
+    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)

@@ -54,6 +54,30 @@ def random_deepmind_checkpoint(prefix, stream, seed: int = 0, scale: float = 1.0
     return tensors
 
 
+def stand_in_kinetics600(folder: Path, seed: int = 0):
+    """A stand-in for DeepMind's rgb_scratch_kin600 checkpoint: every name and shape of the real index (Momentum
+    slots, 5-D statistics, no top scope), seeded random values, written by TensorFlow's writer into ``folder``.
+
+    Returns (the tensors as written, the kinetics600 WeightSet pinning the stand-in's index). The real set pins
+    DeepMind's index, so it refuses these files: random weights never run outside tests.
+    """
+    import tensorflow as tf
+
+    from i3d.files import sha256_file
+    from i3d.weights.checkpoint import read_index
+    from i3d.weights.sets import get_weight_set
+
+    rng = np.random.default_rng(seed)
+    real = read_index(index_path("rgb_scratch_kin600"))
+    tensors = {name: (rng.standard_normal(entry.shape, dtype=np.float32) * 0.05) for name, entry in real.items()}
+    names = sorted(tensors)
+    folder.mkdir(parents=True, exist_ok=True)
+    tf.raw_ops.SaveV2(prefix=str(folder / "model.ckpt"), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tensors[n] for n in names])
+    ws = get_weight_set("rgb", "kinetics600")
+    return tensors, dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"), data_git_blob=None)
+
+
 def stand_in_flow_set(store_root: Path, seed: int = 0):
     """A flow_scratch stand-in: random weights in DeepMind's layout inside ``store_root``, and the
     WeightSet value that pins their index (inject it with ``weight_sets={"flow": ...}``)."""

@@ -153,10 +153,8 @@ def test_verify_detects_flipped_byte_and_truncation(saved_bundle) -> None:
     assert sorted(verify_data_file(index, data)) == expected
 
 
-def test_compressed_block_is_rejected(saved_bundle, tmp_path: Path) -> None:
-    prefix, _ = saved_bundle
-    raw = bytearray(Path(f"{prefix}.index").read_bytes())
-    # Footer: metaindex handle then index handle (varints); mark the index block compressed.
+def _index_block(raw: bytes) -> tuple[int, int]:
+    """(offset, size) of the index block, from the footer's second BlockHandle."""
     footer, pos = raw[-48:], 0
     values = []
     for _ in range(4):
@@ -169,13 +167,60 @@ def test_compressed_block_is_rejected(saved_bundle, tmp_path: Path) -> None:
             if not byte & 0x80:
                 break
         values.append(value)
-    index_offset, index_size = values[2], values[3]
-    raw[index_offset + index_size] = 1  # kSnappyCompression
+    return values[2], values[3]
+
+
+def _retyped(raw: bytes, compression: int) -> bytes:
+    """``raw`` with the index block's compression byte set, its crc32c made to fit."""
+    raw = bytearray(raw)
+    offset, size = _index_block(bytes(raw))
+    raw[offset + size] = compression
+    raw[offset + size + 1:offset + size + 5] = masked_crc32c(bytes(raw[offset:offset + size + 1])).to_bytes(4, "little")
+    return bytes(raw)
+
+
+def test_unknown_compression_and_bad_snappy_blocks_are_rejected(saved_bundle, tmp_path: Path) -> None:
+    prefix, _ = saved_bundle
+    raw = Path(f"{prefix}.index").read_bytes()
     bad = tmp_path / "compressed.index"
-    bad.write_bytes(bytes(raw))
-    with pytest.raises(ValueError, match="compression") as info:
+    bad.write_bytes(_retyped(raw, 2))  # not a type TensorFlow writes
+    with pytest.raises(ValueError, match="compression type 2") as info:
         read_index(bad)
     assert str(bad) in str(info.value)
+    bad.write_bytes(_retyped(raw, 1))  # a raw block that claims to be Snappy
+    with pytest.raises(ValueError, match="Snappy|corrupt|block"):
+        read_index(bad)
+    offset, size = _index_block(raw)
+    mislabelled = bytearray(raw)
+    mislabelled[offset + size] = 1  # relabelled without fixing the crc: the crc catches it first
+    bad.write_bytes(bytes(mislabelled))
+    with pytest.raises(ValueError, match="crc32c"):
+        read_index(bad)
+
+
+HUB_INDEX = SHARED / "reference" / "tfhub_i3d_kinetics_400" / "variables" / "variables.index"
+
+
+@pytest.mark.skipif(not (HUB_INDEX.is_file() and REF_INDEX_DIR.is_dir()), reason="TF-Hub module index not available")
+def test_snappy_compressed_hub_index_reads_as_rgb_scratch() -> None:
+    """The TF-Hub module's index (Snappy blocks) lists rgb_scratch's tensors: same bytes, statistics stored 5-D."""
+    from i3d.weights.checkpoint import _block_entries, _block_handle, _read_block
+
+    raw = HUB_INDEX.read_bytes()
+    offset, size = _index_block(raw)
+    handles = [_block_handle(h)[:2] for _, h in _block_entries(_read_block(memoryview(raw), offset, size))]
+    assert [raw[o + n] for o, n in handles] == [1]  # its one data block really is Snappy-compressed
+    hub = read_index(HUB_INDEX)
+    scratch = read_index(REF_INDEX_DIR / "rgb_scratch.model.ckpt.index")
+    assert list(hub) == list(scratch) and len(hub) == 230
+    for name, entry in hub.items():
+        ref = scratch[name]
+        assert (entry.offset, entry.size, entry.crc32c, entry.dtype) == (ref.offset, ref.size, ref.crc32c, ref.dtype)
+        if "/batch_norm/" in name:
+            assert entry.shape == (1, 1, 1, 1) + ref.shape, name
+        else:
+            assert entry.shape == ref.shape, name
+    assert hub["RGB/inception_i3d/Logits/Conv3d_0c_1x1/conv_3d/w"].shape == (1, 1, 1, 1024, 400)
 
 
 def _reference_or_saved_index(saved_bundle) -> bytes:

@@ -181,6 +181,10 @@ def test_verify_command(shared_weights_dir):
                    weights_dir=shared_weights_dir, module="i3d.weights")
     assert proc.returncode == 0, proc.stderr
     assert "all 230 tensors bit-identical" in proc.stdout
+    # and file-level: the network's weights make DeepMind's published data file
+    assert ("git blob id fa7df95674dbf3579e7fccd954e51e706b4734c1 (sha256 "
+            "40cda3a73eba49c7cec1b125cf2197c122a1c4e08a50031b91889e9be252d1ac): DeepMind's published file, "
+            "byte for byte") in proc.stdout
     proc = run_cli("verify", "--set", "rgb_kinetics", "--offline", "--index", str(index_path("rgb_imagenet")),
                    weights_dir=shared_weights_dir, module="i3d.weights")
     assert proc.returncode == 4
@@ -196,7 +200,7 @@ def checkpoint_server(flow_checkpoint, tmp_path):
     import http.server
     import threading
 
-    from i3d.files import sha256_file
+    from i3d.files import git_blob_id, sha256_file
 
     folder, _ = flow_checkpoint
     served = tmp_path / "served" / "flow_scratch"
@@ -209,7 +213,8 @@ def checkpoint_server(flow_checkpoint, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stand_in = dataclasses.replace(get_weight_set("flow", "kinetics"),
                                    base_url=f"http://127.0.0.1:{server.server_port}",
-                                   index_sha256=sha256_file(folder / "model.ckpt.index"))
+                                   index_sha256=sha256_file(folder / "model.ckpt.index"),
+                                   data_git_blob=git_blob_id(folder / "model.ckpt.data-00000-of-00001"))
     weights = tmp_path / "weights"
     yield stand_in, served, WeightStore(weights)
     server.shutdown()
@@ -237,6 +242,15 @@ def test_corrupt_download_is_refused_and_nothing_lands(checkpoint_server):
     with pytest.raises(WeightsError, match="corrupt"):
         load_weights(build_i3d(channels=2), ws, store, LoadOptions(progress=False))
     assert not weights.exists() or not any(weights.rglob("*"))
+
+
+def test_download_whose_data_file_is_not_the_published_one_is_refused(checkpoint_server):
+    """Every tensor verifies, but the file as a whole is not the pinned one (git blob id): refused, nothing lands."""
+    ws, _, store = checkpoint_server
+    ws = dataclasses.replace(ws, data_git_blob="0" * 40)
+    with pytest.raises(WeightsError, match="git blob id"):
+        load_weights(build_i3d(channels=2), ws, store, LoadOptions(progress=False))
+    assert not store.root.exists() or not any(store.root.rglob("*"))
 
 
 def test_both_streams_with_flow_missing_writes_nothing(tmp_path, cricket_clips):

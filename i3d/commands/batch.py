@@ -14,7 +14,16 @@ import sys
 from pathlib import Path
 
 from ..processes import available_cores
-from .common import TYPES, Parser, add_preprocessing_arguments, forbid_network, run_command, video_options
+from .common import (
+    TYPES,
+    Parser,
+    add_preprocessing_arguments,
+    add_pretrain_argument,
+    check_pretrain_type,
+    forbid_network,
+    run_command,
+    video_options,
+)
 
 PRESETS = {"video-features": (64, 64)}
 """--preset NAME: (window, stride) conventions other feature extractors use."""
@@ -29,7 +38,7 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
                                                   "a UCF101/HMDB51 root (with --split) or a Kinetics CSV")
     parser.add_argument("--out", type=Path, required=True, help="output folder (reused: finished videos are skipped)")
     parser.add_argument("--type", choices=tuple(TYPES), default="rgb", help="stream(s) to run (default: rgb)")
-    parser.add_argument("--pretrain", choices=("kinetics", "bothsets"), default="kinetics")
+    add_pretrain_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
     parser.add_argument("--fusion", choices=("mean", "sum"), default="mean")
     parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto")
@@ -121,6 +130,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         from ..tasks.recognizer import Recognizer
         from ..weights.loading import LoadOptions
 
+        check_pretrain_type(args.pretrain, args.type)
         if args.offline:
             forbid_network()
         video = video_options(args)

@@ -15,6 +15,8 @@ from .common import (
     Parser,
     UsageError,
     add_preprocessing_arguments,
+    add_pretrain_argument,
+    check_pretrain_type,
     forbid_network,
     refuse_unused_video_flags,
     run_command,
@@ -26,12 +28,11 @@ from .common import (
 def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     parser = Parser(
         prog=prog,
-        description="Classify the action in a clip with DeepMind's I3D (Kinetics-400).",
+        description="Classify the action in a clip with DeepMind's I3D (Kinetics-400, or Kinetics-600 for RGB).",
         epilog="Exit codes: 0 success, 2 usage, 3 bad input, 4 weights unavailable or corrupt.")
     parser.add_argument("--type", choices=tuple(TYPES), default="rgb",
                         help="which stream(s) to run; 'both' fuses their logits (default: rgb)")
-    parser.add_argument("--pretrain", choices=("kinetics", "bothsets"), default="kinetics",
-                        help="kinetics: Kinetics-400 only; bothsets: ImageNet + Kinetics-400 (default: kinetics)")
+    add_pretrain_argument(parser)
     parser.add_argument("--rgb", type=Path, metavar="FILE.npy",
                         help="RGB clip (1,T,224,224,3) or (T,224,224,3) float32 in [-1,1] (default: the sample)")
     parser.add_argument("--flow", type=Path, metavar="FILE.npy",
@@ -45,7 +46,8 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                         help="mean averages the streams' logits; sum reproduces DeepMind's printed sample")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     parser.add_argument("--checkpoint", type=Path, metavar="PREFIX",
-                        help="DeepMind checkpoint (model.ckpt prefix or its folder) for a single-stream run")
+                        help="DeepMind checkpoint (model.ckpt prefix or its folder), or a TF-Hub module folder, "
+                             "for a single-stream run")
     parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
                         help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
     parser.add_argument("--mixed-precision", action="store_true",
@@ -91,6 +93,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     from ..weights.loading import LoadOptions
 
     streams = TYPES[args.type]
+    check_pretrain_type(args.pretrain, args.type)
     if args.checkpoint is not None and len(streams) != 1:
         raise UsageError("--checkpoint names one stream's weights; use it with --type rgb or optical_flow")
     source, described = _source(parser, args, streams)

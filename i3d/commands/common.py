@@ -131,6 +131,29 @@ def run_command(action: Callable[[], int | None], debug: bool = False) -> int:
         return 1
 
 
+def add_pretrain_argument(parser: argparse.ArgumentParser) -> None:
+    """--pretrain: which training the weights come from (one of the weight sets' pretrainings)."""
+    from ..weights.sets import PRETRAINS
+
+    parser.add_argument("--pretrain", choices=PRETRAINS, default="kinetics",
+                        help="kinetics: Kinetics-400 only (default); bothsets: ImageNet + Kinetics-400; "
+                             "kinetics600: Kinetics-600, 600 classes, RGB only")
+
+
+def check_pretrain_type(pretrain: str, kind: str) -> None:
+    """A --type that runs a stream DeepMind published no weights for under --pretrain is a usage error."""
+    from ..weights.sets import TRAINED_ON, pretrain_streams
+
+    published = pretrain_streams(pretrain)
+    missing = [stream for stream in TYPES[kind] if stream not in published]
+    if missing:
+        names = {"rgb": "RGB", "flow": "optical-flow"}
+        kinds = [kind for kind, streams in TYPES.items() if set(streams) <= set(published)]
+        raise UsageError(f"--pretrain {pretrain} has {' and '.join(names[s] for s in published)} weights only: "
+                         f"DeepMind published no {' or '.join(names[s] for s in missing)} stream for "
+                         f"{TRAINED_ON[pretrain]}; use --type {' or '.join(kinds)}")
+
+
 def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool = True) -> None:
     """The video preprocessing flags, shared by classify and preprocess."""
     video = parser.add_argument_group("video preprocessing (with --video or --frames)")

@@ -1,8 +1,9 @@
-"""``i3d weights``: list the weight sets, import them into the store, and prove what the tool runs.
+"""``i3d weights``: list the weight sets, import them into the store, prove what the tool runs, write them out.
 
     python -m i3d weights info              # the sets and what is cached
     python -m i3d weights fetch [SET...]    # import (downloading when needed) into the store
     python -m i3d weights verify --set rgb_scratch --index PATH/model.ckpt.index
+    python -m i3d weights export rgb_kinetics --format deepmind DIR
 """
 
 from __future__ import annotations
@@ -10,28 +11,88 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import WeightsError
-from .common import Parser, forbid_network, message, run_command, weight_store
+from ..errors import OptionError, WeightsError
+from .common import Parser, UsageError, forbid_network, message, run_command, weight_store
+
+
+def _default_index(ws, store) -> Path:
+    """The index to compare with when none is named: DeepMind's in the store, else a TF-Hub module's."""
+    index = store.checkpoint_dir(ws) / "model.ckpt.index"
+    if not index.is_file():
+        modules = store.hub_modules(ws)
+        if modules:
+            return modules[0] / "variables" / "variables.index"
+        raise WeightsError(f"{index}: index file missing; pass --index PATH to DeepMind's "
+                           f"{ws.deepmind_name}/model.ckpt.index")
+    return index
 
 
 def _verify(args: argparse.Namespace) -> None:
+    """Per tensor: the loaded network against an index. Per file: the data file the network makes, and
+    DeepMind's data file in the store when there is one, against the published file's git blob id."""
+    from ..files import git_blob_id, sha256_file
     from ..weights.checkpoint import compare_with_index, read_index
-    from ..weights.loading import LoadOptions, build_pretrained, model_tensors
-    from ..weights.sets import weight_set_by_name
+    from ..weights.export import rebuilt_data_file
+    from ..weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
+    from ..weights.sets import CHECKPOINT_FILES, weight_set_by_name
 
     ws = weight_set_by_name(args.set)
     store = weight_store()
-    index = Path(args.index) if args.index else store.checkpoint_dir(ws) / "model.ckpt.index"
+    index = Path(args.index) if args.index else _default_index(ws, store)
     if not index.is_file():
         raise WeightsError(f"{index}: index file missing; pass --index PATH to DeepMind's "
                            f"{ws.deepmind_name}/model.ckpt.index")
     model = build_pretrained(ws, store, LoadOptions(download=not args.offline, progress=True))
-    tensors = model_tensors(model, ws.stream.scope)
-    bad = compare_with_index(tensors, index)
+    layout = published_layouts(ws).get(sha256_file(index), ws.layout)
+    tensors = layout.from_model(model_tensors(model, ws.stream.scope), ws.stream.scope)
+    bad = compare_with_index(tensors, index, skip=layout.is_slot)
     if bad:
-        named = len(set(tensors) | set(read_index(index)))
+        named = len(set(tensors) | {n for n in read_index(index) if not layout.is_slot(n)})
         raise WeightsError(f"{len(bad)} of {named} tensors differ from {index}: {', '.join(bad[:3])}")
     print(f"{ws.name}: all {len(tensors)} tensors bit-identical (masked crc32c) to {index}")
+
+    stored = store.checkpoint_dir(ws) / CHECKPOINT_FILES[1]
+    if ws.data_git_blob and stored.is_file():
+        blob = git_blob_id(stored)
+        if blob != ws.data_git_blob:
+            raise WeightsError(f"{stored}: git blob id {blob} is not DeepMind's published {ws.deepmind_name} "
+                               f"data file ({ws.data_git_blob}); download it again")
+        print(f"{ws.name}: {stored} is DeepMind's published data file (git blob id {blob})")
+    rebuilt = rebuilt_data_file(model, ws)
+    if rebuilt.published is None:
+        print(f"{ws.name}: file-level identity not checked: DeepMind's {ws.deepmind_name} data file also holds "
+              "the optimizer's slots, which the network does not carry")
+    elif not rebuilt.published:
+        raise WeightsError(f"{ws.name}: the network's weights written as DeepMind's checkpoint give git blob id "
+                           f"{rebuilt.data_git_blob}, not DeepMind's published {ws.data_git_blob}")
+    else:
+        print(f"{ws.name}: the network's weights written as DeepMind's checkpoint give {CHECKPOINT_FILES[1]} with "
+              f"git blob id {rebuilt.data_git_blob} (sha256 {rebuilt.data_sha256}): DeepMind's published file, "
+              "byte for byte")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from ..weights.export import export_weights
+    from ..weights.loading import LoadOptions
+    from ..weights.sets import weight_set_by_name
+
+    ws = weight_set_by_name(args.set)
+    try:
+        exported = export_weights(ws, args.folder, args.format, store=weight_store(),
+                                  load=LoadOptions(download=not args.offline, progress=True))
+    except OptionError as err:
+        if err.option != "folder":
+            raise
+        raise UsageError(err.detail) from None
+    for path in exported.files:
+        print(path)
+    if exported.data_git_blob:
+        verdict = {True: "DeepMind's published file, byte for byte",
+                   False: f"differs from DeepMind's published file ({ws.data_git_blob})",
+                   None: "DeepMind's published file also holds optimizer slots, not written"}[exported.published]
+        print(f"{ws.name}: data file git blob id {exported.data_git_blob}, sha256 {exported.data_sha256}: {verdict}")
+        if exported.published is False:
+            raise WeightsError(f"{ws.name}: the exported data file is not DeepMind's published one")
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -41,7 +102,8 @@ def _info(args: argparse.Namespace) -> None:
     for ws in WEIGHT_SETS.values():
         cache = "cached" if store.cached_sha256(ws) else "not cached"
         pypi = f"; PyPI {ws.pypi.package}=={ws.pypi.version}" if ws.pypi else ""
-        print(f"{ws.name:14s} {ws.deepmind_name:14s} {cache:10s} {ws.description}{pypi}")
+        hub = f"; TF-Hub {ws.hub.handle}" if ws.hub else ""
+        print(f"{ws.name:17s} {ws.deepmind_name:18s} {cache:10s} {ws.description}{pypi}{hub}")
     print(f"weights folder: {store.root}")
 
 
@@ -77,9 +139,17 @@ def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     verify.set_defaults(run=_verify)
     sub.add_parser("info", help="list the weight sets and what is cached").set_defaults(run=_info)
     fetch = sub.add_parser("fetch", help="import weight sets into the cache (downloads when needed)")
-    fetch.add_argument("sets", nargs="*", help="weight sets (default: all four)")
+    fetch.add_argument("sets", nargs="*", help="weight sets (default: all five)")
     fetch.add_argument("--offline", action="store_true", help="no network at all: never download")
     fetch.set_defaults(run=_fetch)
+    export = sub.add_parser("export", help="write a weight set as DeepMind's checkpoint files or a Keras file")
+    export.add_argument("set", help="weight set, e.g. rgb_kinetics or rgb_scratch")
+    export.add_argument("folder", type=Path, metavar="DIR", help="where to write (made when missing)")
+    export.add_argument("--format", choices=("deepmind", "keras"), default="deepmind",
+                        help="deepmind: model.ckpt.index + model.ckpt.data-00000-of-00001 in DeepMind's layout "
+                             "(default); keras: <set>.weights.h5")
+    export.add_argument("--offline", action="store_true", help="no network at all: never download")
+    export.set_defaults(run=_export)
     args = parser.parse_args(argv)
     if getattr(args, "offline", False):
         forbid_network()

@@ -6,7 +6,13 @@ A ``model.ckpt.index`` file is a LevelDB-style SSTable (TensorFlow's
 and the masked crc32c of its bytes. Parsing it directly lets the tool list and
 checksum-verify weights on fast paths where importing TensorFlow would cost
 seconds. Every check of tensor bytes against an index goes through
-:func:`check_tensors`.
+:func:`check_tensors`. Blocks may be stored raw (DeepMind's checkpoints) or
+Snappy-compressed (a SavedModel's or TF-Hub module's ``variables.index``);
+Snappy is cramjam's.
+
+A checkpoint is named by its prefix (``.../model.ckpt``), a folder holding
+``model.ckpt.*``, or a SavedModel / TF-Hub module folder holding
+``variables/variables.*``: see :func:`checkpoint_files`.
 """
 
 from __future__ import annotations
@@ -18,19 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Union
 
+import cramjam
 import google_crc32c
 import numpy as np
 
 from ..errors import WeightsError
 from ..files import sha256_file
 
-__all__ = ["IndexEntry", "check_tensors", "checkpoint_files", "compare_with_index", "masked_crc32c",
-           "read_checkpoint", "read_index", "verify_data_file"]
+__all__ = ["IndexEntry", "check_tensors", "checkpoint_files", "compare_with_index", "is_saved_model_folder",
+           "masked_crc32c", "read_checkpoint", "read_index", "verify_data_file"]
 
 _MASK_DELTA = 0xA282EAD8
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48  # two padded BlockHandles (40 bytes) + 8-byte magic
 _TRAILER_SIZE = 5  # 1-byte compression type + 4-byte masked crc32c
+_RAW, _SNAPPY = 0, 1  # a table block's compression types
+DATA_SUFFIX = ".data-00000-of-00001"
 
 # TensorFlow's DataType enum (types.proto), the values a bundle can hold.
 _DTYPES = {
@@ -157,18 +166,23 @@ def _block_handle(buf: memoryview, pos: int = 0) -> tuple[int, int, int]:
 
 
 def _read_block(data: memoryview, offset: int, size: int) -> memoryview:
-    """Return a block's contents after checking its trailer (compression, crc)."""
+    """Return a block's contents after checking its trailer (crc over the stored bytes, then compression)."""
     end = offset + size
     if end + _TRAILER_SIZE > len(data) - _FOOTER_SIZE:
         raise ValueError(f"block at offset {offset} (size {size}) runs past the end")
     compression = data[end]
-    if compression != 0:
-        raise ValueError(f"block at offset {offset} uses compression type "
-                         f"{compression}; only uncompressed bundles are supported")
+    if compression not in (_RAW, _SNAPPY):
+        raise ValueError(f"block at offset {offset} uses compression type {compression}; "
+                         "only raw and Snappy blocks are supported")
     stored = int.from_bytes(data[end + 1:end + _TRAILER_SIZE], "little")
     if masked_crc32c(data[offset:end + 1]) != stored:
         raise ValueError(f"block at offset {offset} fails its crc32c check")
-    return data[offset:end]
+    if compression == _RAW:
+        return data[offset:end]
+    try:
+        return memoryview(bytes(cramjam.snappy.decompress_raw(bytes(data[offset:end]))))
+    except cramjam.DecompressionError as err:
+        raise ValueError(f"block at offset {offset} is not valid Snappy data ({err})") from None
 
 
 def _block_entries(block: memoryview) -> Iterator[tuple[bytes, memoryview]]:
@@ -268,13 +282,26 @@ def verify_data_file(index: dict[str, IndexEntry], data_path: str | os.PathLike[
         return [name for name, _, problem in check_tensors(index, _file_reader(handle)) if problem]
 
 
+def is_saved_model_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose checkpoint is ``variables/variables.*`` (a TF-Hub module, a SavedModel)."""
+    path = Path(path)
+    return path.is_dir() and (path / "variables" / "variables.index").is_file()
+
+
 def checkpoint_files(prefix: str | os.PathLike) -> tuple[Path, Path]:
-    """The index and data file of a single-shard checkpoint (``model.ckpt`` prefix or its folder)."""
+    """The index and data file of a single-shard checkpoint.
+
+    ``prefix`` is the path without ``.index`` (``.../model.ckpt``), a folder
+    holding ``model.ckpt.*``, or a TF-Hub module / SavedModel folder holding
+    ``variables/variables.*``.
+    """
     prefix = Path(prefix)
-    if prefix.is_dir():
+    if is_saved_model_folder(prefix):
+        prefix = prefix / "variables" / "variables"
+    elif prefix.is_dir():
         prefix = prefix / "model.ckpt"
     index_path = Path(f"{prefix}.index")
-    data_path = Path(f"{prefix}.data-00000-of-00001")
+    data_path = Path(f"{prefix}{DATA_SUFFIX}")
     for path in (index_path, data_path):
         if not path.is_file():
             raise WeightsError(f"{path}: checkpoint file missing (need {index_path.name} and {data_path.name})")
@@ -316,9 +343,15 @@ def read_checkpoint(prefix: str | os.PathLike, expected_index_sha256: str | None
     return tensors
 
 
-def compare_with_index(tensors: dict[str, np.ndarray], index_path: str | os.PathLike) -> list[str]:
-    """Names that differ between ``tensors`` and the index (bytes, shape, or present in only one); [] if identical."""
+def compare_with_index(tensors: dict[str, np.ndarray], index_path: str | os.PathLike,
+                       skip: Callable[[str], bool] | None = None) -> list[str]:
+    """Names that differ between ``tensors`` and the index (bytes, shape, or present in only one); [] if identical.
+
+    Index entries for which ``skip(name)`` is true (optimizer slots) are left out.
+    """
     index = _index_of(Path(index_path))
+    if skip is not None:
+        index = {name: entry for name, entry in index.items() if not skip(name)}
     bad = sorted(set(tensors) - set(index))
 
     def raw_of(name: str, entry: IndexEntry) -> bytes | None:

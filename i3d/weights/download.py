@@ -1,4 +1,9 @@
-"""Fetch DeepMind's checkpoint files, verified before they land in the store."""
+"""Fetch DeepMind's checkpoint files, verified before they land in the store.
+
+A download is checked three ways: the index is DeepMind's (pinned sha256),
+every tensor passes the index's crc32c, and the data file as a whole is
+DeepMind's (pinned git blob id, the id their repository lists it under).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import WeightsError
-from ..files import atomic_path
+from ..files import atomic_path, git_blob_id
 from .checkpoint import read_checkpoint
 from .sets import CHECKPOINT_FILES, WeightSet
 
@@ -21,6 +26,13 @@ def unavailable_message(ws: WeightSet, folder: Path, why: str) -> str:
     source = ws.checkpoint_urls()[CHECKPOINT_FILES[0]].rsplit("/", 1)[0]
     return (f"weights {ws.name} ({ws.deepmind_name}) unavailable: {why}; put DeepMind's "
             f"{' and '.join(CHECKPOINT_FILES)} from {source}/ into {folder}/{extra}")
+
+
+def check_data_file(ws: WeightSet, path: Path) -> None:
+    """WeightsError unless ``path`` is DeepMind's published data file of ``ws``, byte for byte (git blob id)."""
+    if ws.data_git_blob and git_blob_id(path) != ws.data_git_blob:
+        raise WeightsError(f"{path}: not DeepMind's published {ws.deepmind_name} data file (git blob id differs "
+                           f"from {ws.data_git_blob}); download it again")
 
 
 def download_checkpoint(ws: WeightSet, target: Path, progress: bool = True, timeout: float = 30.0) -> Path:
@@ -41,6 +53,7 @@ def download_checkpoint(ws: WeightSet, target: Path, progress: bool = True, time
             except (urllib.error.URLError, OSError) as err:
                 raise WeightsError(unavailable_message(ws, target, f"download failed: {err}")) from None
         read_checkpoint(Path(tmp) / "model.ckpt", ws.index_sha256)  # raises when anything is off
+        check_data_file(ws, Path(tmp) / CHECKPOINT_FILES[1])
         target.mkdir(parents=True, exist_ok=True)
         for filename in CHECKPOINT_FILES:
             with atomic_path(target / filename) as tmp_file:

@@ -1,12 +1,14 @@
 """Load a weight set into the Keras network, verified, from wherever the store finds it.
 
 Sources are tried in :meth:`~i3d.weights.store.WeightStore.locate`'s order: a
-checkpoint the caller names; the Keras cache (checked against the sha256
-recorded beside it); DeepMind's files in the store; the PyPI package; and,
-when allowed, a download of DeepMind's files. Every import checks the index
+checkpoint (or TF-Hub module folder) the caller names; the Keras cache
+(checked against the sha256 recorded beside it); DeepMind's files in the
+store; a TF-Hub module in the hub caches; the PyPI package; and, when
+allowed, a download of DeepMind's files. Every import checks the index
 file's pinned sha256 (or the pickle's) and each tensor's masked crc32c, so a
 truncated or corrupt file ends in :class:`~i3d.errors.WeightsError` and never
-in a half-loaded model. There is no fallback to random weights.
+in a half-loaded model. The pinned index also says how the file lays out its
+tensors (:mod:`i3d.weights.layout`). There is no fallback to random weights.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import WeightsError
-from ..files import warn_not_written
-from .checkpoint import read_checkpoint
+from ..files import sha256_file, warn_not_written
+from .checkpoint import checkpoint_files, read_checkpoint
 from .download import download_checkpoint, unavailable_message
 from .pypi import read_pypi_tensors
 from .sets import WeightSet
@@ -31,7 +33,8 @@ class LoadOptions:
 
     ``download``: fetch DeepMind's files when nothing local has them.
     ``progress``: show download bars on stderr. ``checkpoint``: read this
-    DeepMind checkpoint (``model.ckpt`` prefix or its folder) and nothing else.
+    DeepMind checkpoint (``model.ckpt`` prefix or its folder) or TF-Hub module
+    folder and nothing else.
     ``cache``: write the Keras cache after an import.
     """
 
@@ -85,10 +88,37 @@ def _download(ws: WeightSet, store: WeightStore, options: LoadOptions) -> Locati
     return Location("checkpoint", folder, f"downloaded to {folder}")
 
 
+def published_layouts(ws: WeightSet) -> dict:
+    """{pinned index sha256: the layout of the files it indexes} for every published checkpoint of ``ws``."""
+    layouts = {ws.index_sha256: ws.layout}
+    if ws.hub is not None:
+        layouts[ws.hub.index_sha256] = ws.hub.layout
+    return layouts
+
+
+def read_published_checkpoint(ws: WeightSet, path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The set's tensors under the model's names from one of its published checkpoints, verified.
+
+    ``path`` is DeepMind's checkpoint (prefix or folder) or a TF-Hub module folder;
+    its index must be one pinned for ``ws`` and every tensor must pass its crc32c.
+    """
+    index_path, _ = checkpoint_files(path)
+    try:
+        digest = sha256_file(index_path)
+    except OSError as err:
+        raise WeightsError(f"{index_path}: cannot read the index ({err.strerror or err})") from None
+    layout = published_layouts(ws).get(digest)
+    if layout is None:
+        which = "DeepMind's published index" + (f" and the TF-Hub module {ws.hub.handle}'s" if ws.hub else "")
+        raise WeightsError(f"{index_path}: sha256 differs from {which} for {ws.name}; "
+                           "replace it with the official file")
+    return layout.to_model(read_checkpoint(path, digest), ws.stream.scope)
+
+
 def _read_tensors(ws: WeightSet, location: Location) -> dict[str, np.ndarray]:
     if location.kind == "pypi":
         return read_pypi_tensors(ws.pypi, location.path, ws.stream.scope)
-    return read_checkpoint(location.path, ws.index_sha256)
+    return read_published_checkpoint(ws, location.path)
 
 
 def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions()) -> str:

@@ -8,6 +8,10 @@ command line makes one from ``$I3D_WEIGHTS_DIR``, tests make their own). Inside:
   the sha256 it was written with;
 - ``openvino/``: converted OpenVINO models (see :mod:`i3d.runtime.openvino`).
 
+Beside its root, a store looks in TF-Hub's module caches (``hub_dirs``): a
+module folder there whose ``variables/variables.index`` is the one pinned for
+a set (:class:`~i3d.weights.sets.HubSource`) holds that set's tensors.
+
 Caches are best effort: whoever writes one catches any failure and warns in one line.
 Temporaries a killed run left behind (``.*.tmp.weights.h5``, ``.*.tmp``, partial
 downloads ``<checkpoint>/.*.tmp``, and hidden staging or discarded folders under
@@ -24,15 +28,17 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import STALE_AFTER_S, atomic_path, remove_older_than, sha256_file
-from .checkpoint import checkpoint_files
+from .checkpoint import DATA_SUFFIX, checkpoint_files, is_saved_model_folder
 from .pypi import installed_path
 from .sets import CHECKPOINT_FILES, WeightSet
 
 WEIGHTS_DIR_ENV = "I3D_WEIGHTS_DIR"
+TFHUB_CACHE_ENV = "TFHUB_CACHE_DIR"
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 CACHE_FORMAT = 1
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -40,7 +46,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 @dataclass(frozen=True)
 class Location:
-    """One place a set's weights can be read from: ``kind`` is checkpoint, cache or pypi."""
+    """One place a set's weights can be read from: ``kind`` is cache, checkpoint, hub or pypi."""
 
     kind: str
     path: Path
@@ -49,14 +55,16 @@ class Location:
 
 @dataclass(frozen=True)
 class WeightStore:
-    """A weights folder (it need not exist yet: it is made on the first write)."""
+    """A weights folder (it need not exist yet: it is made on the first write) and the TF-Hub caches read beside it."""
 
     root: Path
+    hub_dirs: tuple[Path, ...] = ()
 
     @classmethod
     def from_environment(cls) -> WeightStore:
-        """``$I3D_WEIGHTS_DIR``, else ``weights/`` beside the ``i3d`` package."""
-        return cls(Path(os.environ.get(WEIGHTS_DIR_ENV) or PROJECT_WEIGHTS_DIR))
+        """``$I3D_WEIGHTS_DIR``, else ``weights/`` beside the ``i3d`` package; TF-Hub's caches from
+        ``$TFHUB_CACHE_DIR``, else ``~/.cache/tfhub_modules`` and TF-Hub's default under the temp folder."""
+        return cls(Path(os.environ.get(WEIGHTS_DIR_ENV) or PROJECT_WEIGHTS_DIR), default_hub_dirs())
 
     def checkpoint_dir(self, ws: WeightSet) -> Path:
         """Where DeepMind's checkpoint files for ``ws`` are looked for and downloaded to."""
@@ -125,14 +133,37 @@ class WeightStore:
         except Exception:  # upkeep must never cost a run
             return []
 
+    def hub_modules(self, ws: WeightSet) -> list[Path]:
+        """Module folders in the TF-Hub caches whose variables index is the set's pinned one."""
+        if ws.hub is None:
+            return []
+        found = []
+        for cache in self.hub_dirs:
+            try:
+                folders = sorted(p for p in cache.iterdir() if is_saved_model_folder(p))
+            except OSError:
+                continue
+            for folder in folders:
+                variables = folder / "variables"
+                try:
+                    if ((variables / f"variables{DATA_SUFFIX}").is_file()
+                            and sha256_file(variables / "variables.index") == ws.hub.index_sha256):
+                        found.append(folder)
+                except OSError:
+                    continue
+        return found
+
     def locate(self, ws: WeightSet, checkpoint: str | os.PathLike | None = None) -> list[Location]:
         """Every place the set can be read from now, in the order they are tried.
 
         A checkpoint the caller names is the only place (its files must exist);
-        otherwise: the Keras cache, DeepMind's files in the store, the PyPI package.
+        otherwise: the Keras cache, DeepMind's files in the store, a TF-Hub module
+        in the hub caches, the PyPI package.
         """
         if checkpoint is not None:
             checkpoint_files(checkpoint)  # raises WeightsError naming the missing file
+            if is_saved_model_folder(checkpoint):
+                return [Location("hub", Path(checkpoint), f"TF-Hub module {checkpoint}")]
             return [Location("checkpoint", Path(checkpoint), f"checkpoint {checkpoint}")]
         found = []
         if self.recorded_sha256(ws) is not None:
@@ -140,10 +171,23 @@ class WeightStore:
         folder = self.checkpoint_dir(ws)
         if all((folder / name).is_file() for name in CHECKPOINT_FILES):
             found.append(Location("checkpoint", folder, f"checkpoint {folder}"))
+        found += [Location("hub", module, f"TF-Hub module {module}") for module in self.hub_modules(ws)]
         pickle_path = installed_path(ws.pypi)
         if pickle_path is not None:
             found.append(Location("pypi", pickle_path, f"PyPI {ws.pypi.package}=={ws.pypi.version}"))
         return found
+
+
+def default_hub_dirs() -> tuple[Path, ...]:
+    """Where TF-Hub keeps downloaded modules: ``$TFHUB_CACHE_DIR`` when set, else the usual places."""
+    configured = os.environ.get(TFHUB_CACHE_ENV)
+    if configured:
+        return (Path(configured).expanduser(),)
+    try:
+        home = (Path.home() / ".cache" / "tfhub_modules",)
+    except RuntimeError:  # no home folder to speak of
+        home = ()
+    return home + (Path(tempfile.gettempdir()) / "tfhub_modules",)
 
 
 class _InMemoryWeightsFile(io.BytesIO):
