@@ -18,9 +18,9 @@ from i3d.errors import OptionError, WeightsError  # noqa: E402
 from i3d.files import git_blob_id, sha256_file  # noqa: E402
 from i3d.model import build_i3d  # noqa: E402
 from i3d.tasks.datasets import match_labels  # noqa: E402
-from i3d.weights.checkpoint import read_index  # noqa: E402
+from i3d.weights.checkpoint import compare_with_index, read_index  # noqa: E402
 from i3d.weights.export import export_weights, write_checkpoint  # noqa: E402
-from i3d.weights.layout import KINETICS_600  # noqa: E402
+from i3d.weights.layout import KINETICS_600, TFHUB_MODULE  # noqa: E402
 from i3d.weights.loading import LoadOptions, build_pretrained, load_weights, model_tensors  # noqa: E402
 from i3d.weights.sets import WEIGHT_SETS, get_weight_set, weight_set_by_name  # noqa: E402
 from i3d.weights.store import WeightStore  # noqa: E402
@@ -112,6 +112,19 @@ def test_kinetics600_loads_by_name_slots_ignored_statistics_reshaped(kinetics600
         want = array.reshape(-1) if "/batch_norm/" in name else array
         assert np.array_equal(loaded[key], want), name
     assert loaded["RGB/inception_i3d/Conv3d_1a_7x7/batch_norm/moving_mean"].shape == (64,)
+
+
+def test_kinetics600_network_compares_with_its_index_slots_left_out(kinetics600):
+    """What ``i3d weights verify`` does for Kinetics-600: the network in the file's layout against the index."""
+    store, ws, _ = kinetics600
+    tensors = KINETICS_600.from_model(model_tensors(build_pretrained(ws, store, OFFLINE), "RGB"), "RGB")
+    index = store.checkpoint_dir(ws) / "model.ckpt.index"
+    assert compare_with_index(tensors, index, skip=KINETICS_600.is_slot) == []
+    missing = compare_with_index(tensors, index)
+    assert len(missing) == 116 and all(name.endswith("/Momentum") for name in missing)
+    tensors["Mixed_4c/Branch_0/Conv3d_0a_1x1/batch_norm/moving_mean"] = np.zeros((1, 1, 1, 1, 160), np.float32)
+    assert compare_with_index(tensors, index, skip=KINETICS_600.is_slot) == [
+        "Mixed_4c/Branch_0/Conv3d_0a_1x1/batch_norm/moving_mean"]
 
 
 def test_real_kinetics600_set_refuses_the_stand_in(kinetics600):
@@ -230,6 +243,8 @@ def test_hub_module_in_the_cache_loads_bit_identically(hub_cache, shared_store):
     assert load_weights(model, ws, store, OFFLINE) == f"TF-Hub module {hub_cache}"
     reference = build_pretrained(ws, shared_store, OFFLINE)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights()))
+    index = hub_cache / "variables" / "variables.index"
+    assert compare_with_index(TFHUB_MODULE.from_model(model_tensors(model, "RGB"), "RGB"), index) == []
     # named directly, as --checkpoint DIR
     again = build_i3d(channels=3)
     load_weights(again, ws, WeightStore(hub_cache / "none"), dataclasses.replace(OFFLINE, checkpoint=hub_cache))
