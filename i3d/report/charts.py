@@ -6,9 +6,9 @@ no global figure list); each figure is cleared once saved. Sizes in pixels
 
 - :func:`plot_result`: 1000 wide; 110 + 30 per class high for the bar chart,
   plus 400 for the timeline when the result has several windows.
-- :func:`plot_confusion`: 300 + ``cell`` per column wide, 220 + ``cell`` per
-  row high, ``cell`` = 24 px, less for many classes so the image stays within
-  about 4000 px.
+- :func:`plot_confusion`: 300 + ``cell`` per column wide (at least 700), 220 +
+  ``cell`` per row high (at least 500), ``cell`` = 24 px, less for many classes
+  so the image stays within about 4000 px.
 - :func:`plot_per_class_accuracy`: 1000 wide, 120 + ``row`` per class high,
   ``row`` = 22 px, less for many classes (same limit).
 
@@ -57,7 +57,7 @@ def _cell(count: int, preferred: int, fixed: int) -> int:
 
 def confusion_chart_size(rows: int, columns: int) -> tuple[int, int]:
     cell = _cell(max(rows, columns), CELL, 300)
-    return 300 + cell * columns, 220 + cell * rows
+    return max(700, 300 + cell * columns), max(500, 220 + cell * rows)
 
 
 def accuracy_chart_size(classes: int) -> tuple[int, int]:
