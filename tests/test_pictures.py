@@ -118,7 +118,7 @@ def test_text_grows_with_the_frame():
 
     assert font_size(320, 240) == 11 and font_size(1920, 1080) == 49 and font_size(64, 48) == 11
     window = fake_result([(0.0, 1.0)]).windows[0]
-    small, large = make_panel(window, CATEGORIES, 320, 240), make_panel(window, CATEGORIES, 1920, 1080)
+    small, large = make_panel(window, 320, 240), make_panel(window, 1920, 1080)
     assert large.rgb.shape[0] > 3.5 * small.rgb.shape[0]
     assert small.rgb.shape[0] < 240 / 2 and small.rgb.shape[1] < 320 * 0.75
 
@@ -127,7 +127,7 @@ def test_the_panel_changes_its_box_and_nothing_else():
     from i3d.report.annotate import draw_panel, make_panel
 
     frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    panel = make_panel(fake_result([(0.0, 1.0)]).windows[0], CATEGORIES, 320, 240)
+    panel = make_panel(fake_result([(0.0, 1.0)]).windows[0], 320, 240)
     drawn = draw_panel(frame, panel)
     x0, y0, x1, y1 = panel.box
     assert (x0, y0) == (6, 6) and x1 < 320 and y1 < 240
@@ -140,7 +140,7 @@ def test_a_tiny_frame_gets_a_panel_clipped_to_it():
     from i3d.report.annotate import draw_panel, make_panel
 
     frame = np.full((48, 64, 3), 200, np.uint8)
-    drawn = draw_panel(frame, make_panel(fake_result([(0.0, 1.0)]).windows[0], CATEGORIES, 64, 48))
+    drawn = draw_panel(frame, make_panel(fake_result([(0.0, 1.0)]).windows[0], 64, 48))
     assert drawn.shape == frame.shape and np.abs(drawn.astype(int) - 200).mean() > 50
 
 
@@ -161,7 +161,7 @@ def test_annotated_mp4_is_h264_yuv420p_faststart_with_every_frame(tmp_path):
     assert not list(tmp_path.glob(".out.mp4.*"))  # no temporary left behind
 
     originals = source_frames_rgb(source)
-    box = make_panel(result.windows[0], CATEGORIES, 320, 240).box
+    box = make_panel(result.windows[0], 320, 240).box
     x0, y0, x1, y1 = box
     for index in (0, 19, 39):
         rest = np.abs(outside(frames[index], box) - outside(originals[index], box)).mean()

@@ -111,7 +111,7 @@ def _percent(probability: float) -> str:
     return f"{probability:.0%}" if probability >= 0.01 else "<1%"
 
 
-def make_panel(window: WindowResult, categories: Sequence[str], width: int, height: int) -> Panel:
+def make_panel(window: WindowResult, width: int, height: int) -> Panel:
     """The label panel for ``window`` on a ``width`` x ``height`` frame (clipped to the frame)."""
     from PIL import Image, ImageDraw
 
@@ -183,7 +183,7 @@ def annotate_frames(frames: Iterable[tuple[np.ndarray, float]], result: Result) 
             continue
         key = (window.span.index, frame.shape[1], frame.shape[0])
         if key not in panels:
-            panels[key] = make_panel(window, result.categories, frame.shape[1], frame.shape[0])
+            panels[key] = make_panel(window, frame.shape[1], frame.shape[0])
         yield draw_panel(frame, panels[key])
 
 
