@@ -1,4 +1,4 @@
-"""Small file helpers: streaming sha256 and git blob ids, all-or-nothing writes, and best-effort cache upkeep."""
+"""Small file helpers: streaming sha256 and git blob ids, all-or-nothing writes, output checks, and best-effort cache upkeep."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .errors import OptionError
 
 STALE_AFTER_S = 3600.0
 """A cache's temporary file or folder older than this (mtime) is a left-over of a killed run."""
@@ -64,6 +66,29 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_output_file(path: str | os.PathLike, option: str, suffixes: tuple[str, ...]) -> Path:
+    """Refuse an output file no run could write, before any work is done (OptionError naming ``option``).
+
+    The name must end in one of ``suffixes`` (lower case, with the dot; any
+    case is accepted), must not be a folder, and its nearest existing folder
+    must be a writable folder (the missing ones are made when the file is written).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        kinds = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise OptionError(option, f"{path}: unknown file type {path.suffix or '(none)'!r}; use {kinds}")
+    if path.is_dir():
+        raise OptionError(option, f"{path} is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OptionError(option, f"{path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionError(option, f"{path}: the folder {parent} is not writable; choose another")
+    return path
 
 
 def reason(err: BaseException, limit: int = 200) -> str:

@@ -51,6 +51,11 @@ def test_batch_records_every_video_and_failures(dataset_dir, tmp_path, recognize
     assert summary["top1"] == sum(r["top"][0]["index"] == r["label_index"] for r in rows.values()
                                   if r["status"] == "ok") / 4
     assert (out / "per_class.csv").read_text().splitlines()[0] == "class_index,class,videos,top1,top5"
+    from PIL import Image
+
+    with Image.open(out / "confusion.png") as confusion, Image.open(out / "per_class_accuracy.png") as accuracy:
+        assert (confusion.format, confusion.size) == ("PNG", (700, 500))  # 3 true classes: the smallest size
+        assert (accuracy.format, accuracy.size) == ("PNG", (1000, 120 + 3 * 22))
 
 
 def test_rerun_skips_finished_videos_and_runs_only_what_is_missing(dataset_dir, tmp_path, recognizer):

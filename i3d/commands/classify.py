@@ -45,6 +45,13 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     parser.add_argument("--fusion", choices=("mean", "sum"), default="mean",
                         help="mean averages the streams' logits; sum reproduces DeepMind's printed sample")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    pictures = parser.add_argument_group("pictures")
+    pictures.add_argument("--annotate", type=Path, metavar="OUT",
+                          help="write the input video with each moment's top 3 classes drawn on it, at its own "
+                               "size and frame rate: .mp4 (H.264), .webm (VP9) or .gif; needs --video or --frames")
+    pictures.add_argument("--plot", type=Path, metavar="OUT.png",
+                          help="write a bar chart of the top classes, with their probabilities over time under it "
+                               "when the video has several windows (1000 px wide)")
     parser.add_argument("--checkpoint", type=Path, metavar="PREFIX",
                         help="DeepMind checkpoint (model.ckpt prefix or its folder), or a TF-Hub module folder, "
                              "for a single-stream run")
@@ -85,6 +92,43 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, streams: 
     return paths, {"inputs": paths}
 
 
+def _check_pictures(args: argparse.Namespace, described: dict) -> None:
+    """Refuse --annotate without a video and picture names no run could write, before any work is done."""
+    from ..report.charts import check_chart_path
+    from ..report.video_writer import check_video_path
+
+    if args.annotate is not None:
+        if "video" not in described:
+            raise UsageError("--annotate draws on the input video; give --video or --frames")
+        check_video_path(args.annotate, "annotate")
+    if args.plot is not None:
+        check_chart_path(args.plot, "plot")
+
+
+def _write_pictures(args: argparse.Namespace, result, source) -> None:
+    """Write --annotate and --plot; each says what it wrote on stderr (stdout keeps the table or JSON)."""
+    from ..files import reason
+
+    if args.annotate is not None:
+        from ..report.annotate import annotate_video
+
+        try:
+            video = annotate_video(result, source, args.annotate, progress=sys.stderr.isatty())
+        except OSError as err:
+            raise UsageError(f"--annotate {args.annotate}: cannot write ({reason(err)})") from None
+        print(f"wrote {video.path}: {video.frames} frames, {video.width}x{video.height} at {video.fps:g} fps, "
+              f"{video.codec}", file=sys.stderr)
+    if args.plot is not None:
+        from ..report.charts import plot_result, result_chart_size
+
+        try:
+            plot_result(result, args.plot)
+        except OSError as err:
+            raise UsageError(f"--plot {args.plot}: cannot write ({reason(err)})") from None
+        width, height = result_chart_size(result)
+        print(f"wrote {args.plot}: {width}x{height} PNG", file=sys.stderr)
+
+
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Classify as the flags say; returns the text to print."""
     from ..report.tables import format_json, format_table, result_dict
@@ -97,12 +141,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     if args.checkpoint is not None and len(streams) != 1:
         raise UsageError("--checkpoint names one stream's weights; use it with --type rgb or optical_flow")
     source, described = _source(parser, args, streams)
+    _check_pictures(args, described)
     if args.offline:
         forbid_network()
     load = LoadOptions(download=not args.offline, progress=sys.stderr.isatty(), checkpoint=args.checkpoint)
     result = classify(source, streams, args.pretrain, top_k=args.top_k, fusion=args.fusion,
                       video=video_options(args), load=load,
                       engine=EngineOptions(args.backend, args.mixed_precision), store=weight_store())
+    _write_pictures(args, result, source)
     if args.format == "table":
         return format_table(result, timeline="video" in described)
     meta = {"type": args.type, "pretrain": args.pretrain, "fusion": args.fusion, "backend": result.backend,

@@ -338,6 +338,20 @@ def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
                           max_frames=max_frames, progress=progress, prepare=prepare)
 
 
+def source_fps(path: str | os.PathLike, default: float = 25.0) -> float:
+    """A video file's frame rate as its container reports it (``default`` when it reports none).
+
+    A folder of frames has no rate of its own: it is taken as ``default``, as
+    :func:`iter_frames_dir` takes it.
+    """
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        return default
+    cap, fps, _ = _open_video(name)
+    cap.release()
+    return fps or default
+
+
 def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                end: float | None = None, max_frames: int | None = None,
                progress: bool = False, min_frames: int = MIN_FRAMES,

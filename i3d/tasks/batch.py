@@ -8,6 +8,8 @@ An output folder holds::
     predictions.jsonl      every record, in the dataset's order      } rebuilt from results/ by
     summary.json           counts, accuracy, settings                 } :func:`summarise`, so a kill
     per_class.csv          per-class accuracy                         } at any moment loses nothing
+    confusion.png          confusion matrix over the classes present  } (charts: best effort, a warning
+    per_class_accuracy.png per-class top-1/top-5 bars                 }  line if they cannot be drawn)
 
 A video's record is the last thing written for it, so a record means the video
 is finished; a rerun skips finished videos and ``shard`` splits the list
@@ -43,6 +45,9 @@ from ..streams import streams_named
 from .datasets import Dataset, VideoItem, match_labels, shard
 from .recognizer import Recognizer
 from .results import Features, Result
+
+CHARTS = ("confusion.png", "per_class_accuracy.png")
+"""The charts :func:`summarise` draws beside the tables."""
 
 if TYPE_CHECKING:
     from .ray_engine import RayOptions
@@ -133,7 +138,7 @@ def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
 
         for name in ("results", "features"):
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("predictions.jsonl", "summary.json", "per_class.csv"):
+        for name in ("predictions.jsonl", "summary.json", "per_class.csv") + CHARTS:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -425,7 +430,33 @@ def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: 
         writer.writerow([index, categories[index], n, f"{top1 / n:.4f}", f"{top5 / n:.4f}"])
     with atomic_path(out / "per_class.csv") as tmp:
         tmp.write_text(buffer.getvalue())
+    rows = [(categories[index], n, top1 / n, top5 / n) for index, (n, top1, top5) in per_class.items()]
+    draw_charts(out, [r["label_index"] for r in scored], [r["top"][0]["index"] for r in scored], categories, rows)
     return summary, confused.most_common(10)
+
+
+def draw_charts(out: Path, truth: list[int], predicted: list[int], categories: tuple[str, ...],
+                rows: list[tuple[str, int, float, float]]) -> None:
+    """confusion.png and per_class_accuracy.png in ``out``, when some videos are labelled; best effort.
+
+    A chart that cannot be drawn (matplotlib missing, disk full) costs one
+    warning line; the records and the summary are already written.
+    """
+    if not truth:
+        return
+    from ..files import warn_not_written
+
+    try:
+        from ..report.charts import plot_confusion, plot_per_class_accuracy
+    except ImportError as err:
+        warn_not_written(" and ".join(CHARTS), err)
+        return
+    for name, draw in ((CHARTS[0], lambda path: plot_confusion(truth, predicted, categories, path)),
+                       (CHARTS[1], lambda path: plot_per_class_accuracy(rows, path))):
+        try:
+            draw(out / name)
+        except Exception as err:  # noqa: BLE001 - a chart never breaks a batch
+            warn_not_written(name, err)
 
 
 def check_batch_options(options: BatchOptions) -> BatchOptions:
