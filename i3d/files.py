@@ -1,4 +1,4 @@
-"""Small file helpers: streaming sha256 and git blob ids, all-or-nothing writes, output checks, and best-effort cache upkeep."""
+"""Small file helpers: sha256 and git blob ids, all-or-nothing writes, output checks, best-effort cache upkeep."""
 
 from __future__ import annotations
 
