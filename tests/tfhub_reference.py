@@ -70,9 +70,13 @@ class ReferencePipeline:
             self.b = tf.compat.v1.placeholder(tf.float64, (None, None))
             self.distance_op = _tfgan_frechet(self.a, self.b)
 
-    def variable(self, name: str) -> np.ndarray:
-        """A restored variable of the module, to check the restore read our tensors."""
-        return self.session.run(self.graph.get_tensor_by_name(name + ":0"))
+    def variables(self) -> dict[str, np.ndarray]:
+        """Every restored variable of the module by name, to check the restore read our tensors."""
+        import tensorflow as tf
+
+        with self.graph.as_default():
+            found = tf.compat.v1.global_variables()
+            return dict(zip((v.op.name for v in found), self.session.run(found)))
 
     def resize(self, frames: np.ndarray) -> np.ndarray:
         """TF1 ``resize_bilinear`` of uint8 frames (F, H, W, 3) to float32 (F, 224, 224, 3)."""

@@ -453,11 +453,11 @@ def first_video_frames(path: str | os.PathLike, count: int) -> np.ndarray:
     """A video's first ``count`` decoded frames as stored (no resampling, no resize): uint8 (count, H, W, 3) RGB."""
     name = os.fspath(path)
     cap, src_fps, frame_count = _open_video(name)
-    frames = _decode(cap, name, src_fps or 25.0, frame_count, tqdm(disable=True))
+    decoded = _decode(cap, name, src_fps or 25.0, frame_count, tqdm(disable=True))
     try:
-        return _first(frames, count, name, "frame")
+        return _first((frame for frame, _ in decoded), count, name, "frame")
     finally:
-        frames.close()
+        decoded.close()
         cap.release()
 
 

@@ -23,6 +23,7 @@ videos embeds only the new ones. A side's statistics can be saved and stand in f
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -74,7 +75,8 @@ class FVDOptions:
 
 @dataclass(frozen=True)
 class SideSummary:
-    """One side: where it came from, how many videos, how many were embedded now or found in the cache."""
+    """One side: where it came from, how many videos, how many were embedded now and how many found in the
+    cache (the rest repeat another video's content: embedded once)."""
 
     source: str
     videos: int
@@ -104,10 +106,16 @@ def reference_weight_set() -> WeightSet:
     return get_weight_set("rgb", "kinetics")
 
 
+SCALE = np.float32(2 / 255)
+"""The reference writes ``2. * x / 255. - 1`` in a TF1 graph, whose optimiser folds the constants: TensorFlow
+computes ``x * float32(2/255) - 1`` (tested bit for bit; ``(2x)/255 - 1`` differs from it by 1 ulp on about half
+of all values)."""
+
+
 def model_input(frames: np.ndarray) -> np.ndarray:
-    """uint8 frames (T, H, W, 3) -> float32 (T, 224, 224, 3) in [-1, 1], as the reference computes them."""
+    """uint8 frames (T, H, W, 3) -> float32 (T, 224, 224, 3) in [-1, 1], bit for bit as the reference's graph."""
     resized = resize_bilinear_legacy(frames, CLIP_SIZE, CLIP_SIZE)
-    return 2.0 * resized / 255.0 - 1.0  # float32 throughout, in the reference's order
+    return resized * SCALE - np.float32(1)
 
 
 class _Embedder:
@@ -129,6 +137,7 @@ class _Embedder:
         self.params = {**self.settings, "backend": self.backend, "network": network_sha256()}
         self.cache = EmbeddingCache(options.cache_dir, self.ws.num_classes)
         self.seconds = {"load": 0.0, "embedding": 0.0}
+        self.embedded = 0  # videos run through the network so far
 
     @property
     def weights(self) -> dict[str, str]:
@@ -145,23 +154,38 @@ class _Embedder:
         return self.recognizer.runners["rgb"]
 
     def embed(self, videos: VideoSet, label: str) -> tuple[np.ndarray, int]:
-        """((N, 400) float32 embeddings in the set's order, how many came from the cache)."""
-        from tqdm import tqdm
+        """((N, 400) float32 embeddings in the set's order, how many were found in the cache).
 
+        With a cache, videos found there are not embedded, nor are repeats of one video's content.
+        """
         frames, count = self.options.frames, len(videos)
         out = np.empty((count, self.ws.num_classes), np.float32)
         keys: list[str | None] = [None] * count
-        todo = []
+        todo, first_of, hits = [], {}, 0  # videos to embed; with keys, the first video of each content
         for index in range(count):
             if self.cache.folder is not None:
-                keys[index] = cache_key(videos.content_sha256(index, frames), self.params)
-                hit = self.cache.get(keys[index])
+                keys[index] = key = cache_key(videos.content_sha256(index, frames), self.params)
+                if key in first_of:  # the same content again: embedded once
+                    continue
+                first_of[key] = index
+                hit = self.cache.get(key)
                 if hit is not None:
                     out[index] = hit
+                    hits += 1
                     continue
             todo.append(index)
-        if not todo:
-            return out, count
+        if todo:
+            self._embed(videos, todo, keys, out, label)
+        for index, key in enumerate(keys):
+            if key is not None and first_of[key] != index:
+                out[index] = out[first_of[key]]
+        return out, hits
+
+    def _embed(self, videos: VideoSet, todo: list[int], keys: list[str | None], out: np.ndarray, label: str) -> None:
+        """Embed videos ``todo`` into ``out`` in batches, reading the next batch while one runs; cache each."""
+        from tqdm import tqdm
+
+        frames = self.options.frames
         runner = self._runner()
         batches = [todo[i:i + self.options.batch_size] for i in range(0, len(todo), self.options.batch_size)]
 
@@ -171,7 +195,7 @@ class _Embedder:
         mark = time.perf_counter()
         with tqdm(total=len(todo), desc=f"embedding {label}", unit="video", file=sys.stderr,
                   disable=not self.options.progress, leave=False) as bar, ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(prepare, batches[0])  # the next batch is read while this one runs
+            pending = pool.submit(prepare, batches[0])
             for number, batch in enumerate(batches):
                 clips = pending.result()
                 if number + 1 < len(batches):
@@ -183,15 +207,17 @@ class _Embedder:
                         self.cache.put(keys[index], row)
                 bar.update(len(batch))
         self.seconds["embedding"] += time.perf_counter() - mark
-        return out, count - len(todo)
+        self.embedded += len(todo)
 
     def stats(self, side: VideoSet | VideoStats, label: str) -> tuple[VideoStats, SideSummary]:
         if isinstance(side, VideoStats):
             return side, SideSummary(side.source, side.count, from_stats=True)
+        before = self.embedded
         embeddings, cached = self.embed(side, label)
         mean, cov = moments(embeddings)
         stats = VideoStats(mean, cov, len(embeddings), self.settings, self.backend, source=side.source)
-        return stats, SideSummary(side.source, len(embeddings), len(embeddings) - cached, cached)
+        embedded = self.embedded - before
+        return stats, SideSummary(side.source, len(embeddings), embedded, cached)
 
 
 def _open_side(side: Side, label: str, settings: dict) -> VideoSet | VideoStats:
@@ -199,7 +225,7 @@ def _open_side(side: Side, label: str, settings: dict) -> VideoSet | VideoStats:
     ``settings``); warns when it holds fewer than :data:`RECOMMENDED_VIDEOS`."""
     if isinstance(side, VideoStats):
         stats = side
-    elif not isinstance(side, np.ndarray) and is_stats_file(side):
+    elif isinstance(side, (str, os.PathLike)) and is_stats_file(side):
         stats = load_stats(side)
     else:
         stats = None
