@@ -85,7 +85,6 @@ def test_resize_is_tf1_resize_bilinear_bit_for_bit():
 def test_module_runs_our_verified_weights(reference, shared_store):
     """The rebuilt data file is rgb_scratch's (sha256 checked when built) and every variable restores to ours."""
     from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors
-
     from i3d.weights.sets import get_weight_set
 
     rgb = get_weight_set("rgb", "kinetics")
@@ -111,16 +110,16 @@ def test_embeddings_and_distance_equal_the_reference(reference, embedded, real, 
     ours_real, ours_gen = embedded
     theirs_real, theirs_gen = reference.embed(real), reference.embed(generated)
     assert ours_real.shape == theirs_real.shape == (8, 400)
-    # OpenVINO and TensorFlow's graph differ by float32 rounding only (measured 4.8e-6 here, logits up to ~13)
-    assert np.abs(ours_real - theirs_real).max() < 5e-5
-    assert np.abs(ours_gen - theirs_gen).max() < 5e-5
+    # OpenVINO and TensorFlow's graph differ by float32 rounding only (measured 3.5e-5, logits up to 9.5)
+    assert np.abs(ours_real - theirs_real).max() < 1e-4
+    assert np.abs(ours_gen - theirs_gen).max() < 1e-4
     ours = frechet_distance(*moments(ours_real), *moments(ours_gen))
     theirs = reference.distance(theirs_real.astype(np.float64), theirs_gen.astype(np.float64))
     assert theirs > 10
-    assert abs(ours - theirs) / theirs < 1e-5  # measured 2e-7
+    assert abs(ours - theirs) / theirs < 1e-5  # measured 1.8e-6
     # the same embeddings through our formula and through tf-gan's in TensorFlow: float64 rounding apart
     same = frechet_distance(*moments(theirs_real), *moments(theirs_gen))
-    assert abs(same - theirs) / theirs < 1e-9
+    assert abs(same - theirs) / theirs < 1e-9  # measured 7.7e-15
 
 
 @needs_shared
@@ -128,7 +127,7 @@ def test_tensorflow_backend_is_closer_still(reference, shared_store, real):
     options = i3d.FVDOptions(engine=i3d.EngineOptions("tensorflow"), batch_size=4)
     ours = i3d.fvd_embeddings(real[:4], options, store=shared_store, load=i3d.LoadOptions(download=False))
     theirs = reference.embed(real[:4])
-    assert np.abs(ours - theirs).max() < 2e-5
+    assert np.abs(ours - theirs).max() < 1e-5  # measured 0.0 on the CPU: the same kernels, bit for bit
 
 
 @needs_shared
@@ -168,7 +167,7 @@ def test_distance_equals_an_independent_scipy_computation(embedded, source):
 
     if source == "network":
         a, b = embedded
-        tolerance = 1e-6  # S1 S2 of rank 7: sqrtm's Schur method loses digits on the null space
+        tolerance = 1e-6  # S1 S2 of rank 7: sqrtm's Schur method loses digits on the null space (measured 2.8e-7)
     else:
         rng = np.random.default_rng(3)
         a = rng.normal(size=(300, 64))
