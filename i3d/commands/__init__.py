@@ -14,7 +14,7 @@ COMMANDS = {
     "features": ("i3d.commands.features", "extract per-window I3D features of every video of a dataset"),
     "preprocess": ("i3d.commands.preprocess", "write a video's model-ready arrays (and a preview) to disk"),
     "weights": ("i3d.commands.weights", "list, import and verify DeepMind's weight sets"),
-    "fvd": ("i3d.commands.fvd", "Fréchet Video Distance between two sets of videos, exactly as the reference"),
+    "fvd": ("i3d.commands.fvd", "Fréchet Video Distance of two sets of videos, as the reference computes it"),
     "samples": ("i3d.commands.samples", "prepare DeepMind's cricket sample clip in data/"),
 }
 
