@@ -5,6 +5,7 @@
     import i3d
     result = i3d.classify("my.mp4")
     print(result.label, result.top[0].probability)
+    print(i3d.fvd("real_videos/", "samples.npy").distance)   # Fréchet Video Distance, as the reference computes it
 
 Importing ``i3d`` is cheap: TensorFlow, OpenVINO and OpenCV load when first used.
 """
@@ -14,12 +15,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["EngineOptions", "Features", "I3DError", "InputError", "LoadOptions", "OptionError", "Prediction",
-           "Recognizer", "Result", "VideoOptions", "WeightSet", "WeightStore", "WeightsError", "classify",
-           "extract_features"]
+__all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "I3DError", "InputError", "LoadOptions",
+           "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
+           "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
+           "load_stats"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
+    "FVDOptions": "i3d.tasks.fvd",
+    "FVDResult": "i3d.tasks.fvd",
     "Features": "i3d.tasks.results",
     "I3DError": "i3d.errors",
     "InputError": "i3d.errors",
@@ -29,17 +33,24 @@ _HOMES = {
     "Recognizer": "i3d.tasks.recognizer",
     "Result": "i3d.tasks.results",
     "VideoOptions": "i3d.preprocess.windows",
+    "VideoStats": "i3d.tasks.fvd_stats",
     "WeightSet": "i3d.weights.sets",
     "WeightStore": "i3d.weights.store",
     "WeightsError": "i3d.errors",
     "classify": "i3d.tasks.recognizer",
     "extract_features": "i3d.tasks.recognizer",
+    "fvd": "i3d.tasks.fvd",
+    "fvd_embeddings": "i3d.tasks.fvd",
+    "fvd_stats": "i3d.tasks.fvd",
+    "load_stats": "i3d.tasks.fvd_stats",
 }
 
 if TYPE_CHECKING:
     from .errors import I3DError, InputError, OptionError, WeightsError
     from .preprocess.windows import VideoOptions
     from .runtime.base import EngineOptions
+    from .tasks.fvd import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
+    from .tasks.fvd_stats import VideoStats, load_stats
     from .tasks.recognizer import Recognizer, classify, extract_features
     from .tasks.results import Features, Prediction, Result
     from .weights.loading import LoadOptions

@@ -1,6 +1,6 @@
 """``i3d <command>`` (also ``python -m i3d <command>``): each command parses, calls the library, prints.
 
-Commands: classify (what ``evaluate.py`` runs), batch, features, preprocess, weights, samples.
+Commands: classify (what ``evaluate.py`` runs), batch, features, preprocess, weights, fvd, samples.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ COMMANDS = {
     "features": ("i3d.commands.features", "extract per-window I3D features of every video of a dataset"),
     "preprocess": ("i3d.commands.preprocess", "write a video's model-ready arrays (and a preview) to disk"),
     "weights": ("i3d.commands.weights", "list, import and verify DeepMind's weight sets"),
+    "fvd": ("i3d.commands.fvd", "Fréchet Video Distance of two sets of videos, as the reference computes it"),
     "samples": ("i3d.commands.samples", "prepare DeepMind's cricket sample clip in data/"),
 }
 

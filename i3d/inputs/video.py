@@ -447,3 +447,41 @@ def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,
     picked = iter_frames_dir(directory, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress,
                              prepare=prepare)
     return _collect(picked, name, fps, fps, bool(start or end is not None or max_frames), min_frames)
+
+
+def _first(frames: Iterator[np.ndarray], count: int, name: str, unit: str) -> np.ndarray:
+    """The first ``count`` RGB frames of ``frames``, all of one size; InputError when there are fewer."""
+    taken = []
+    for frame in frames:
+        rgb = _to_rgb(frame)
+        if taken and rgb.shape != taken[0].shape:
+            raise InputError(f"{name}: {unit} {len(taken) + 1} is {rgb.shape[1]}x{rgb.shape[0]} px, a different "
+                             f"size from the first; every frame must have the same size")
+        taken.append(rgb)
+        if len(taken) == count:
+            return np.stack(taken)
+    raise InputError(f"{name}: has {len(taken)} frames; the first {count} are needed")
+
+
+def first_video_frames(path: str | os.PathLike, count: int) -> np.ndarray:
+    """A video's first ``count`` decoded frames as stored (no resampling, no resize): uint8 (count, H, W, 3) RGB."""
+    name = os.fspath(path)
+    cap, src_fps, frame_count = _open_video(name)
+    decoded = _decode(cap, name, src_fps or 25.0, frame_count, tqdm(disable=True))
+    try:
+        return _first((frame for frame, _ in decoded), count, name, "frame")
+    finally:
+        decoded.close()
+        cap.release()
+
+
+def image_paths(directory: str | os.PathLike) -> list[str]:
+    """The image files of a frames folder, natural order (2.png before 10.png); InputError when there are none."""
+    name = os.fspath(directory)
+    return [os.path.join(name, f) for f in _list_images(name)]
+
+
+def first_folder_frames(directory: str | os.PathLike, count: int) -> np.ndarray:
+    """The first ``count`` images of a frames folder (natural order) as uint8 (count, H, W, 3) RGB."""
+    images = (_check_frame(_read_image(path), f"{path}: image") for path in image_paths(directory)[:count])
+    return _first(images, count, os.fspath(directory), "image")

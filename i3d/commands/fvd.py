@@ -1,0 +1,111 @@
+"""``i3d fvd REAL GENERATED``: the Fréchet Video Distance, exactly as the reference implementation computes it.
+
+The command only parses flags, calls :func:`i3d.fvd` and prints; see
+:mod:`i3d.commands.common` for exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import Parser, UsageError, forbid_network, run_command, weight_store
+
+
+def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=prog,
+        description="Fréchet Video Distance between two sets of videos, as the reference (google-research "
+                    "frechet_video_distance) computes it: each video's first --frames frames, TF1 bilinear resize "
+                    "to 224x224, DeepMind's rgb_scratch I3D (= TF-Hub's i3d-kinetics-400), tf-gan's distance.",
+        epilog="Each side: a folder of videos and/or frame folders, a .npy/.npz of uint8 (N, T, H, W, 3) videos, "
+               "or a .npz of statistics from --save-stats. Exit codes: 0 success, 2 usage, 3 bad input, "
+               "4 weights unavailable or corrupt.")
+    parser.add_argument("real", type=Path, metavar="REAL", help="the real videos (or their saved statistics)")
+    parser.add_argument("generated", type=Path, metavar="GENERATED",
+                        help="the generated videos (or their saved statistics)")
+    parser.add_argument("--frames", type=int, default=16, metavar="N",
+                        help="frames per video, the first N of each (default 16: FVD-16; 128 for FVD-128)")
+    parser.add_argument("--save-stats", type=Path, metavar="FILE.npz",
+                        help="write the REAL side's statistics (mean, covariance, count, settings) to FILE.npz; "
+                             "give it as REAL in later runs")
+    parser.add_argument("--save-generated-stats", type=Path, metavar="FILE.npz",
+                        help="write the GENERATED side's statistics to FILE.npz")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="videos per forward pass (default 8)")
+    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
+                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the per-video embedding cache ($I3D_CACHE_DIR/fvd, "
+                             "default ~/.cache/i3d/fvd)")
+    parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _check_output(path: Path | None, name: str) -> None:
+    """Refuse a statistics file that cannot be written, before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{name} {path} is a folder; give a .npz file name")
+    if path.suffix != ".npz":
+        raise UsageError(f"{name} {path}: give a file name ending in .npz")
+    if not path.parent.is_dir():
+        raise UsageError(f"{name} {path}: the folder {path.parent} does not exist")
+
+
+def _save(stats, path: Path | None, name: str) -> None:
+    if path is None:
+        return
+    try:
+        stats.save(path)
+    except OSError as err:
+        raise UsageError(f"{name} {path}: cannot write ({err.strerror or err})") from None
+    print(f"wrote {path} ({stats.count} videos)", file=sys.stderr)
+
+
+def _side(summary) -> dict:
+    return {"source": summary.source, "videos": summary.videos, "embedded": summary.embedded,
+            "cached": summary.cached, "statistics": summary.from_stats}
+
+
+def run(args: argparse.Namespace) -> str:
+    """Compute FVD as the flags say; returns the text to print."""
+    from ..preprocess.windows import default_cache_dir
+    from ..runtime.base import EngineOptions
+    from ..tasks.fvd import FVDOptions, fvd
+    from ..weights.loading import LoadOptions
+
+    if args.save_stats is not None and args.save_stats == args.save_generated_stats:
+        raise UsageError("--save-stats and --save-generated-stats name the same file")
+    _check_output(args.save_stats, "--save-stats")
+    _check_output(args.save_generated_stats, "--save-generated-stats")
+    if args.offline:
+        forbid_network()
+    progress = sys.stderr.isatty()
+    options = FVDOptions(frames=args.frames, batch_size=args.batch_size, engine=EngineOptions(args.backend),
+                         cache_dir=None if args.no_cache else default_cache_dir() / "fvd", progress=progress)
+    result = fvd(args.real, args.generated, options, load=LoadOptions(download=not args.offline, progress=progress),
+                 store=weight_store())
+    _save(result.real_stats, args.save_stats, "--save-stats")
+    _save(result.generated_stats, args.save_generated_stats, "--save-generated-stats")
+    if args.format == "json":
+        return json.dumps({"fvd": result.distance, "frames": result.frames, "real": _side(result.real),
+                           "generated": _side(result.generated), "settings": result.settings,
+                           "backend": result.backend, "weights": result.weights,
+                           "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}, indent=2)
+    lines = [f"FVD-{result.frames}: {result.distance:.4f}"]
+    for label, side in (("real", result.real), ("generated", result.generated)):
+        how = "statistics" if side.from_stats else f"{side.embedded} embedded, {side.cached} from the cache"
+        lines.append(f"  {label}: {side.videos} videos ({how}) from {side.source}")
+    lines.append(f"  {result.weights['rgb']} on {result.backend}; first {result.frames} frames, TF1 bilinear "
+                 "224x224, 2x/255-1, logits averaged over time")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str = "i3d fvd") -> int:
+    args = build_parser(prog).parse_args(argv)
+    return run_command(lambda: print(run(args)), args.debug)
