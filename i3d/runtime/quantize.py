@@ -59,9 +59,9 @@ def calibration_for(stream: Stream, folder: Path | None = None) -> Calibration:
     of them makes a new int8 model. InputError when there is nothing to calibrate on.
     """
     if folder is None:
-        from ..inputs.samples import sample_path
+        from ..inputs import samples
 
-        files = (sample_path(stream.name),)
+        files = (samples.sample_path(stream.name, samples.DATA_DIR),)
         if not files[0].is_file():
             raise InputError(f"{files[0]}: sample clip missing (int8 is calibrated on it); run `python -m i3d "
                              "samples` first, or give a calibration folder of videos")
