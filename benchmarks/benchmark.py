@@ -122,6 +122,7 @@ class Runners:
         self.keras = {s: build_i3d(channels=c) for s, c in STREAMS.items()}  # dynamic frames, like the tool's
         self.tf = {s: TensorFlowRunner(m) for s, m in self.keras.items()}
         self.ov_models = {s: convert(with_features(self.keras[s]), c) for s, c in STREAMS.items()}
+        self._quantized: dict[str, Any] = {}
 
     def openvino(self, stream: str, hint: str = "LATENCY", precision: str = "fp32"):
         """The stream's OpenVINO runner, compiled with the tool's settings, ``hint`` and ``precision`` (int8:
@@ -137,8 +138,6 @@ class Runners:
         from i3d.runtime.quantize import calibration_for, quantize, sample_windows
         from i3d.streams import STREAMS as streams
 
-        if not hasattr(self, "_quantized"):
-            self._quantized = {}
         if stream not in self._quantized:
             try:
                 windows = sample_windows(calibration_for(streams[stream]))
@@ -163,17 +162,34 @@ def forward(runners: Runners, stream: str, runs: int, macs: int, default: str) -
     return {**entry, "frames": FRAMES, "batch": 1, "backends": backends}
 
 
-def precision_forward(runners: Runners, precision: str, runs: int, macs: int, tf_seconds: float) -> dict[str, Any]:
-    """Batch-1 RGB forward pass at 79 frames in ``precision`` on OpenVINO, against TensorFlow float32 graph mode
-    (``tf_seconds``, timed in the same run), with the precision the compiled model reports it ran."""
+def precision_forward(runners: Runners, runs: int, macs: int) -> dict[str, dict[str, Any]]:
+    """Batch-1 RGB forward passes at 79 frames: TensorFlow graph mode float32 and OpenVINO in each precision,
+    timed in interleaved rounds (one call of each per round, after one warm-up each) so that other work on
+    the machine weighs on all of them alike; speed-ups are over the TensorFlow of the same rounds."""
     x = clip(3)
-    runner = runners.openvino("rgb", "LATENCY", precision)
-    result = time_calls(lambda: runner.logits_batch(x), runs)
-    result = {k: v for k, v in result.items() if k != "seconds_all"}
-    result.update(backend="openvino", precision=precision, precision_used=runner.precision, frames=FRAMES, batch=1,
-                  clips_per_s=1 / result["seconds_median"], gflops=2 * macs / result["seconds_median"] / 1e9,
-                  speedup_vs_tensorflow=tf_seconds / result["seconds_median"])
-    return result
+    calls = {"tensorflow": runners.tf["rgb"].logits_batch}
+    openvino = {p: runners.openvino("rgb", "LATENCY", p) for p in ("fp32", *PRECISIONS)}
+    calls.update({p: runner.logits_batch for p, runner in openvino.items()})
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        fn(x)
+    for _ in range(runs):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["tensorflow"])
+    out = {}
+    for name, seconds in times.items():
+        median = statistics.median(seconds)
+        out[name] = {"backend": "tensorflow" if name == "tensorflow" else "openvino",
+                     "precision": "fp32" if name == "tensorflow" else name,
+                     "precision_used": "fp32" if name == "tensorflow" else openvino[name].precision,
+                     "frames": FRAMES, "batch": 1, "runs": runs, "interleaved": True, "seconds_median": median,
+                     "seconds_min": min(seconds), "seconds_max": max(seconds), "clips_per_s": 1 / median,
+                     "gflops": 2 * macs / median / 1e9, "speedup_vs_tensorflow": base / median,
+                     "tensorflow_seconds_median": base}
+    return out
 
 
 def devset_accuracy(folder: Path, precisions: tuple[str, ...] = ("fp32", *PRECISIONS)) -> dict[str, Any]:
@@ -359,17 +375,14 @@ def tables(r: dict[str, Any]) -> str:
     out.append(table(f"Forward pass, {FRAMES} frames, batch 1, {r['rgb_79_b1']['runs']} runs after 1 warm-up "
                      "(* default backend)", ["stream", "backend", "median s", "min s", "max s", "clips/s",
                                              "GFLOP/s", "vs TF"], rows))
-    base = r["rgb_79_b1"]["backends"]
-    rows = [["tensorflow fp32 (graph mode)", base["tensorflow"]["seconds_median"], base["tensorflow"]["clips_per_s"],
-             f"{base['tensorflow']['gflops']:.1f}", "1.00x"],
-            ["openvino fp32", base["openvino"]["seconds_median"], base["openvino"]["clips_per_s"],
-             f"{base['openvino']['gflops']:.1f}", f"{base['openvino']['speedup_vs_tensorflow']:.2f}x"]]
-    for p in PRECISIONS:
-        e = r[f"rgb_79_b1_{p}"]
-        rows.append([f"openvino {p} (ran {e['precision_used']})", e["seconds_median"], e["clips_per_s"],
+    rows = []
+    for name, e in r["rgb_79_b1_precisions"].items():
+        what = ("tensorflow fp32 (graph mode)" if name == "tensorflow"
+                else f"openvino {name} (ran {e['precision_used']})")
+        rows.append([what, e["seconds_median"], e["seconds_min"], e["seconds_max"], e["clips_per_s"],
                      f"{e['gflops']:.1f}", f"{e['speedup_vs_tensorflow']:.2f}x"])
-    out.append(table(f"RGB forward pass per precision, {FRAMES} frames, batch 1", ["engine", "median s", "clips/s",
-                                                                                  "GFLOP/s", "vs TF fp32"], rows))
+    out.append(table(f"RGB forward pass per precision, {FRAMES} frames, batch 1, {r['rgb_79_b1']['runs']} interleaved "
+                     "rounds", ["engine", "median s", "min s", "max s", "clips/s", "GFLOP/s", "vs TF fp32"], rows))
     tp = r["throughput"]
     rows = [[k + (" (best)" if k == tp["best"] else ""), v["clips_per_s"]] for k, v in tp["settings"].items()]
     a = tp["settings"]["openvino_throughput_async"]
@@ -427,10 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         runners = Runners()
         for s in STREAMS:
             r[f"{s}_{FRAMES}_b1"] = forward(runners, s, args.runs, r["macs"][f"{s}_{FRAMES}"]["macs"], default)
-        tf_seconds = r[f"rgb_{FRAMES}_b1"]["backends"]["tensorflow"]["seconds_median"]
+        rounds = precision_forward(runners, args.runs, r["macs"][f"rgb_{FRAMES}"]["macs"])
+        r[f"rgb_{FRAMES}_b1_precisions"] = rounds  # tensorflow, fp32, bf16, int8 of the same rounds
         for p in PRECISIONS:
-            r[f"rgb_{FRAMES}_b1_{p}"] = precision_forward(runners, p, args.runs, r["macs"][f"rgb_{FRAMES}"]["macs"],
-                                                          tf_seconds)
+            r[f"rgb_{FRAMES}_b1_{p}"] = rounds[p]
         r["throughput"] = throughput(runners, args.clips, args.runs, r[f"rgb_{FRAMES}_b1"]["backends"])
         del runners
         r["cold_start"] = cold_start(args.cold_runs)

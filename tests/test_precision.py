@@ -89,6 +89,18 @@ def test_bf16_keeps_the_fp32_answer_within_tolerance(int8_store, cricket_rgb, fp
     assert 0 < deviation < BF16_TOLERANCE
 
 
+def test_bf16_without_native_support_says_so(int8_store, monkeypatch):
+    """Where the CPU has no bf16, OpenVINO quietly runs float32: the runner says so and reports fp32."""
+    from i3d.runtime import openvino as ov_runtime
+
+    monkeypatch.setattr(ov_runtime, "native_bf16", lambda: False)
+    monkeypatch.setattr(ov_runtime, "precision_used", lambda compiled: "fp32")
+    with pytest.warns(UserWarning, match=r"precision bf16 was asked for, but this CPU \(it has no AVX512_BF16 or "
+                                         r"AMX\) runs the network in fp32"):
+        runner = OpenVINORunner.load(RGB, int8_store, OFFLINE, precision="bf16")
+    assert runner.precision == "fp32"
+
+
 def test_int8_cache_is_reused_and_rebuilt_when_tampered_with(int8_store, cricket_rgb, monkeypatch, tmp_path):
     folder = cached_int8(RGB, int8_store)
     before = (folder / "model.bin").stat()
@@ -199,7 +211,8 @@ def test_precision_is_an_openvino_mode(tmp_path):
     weights = tmp_path / "weights"
     for flags, text in ((("--backend", "tensorflow", "--precision", "int8"),
                          "error: --precision int8 is an OpenVINO mode: the tensorflow backend runs fp32 only"),
-                        (("--backend", "tensorflow", "--precision", "bf16"), "error: --precision bf16 is an OpenVINO mode"),
+                        (("--backend", "tensorflow", "--precision", "bf16"),
+                         "error: --precision bf16 is an OpenVINO mode"),
                         (("--calibration", str(tmp_path)), "error: --calibration only applies to int8 precision")):
         proc = run_cli("--rgb", str(clip), *flags, weights_dir=weights)
         assert proc.returncode == 2 and proc.stderr.startswith(text) and proc.stderr.count("\n") == 1, proc.stderr

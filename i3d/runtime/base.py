@@ -109,6 +109,8 @@ def check_engine(engine: EngineOptions) -> EngineOptions:
     if backend == "tensorflow" and engine.precision != "fp32":
         raise OptionError("precision", f"{engine.precision} is an OpenVINO mode: the tensorflow backend runs fp32 "
                                        "only (on a GPU it has mixed precision instead)")
+    if engine.precision == "int8" and importlib.util.find_spec("nncf") is None:
+        raise OptionError("precision", 'int8 needs NNCF: pip install -e ".[openvino]" (or pip install nncf)')
     if engine.calibration is not None:
         if engine.precision != "int8":
             raise OptionError("calibration", "only applies to int8 precision")
