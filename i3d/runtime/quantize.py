@@ -17,7 +17,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +92,11 @@ def mirrored(clip: np.ndarray, stream: Stream) -> np.ndarray:
     return flipped
 
 
+def _note(text: str) -> None:
+    """One line on stderr, at once: what quantising is doing."""
+    print(text, file=sys.stderr, flush=True)
+
+
 def sample_windows(calibration: Calibration) -> list[np.ndarray]:
     """The sample clip's calibration windows: 64 frames from each of :data:`SAMPLE_STARTS`, and their mirrors."""
     from ..inputs.arrays import load_clip
@@ -101,7 +106,7 @@ def sample_windows(calibration: Calibration) -> list[np.ndarray]:
     return windows + [mirrored(window, calibration.stream) for window in windows]
 
 
-def video_windows(calibration: Calibration, note=print) -> list[np.ndarray]:
+def video_windows(calibration: Calibration, note: Callable[[str], None] = _note) -> list[np.ndarray]:
     """Calibration windows of the videos: each prepared as any video (centre crop, 25 fps, flow by TV-L1),
     cut into 64-frame windows, at most :data:`MAX_WINDOWS` in all, spread over the videos."""
     from ..preprocess.windows import VideoOptions, default_cache_dir, iter_windows
@@ -160,10 +165,6 @@ def int8_variant(calibration: Calibration) -> Variant:
                    fields=(("precision", "int8"), ("calibration_sha256", calibration.sha256),
                            ("calibration", calibration.description), ("nncf", nncf.__version__),
                            ("openvino", ov.get_version())))
-
-
-def _note(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def int8_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
