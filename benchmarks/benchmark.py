@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Benchmark I3D on this machine: MAC count, forward-pass speed per backend, throughput, cold start, peak RSS.
+"""Benchmark I3D on this machine: MAC count, forward-pass speed per backend and precision, throughput, cold start,
+peak RSS, and with --devset the accuracy of each precision on labelled real clips.
 
-Run from anywhere: ``.venv/bin/python benchmarks/benchmark.py [--json] [--runs N]``.
+Run from anywhere: ``.venv/bin/python benchmarks/benchmark.py [--json] [--runs N] [--devset DIR]``.
 Forward passes use randomly initialised weights (speed does not depend on the
 weight values), so the flow stream is timed even without its weights; the
-cold-start and memory runs call ``evaluate.py`` with its real cached weights.
+cold-start and memory runs call ``evaluate.py`` with its real cached weights, and
+so does the devset part (the rgb/kinetics set, each precision as the tool makes it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FRAMES, SIZE = 79, 224
 STREAMS = {name: stream.channels for name, stream in _STREAMS.items()}
 NOTE = "forward passes use random weights: speed does not depend on weight values"
+PRECISIONS = ("bf16", "int8")
+"""Timed beside rgb_79_b1 (OpenVINO float32) as rgb_79_b1_bf16 and rgb_79_b1_int8."""
 
 
 # ------------------------------------------------------------- machine ------
@@ -56,7 +60,7 @@ def machine() -> dict[str, Any]:
     return {"cpu": models[0] if models else platform.processor(), "cpu_family_model": f"{family}/{model}",
             "physical_cores": len(cores) or None,
             "os_cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
-            "isa": [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags],
+            "isa": [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags],
             "loadavg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(),
             "openvino": openvino.get_version(), "tensorflow": tf.__version__}
 
@@ -118,12 +122,29 @@ class Runners:
         self.keras = {s: build_i3d(channels=c) for s, c in STREAMS.items()}  # dynamic frames, like the tool's
         self.tf = {s: TensorFlowRunner(m) for s, m in self.keras.items()}
         self.ov_models = {s: convert(with_features(self.keras[s]), c) for s, c in STREAMS.items()}
+        self._quantized: dict[str, Any] = {}
 
-    def openvino(self, stream: str, hint: str = "LATENCY"):
-        """The stream's OpenVINO runner, compiled with the tool's settings and ``hint``."""
+    def openvino(self, stream: str, hint: str = "LATENCY", precision: str = "fp32"):
+        """The stream's OpenVINO runner, compiled with the tool's settings, ``hint`` and ``precision`` (int8:
+        the model quantised as the tool quantises it, calibrated on the sample windows or random clips)."""
         from i3d.runtime.openvino import OpenVINORunner
 
-        return OpenVINORunner(self.ov_models[stream], hint=hint)
+        model = self.ov_models[stream]
+        if precision == "int8":
+            model = self.quantized(stream)
+        return OpenVINORunner(model, hint=hint, precision=precision)
+
+    def quantized(self, stream: str):
+        from i3d.runtime.quantize import calibration_for, quantize, sample_windows
+        from i3d.streams import STREAMS as streams
+
+        if stream not in self._quantized:
+            try:
+                windows = sample_windows(calibration_for(streams[stream]))
+            except Exception:  # no sample clip: random clips calibrate a random network as well
+                windows = [clip(STREAMS[stream], 64, seed=seed) for seed in range(4)]
+            self._quantized[stream] = quantize(self.ov_models[stream], windows)
+        return self._quantized[stream]
 
 
 def forward(runners: Runners, stream: str, runs: int, macs: int, default: str) -> dict[str, Any]:
@@ -139,6 +160,84 @@ def forward(runners: Runners, stream: str, runs: int, macs: int, default: str) -
                       speedup_vs_tensorflow=base / result["seconds_median"])
     entry = {k: v for k, v in backends[default].items() if k != "seconds_all"}
     return {**entry, "frames": FRAMES, "batch": 1, "backends": backends}
+
+
+def precision_forward(runners: Runners, runs: int, macs: int) -> dict[str, dict[str, Any]]:
+    """Batch-1 RGB forward passes at 79 frames: TensorFlow graph mode float32 and OpenVINO in each precision,
+    timed in interleaved rounds (one call of each per round, after one warm-up each) so that other work on
+    the machine weighs on all of them alike; speed-ups are over the TensorFlow of the same rounds."""
+    x = clip(3)
+    calls = {"tensorflow": runners.tf["rgb"].logits_batch}
+    openvino = {p: runners.openvino("rgb", "LATENCY", p) for p in ("fp32", *PRECISIONS)}
+    calls.update({p: runner.logits_batch for p, runner in openvino.items()})
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        fn(x)
+    for _ in range(runs):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["tensorflow"])
+    out = {}
+    for name, seconds in times.items():
+        median = statistics.median(seconds)
+        out[name] = {"backend": "tensorflow" if name == "tensorflow" else "openvino",
+                     "precision": "fp32" if name == "tensorflow" else name,
+                     "precision_used": "fp32" if name == "tensorflow" else openvino[name].precision,
+                     "frames": FRAMES, "batch": 1, "runs": runs, "interleaved": True, "seconds_median": median,
+                     "seconds_min": min(seconds), "seconds_max": max(seconds), "clips_per_s": 1 / median,
+                     "gflops": 2 * macs / median / 1e9, "speedup_vs_tensorflow": base / median,
+                     "tensorflow_seconds_median": base}
+    return out
+
+
+def devset_accuracy(folder: Path, precisions: tuple[str, ...] = ("fp32", *PRECISIONS)) -> dict[str, Any]:
+    """Each precision on the devset (``labels.tsv`` + ``clips/``), rgb/kinetics, the tool's default video
+    settings: top-1 agreement with fp32 over every clip, top-1/top-5 accuracy over the labelled ones."""
+    from i3d.preprocess.windows import VideoOptions, iter_windows
+    from i3d.runtime.base import EngineOptions
+    from i3d.tasks.datasets import ListOptions, load_dataset, match_labels
+    from i3d.tasks.recognizer import Recognizer
+    from i3d.weights.loading import LoadOptions
+
+    dataset = load_dataset(folder / "labels.tsv", ListOptions(root=folder / "clips", path_column="file",
+                                                               label_column="kinetics_label"))
+    recognizers = {p: Recognizer.load(("rgb",), load=LoadOptions(download=False),
+                                      engine=EngineOptions("openvino", precision=p)) for p in precisions}
+    categories = recognizers["fp32"].categories
+    labels = match_labels(sorted({i.label for i in dataset.items if i.label}), categories)
+    video = VideoOptions()
+    rows = []
+    for number, item in enumerate(dataset.items, 1):
+        print(f"devset {number}/{len(dataset.items)}: {item.path.name}", file=sys.stderr, flush=True)
+        try:
+            windows = list(iter_windows(item.path, recognizers["fp32"].streams, video))
+        except Exception as err:  # a clip the tool cannot read counts for no precision
+            rows.append({"clip": item.key, "error": str(err)})
+            continue
+        row = {"clip": item.key, "label_index": labels.get(item.label) if item.label else None}
+        for p, recognizer in recognizers.items():
+            result = recognizer.classify_windows(windows, top_k=5)
+            row[p] = {"top5": [t.index for t in result.top], "logits": result.logits}
+        rows.append(row)
+    done = [r for r in rows if "error" not in r]
+    labelled = [r for r in done if r["label_index"] is not None]
+    out: dict[str, Any] = {"folder": str(folder), "clips": len(dataset.items), "classified": len(done),
+                           "labelled": len(labelled), "failed": [r for r in rows if "error" in r],
+                           "machine_isa": machine()["isa"], "precisions": {}}
+    for p in precisions:
+        agree = sum(r[p]["top5"][0] == r["fp32"]["top5"][0] for r in done)
+        top1 = sum(r[p]["top5"][0] == r["label_index"] for r in labelled)
+        top5 = sum(r["label_index"] in r[p]["top5"] for r in labelled)
+        deviation = max((float(np.abs(r[p]["logits"] - r["fp32"]["logits"]).max()) for r in done), default=0.0)
+        out["precisions"][p] = {"precision_used": recognizers[p].precision["rgb"],
+                                "top1_agreement_with_fp32": agree / len(done) if done else None,
+                                "agree": agree, "top1": top1 / len(labelled) if labelled else None,
+                                "top1_hits": top1, "top5": top5 / len(labelled) if labelled else None,
+                                "top5_hits": top5, "max_abs_logit_deviation_vs_fp32": deviation,
+                                "disagreements": [r["clip"] for r in done if r[p]["top5"][0] != r["fp32"]["top5"][0]]}
+    return out
 
 
 def throughput(runners: Runners, clips: int, runs: int, latency: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +375,14 @@ def tables(r: dict[str, Any]) -> str:
     out.append(table(f"Forward pass, {FRAMES} frames, batch 1, {r['rgb_79_b1']['runs']} runs after 1 warm-up "
                      "(* default backend)", ["stream", "backend", "median s", "min s", "max s", "clips/s",
                                              "GFLOP/s", "vs TF"], rows))
+    rows = []
+    for name, e in r["rgb_79_b1_precisions"].items():
+        what = ("tensorflow fp32 (graph mode)" if name == "tensorflow"
+                else f"openvino {name} (ran {e['precision_used']})")
+        rows.append([what, e["seconds_median"], e["seconds_min"], e["seconds_max"], e["clips_per_s"],
+                     f"{e['gflops']:.1f}", f"{e['speedup_vs_tensorflow']:.2f}x"])
+    out.append(table(f"RGB forward pass per precision, {FRAMES} frames, batch 1, {r['rgb_79_b1']['runs']} interleaved "
+                     "rounds", ["engine", "median s", "min s", "max s", "clips/s", "GFLOP/s", "vs TF fp32"], rows))
     tp = r["throughput"]
     rows = [[k + (" (best)" if k == tp["best"] else ""), v["clips_per_s"]] for k, v in tp["settings"].items()]
     a = tp["settings"]["openvino_throughput_async"]
@@ -297,6 +404,18 @@ def tables(r: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def devset_table(d: dict[str, Any]) -> str:
+    """The devset part as one table: agreement with fp32 and accuracy per precision."""
+    from prettytable import PrettyTable
+
+    t = PrettyTable(["precision", "ran", "top-1 = fp32", "top-1", "top-5", "max |logit - fp32|"],
+                    title=f"{d['folder']}: {d['classified']} clips classified, {d['labelled']} labelled (rgb)")
+    for p, e in d["precisions"].items():
+        t.add_row([p, e["precision_used"], f"{e['agree']}/{d['classified']}", f"{e['top1_hits']}/{d['labelled']}",
+                   f"{e['top5_hits']}/{d['labelled']}", f"{e['max_abs_logit_deviation_vs_fp32']:.3f}"])
+    return t.get_string()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -304,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-runs", type=int, default=3, help="cold evaluate.py runs (default 3)")
     parser.add_argument("--clips", type=int, default=4, help="clips per OpenVINO async round (default 4)")
     parser.add_argument("--save", type=Path, metavar="FILE.json", help="also write the JSON object to FILE.json")
+    parser.add_argument("--devset", type=Path, metavar="DIR",
+                        help="also measure each precision's accuracy on DIR (labels.tsv + clips/, "
+                             "e.g. ../shared/devset)")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="skip every timing part (with --devset: the accuracy part alone)")
     args = parser.parse_args(argv)
 
     silence_tensorflow()
@@ -311,18 +435,29 @@ def main(argv: list[str] | None = None) -> int:
 
     default = resolve_backend("auto")
     r: dict[str, Any] = {"note": NOTE, "machine": machine()}
-    r["macs"] = {f"{s}_{FRAMES}": count_macs(c) for s, c in STREAMS.items()}
-    runners = Runners()
-    for s in STREAMS:
-        r[f"{s}_{FRAMES}_b1"] = forward(runners, s, args.runs, r["macs"][f"{s}_{FRAMES}"]["macs"], default)
-    r["throughput"] = throughput(runners, args.clips, args.runs, r[f"rgb_{FRAMES}_b1"]["backends"])
-    del runners
-    r["cold_start"] = cold_start(args.cold_runs)
-    r["peak_rss_mib"] = peak_rss()
+    if not args.no_timing:
+        r["macs"] = {f"{s}_{FRAMES}": count_macs(c) for s, c in STREAMS.items()}
+        runners = Runners()
+        for s in STREAMS:
+            r[f"{s}_{FRAMES}_b1"] = forward(runners, s, args.runs, r["macs"][f"{s}_{FRAMES}"]["macs"], default)
+        rounds = precision_forward(runners, args.runs, r["macs"][f"rgb_{FRAMES}"]["macs"])
+        r[f"rgb_{FRAMES}_b1_precisions"] = rounds  # tensorflow, fp32, bf16, int8 of the same rounds
+        for p in PRECISIONS:
+            r[f"rgb_{FRAMES}_b1_{p}"] = rounds[p]
+        r["throughput"] = throughput(runners, args.clips, args.runs, r[f"rgb_{FRAMES}_b1"]["backends"])
+        del runners
+        r["cold_start"] = cold_start(args.cold_runs)
+        r["peak_rss_mib"] = peak_rss()
+    if args.devset:
+        r["devset"] = devset_accuracy(args.devset)
     r["machine"]["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     if args.save:
         args.save.write_text(json.dumps(r, indent=2) + "\n")
-    print(json.dumps(r, indent=2) if args.json else tables(r))
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        parts = ([] if args.no_timing else [tables(r)]) + ([devset_table(r["devset"])] if args.devset else [])
+        print("\n\n".join(parts))
     return 0
 
 

@@ -17,9 +17,11 @@ from ..processes import available_cores
 from .common import (
     TYPES,
     Parser,
+    add_precision_arguments,
     add_preprocessing_arguments,
     add_pretrain_argument,
     check_pretrain_type,
+    engine_options,
     forbid_network,
     run_command,
     video_options,
@@ -41,7 +43,9 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     add_pretrain_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
     parser.add_argument("--fusion", choices=("mean", "sum"), default="mean")
-    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto")
+    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
+                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
+    add_precision_arguments(parser)
     listing = parser.add_argument_group("the list")
     listing.add_argument("--labels-from-folders", action="store_true",
                          help="folder SOURCE: one sub-folder per class, named by its label")
@@ -98,6 +102,7 @@ def format_summary(report) -> str:
             ("not run yet (other shards)", summary["not_run"]), ("labelled (scored)", summary["labelled"]),
             ("top-1", percent(summary["top1"])), ("top-5", percent(summary["top5"])),
             ("mean class accuracy", percent(summary["mean_class_accuracy"])),
+            ("precision", _precision_text(summary["settings"].get("precision"))),
             ("this run: processed / skipped", f"{report.processed} / {report.skipped}"),
             ("this run: seconds", f"{report.seconds:.1f}")]
     for name, value in rows:
@@ -123,7 +128,6 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         import dataclasses
         import json
 
-        from ..runtime.base import EngineOptions
         from ..streams import streams_named
         from ..tasks.batch import FAILED_EXIT, BatchOptions, run_batch
         from ..tasks.datasets import ListOptions, load_dataset, parse_shard, read_label_map
@@ -149,13 +153,20 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again
         recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
-                                     engine=EngineOptions(args.backend))
+                                     engine=engine_options(args))
         report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
         print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report))
         summary = report.summary
         return FAILED_EXIT if summary["failed"] or summary["missing"] else 0
 
     return run_command(work, args.debug)
+
+
+def _precision_text(record: dict | None) -> str:
+    if not record:
+        return "fp32"
+    used = ", ".join(sorted(set(record["used"].values())))
+    return used if used == record["asked"] else f"{used} (asked {record['asked']})"
 
 
 def _ray_options(args: argparse.Namespace):

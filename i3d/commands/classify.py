@@ -14,10 +14,13 @@ from .common import (
     TYPES,
     Parser,
     UsageError,
+    add_precision_arguments,
     add_preprocessing_arguments,
     add_pretrain_argument,
     check_pretrain_type,
+    engine_options,
     forbid_network,
+    precision_line,
     refuse_unused_video_flags,
     run_command,
     video_options,
@@ -59,6 +62,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                         help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="TensorFlow backend: float16 compute on a GPU (faster, changes logits slightly)")
+    add_precision_arguments(parser)
     parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -132,7 +136,6 @@ def _write_pictures(args: argparse.Namespace, result, source) -> None:
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Classify as the flags say; returns the text to print."""
     from ..report.tables import format_json, format_table, result_dict
-    from ..runtime.base import EngineOptions
     from ..tasks.recognizer import classify
     from ..weights.loading import LoadOptions
 
@@ -147,12 +150,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     load = LoadOptions(download=not args.offline, progress=sys.stderr.isatty(), checkpoint=args.checkpoint)
     result = classify(source, streams, args.pretrain, top_k=args.top_k, fusion=args.fusion,
                       video=video_options(args), load=load,
-                      engine=EngineOptions(args.backend, args.mixed_precision), store=weight_store())
+                      engine=engine_options(args), store=weight_store())
     _write_pictures(args, result, source)
     if args.format == "table":
-        return format_table(result, timeline="video" in described)
+        line = precision_line(result.precision, args.precision)
+        return (f"{line}\n" if line else "") + format_table(result, timeline="video" in described)
     meta = {"type": args.type, "pretrain": args.pretrain, "fusion": args.fusion, "backend": result.backend,
-            "weights": result.weights, **described}
+            "precision": {"asked": args.precision, "used": result.precision}, "weights": result.weights,
+            **described}
     return format_json(result_dict(result, meta, timeline="video" in described))
 
 

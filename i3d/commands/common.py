@@ -16,6 +16,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from ..errors import I3DError, InputError, OptionError, WeightsError
 
@@ -181,6 +182,35 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
 
 VIDEO_FLAGS = ("start", "end", "max_frames", "crop", "flow_algorithm", "flow_workers", "no_flow_cache",
                "window", "stride")
+
+
+PRECISION_HELP = ("OpenVINO backend: fp32 (default, the reference), bf16 (faster on CPUs with AVX512_BF16 or AMX; "
+                  "elsewhere it runs fp32, with a warning) or int8 (NNCF-quantised once per weight set and "
+                  "cached; fastest); logits differ slightly from fp32. The TensorFlow backend runs fp32 only "
+                  "(its GPU option is --mixed-precision)")
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision and --calibration, shared by classify, batch and features."""
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help=PRECISION_HELP)
+    parser.add_argument("--calibration", type=Path, metavar="DIR",
+                        help="with --precision int8: calibrate on the videos in DIR (prepared as any video) "
+                             "instead of the sample clips; cached per calibration set")
+
+
+def engine_options(args: argparse.Namespace):
+    """EngineOptions from --backend, --mixed-precision, --precision and --calibration."""
+    from ..runtime.base import EngineOptions
+
+    return EngineOptions(args.backend, getattr(args, "mixed_precision", False), args.precision, args.calibration)
+
+
+def precision_line(precision: dict[str, str], asked: str) -> str | None:
+    """A line saying which precision ran, for table output when it is not the fp32 reference; else None."""
+    used = sorted(set(precision.values()))
+    if asked == "fp32" and used == ["fp32"]:
+        return None
+    return f"Precision: {', '.join(used)} (asked {asked}; logits differ slightly from fp32)"
 
 
 def refuse_unused_video_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

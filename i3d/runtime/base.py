@@ -16,21 +16,31 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
 from ..weights.store import WeightStore
 
 BACKENDS = ("auto", "openvino", "tensorflow")
+PRECISIONS = ("fp32", "bf16", "int8")
+"""OpenVINO's compute precisions: float32 (the reference), bfloat16 (an inference hint, on CPUs with native
+bf16) and int8 (the network quantised by NNCF, made once per weight set and calibration and cached)."""
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """Which engine runs the network: ``backend`` auto, openvino or tensorflow; ``mixed_precision``
-    is TensorFlow's float16 compute on a GPU (it changes logits slightly)."""
+    """Which engine runs the network, and in what precision.
+
+    ``backend`` auto, openvino or tensorflow. ``mixed_precision`` is TensorFlow's float16
+    compute on a GPU; ``precision`` (fp32, bf16, int8) is OpenVINO's, on the CPU: both change
+    logits slightly. ``calibration`` is a folder of videos int8 is calibrated on instead of
+    the sample clips.
+    """
 
     backend: str = "auto"
     mixed_precision: bool = False
+    precision: str = "fp32"
+    calibration: Path | None = None
 
 
 class Runner(Protocol):
@@ -38,6 +48,7 @@ class Runner(Protocol):
 
     backend: str
     source: str  # where its weights came from
+    precision: str  # what it computes in, as the engine reports it: fp32, bf16, int8, fp16-mixed
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
         """Logits (num_classes,) of one validated (1, T, 224, 224, C) float32 clip."""
@@ -88,22 +99,36 @@ def resolve_backend(name: str = "auto") -> str:
 
 
 def check_engine(engine: EngineOptions) -> EngineOptions:
-    """The engine with its backend resolved; refuses mixed precision where it would be ignored."""
+    """The engine with its backend resolved; refuses a precision option its backend would ignore."""
+    if engine.precision not in PRECISIONS:
+        raise OptionError("precision", f"is {engine.precision!r}; choose from {', '.join(PRECISIONS)}")
     backend = resolve_backend(engine.backend)
     if backend == "openvino" and engine.mixed_precision:
         raise OptionError("mixed_precision", "is TensorFlow's float16 compute on a GPU; the openvino backend "
-                                             "runs float32 (use backend tensorflow)")
-    return EngineOptions(backend, engine.mixed_precision)
+                                             "has precision instead (fp32, bf16, int8)")
+    if backend == "tensorflow" and engine.precision != "fp32":
+        raise OptionError("precision", f"{engine.precision} is an OpenVINO mode: the tensorflow backend runs fp32 "
+                                       "only (on a GPU it has mixed precision instead)")
+    if engine.precision == "int8" and importlib.util.find_spec("nncf") is None:
+        raise OptionError("precision", 'int8 needs NNCF: pip install -e ".[openvino]" (or pip install nncf)')
+    if engine.calibration is not None:
+        if engine.precision != "int8":
+            raise OptionError("calibration", "only applies to int8 precision")
+        if not Path(engine.calibration).is_dir():
+            raise InputError(f"{engine.calibration}: not a folder (calibration needs a folder of videos)")
+    return EngineOptions(backend, engine.mixed_precision, engine.precision,
+                         None if engine.calibration is None else Path(engine.calibration))
 
 
 def open_runner(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
                 engine: EngineOptions = EngineOptions()) -> Runner:
     """A runner for ``ws`` on the engine's backend (``auto`` resolved here if the caller has not)."""
-    backend = check_engine(engine).backend
+    engine = check_engine(engine)
+    backend = engine.backend
     if backend == "openvino":
         from .openvino import OpenVINORunner
 
-        return OpenVINORunner.load(ws, store, load)
+        return OpenVINORunner.load(ws, store, load, precision=engine.precision, calibration=engine.calibration)
     from .tensorflow import TensorFlowRunner
 
     return TensorFlowRunner.load(ws, store, load, mixed_precision=engine.mixed_precision)

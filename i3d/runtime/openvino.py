@@ -18,6 +18,10 @@ Several processes may share the folder, so an IR folder is never changed in plac
 
 The cache is best effort: a folder that cannot be written (full, read-only, any error
 from OpenVINO) costs one warning line and the run goes on with the model in memory.
+
+Models derived from the float32 IR (the int8 one of :mod:`i3d.runtime.quantize`) are cached
+the same way, as a :class:`Variant`: its folder has its own name, and its manifest records the
+variant's fields (calibration checksum, NNCF version...), which must match for it to be used.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,17 +76,55 @@ def network_sha256() -> str:
     return digest.hexdigest()
 
 
-def compile_config(hint: str = "LATENCY") -> dict[str, str]:
-    """OpenVINO CPU settings: the performance hint (LATENCY or THROUGHPUT), float32 inference."""
-    return {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
+INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+"""OpenVINO's inference-precision hint per precision; int8 layers come from the quantised model itself,
+and what they do not cover (pooling, softmax) stays float32."""
+RUNTIME_PRECISIONS = {"u8": "int8", "i8": "int8", "bf16": "bf16", "f32": "fp32", "f16": "fp16"}
 
 
-def ir_dir(ws: WeightSet, store: WeightStore) -> Path:
-    """The IR folder of ``ws`` for this network and this OpenVINO version."""
+@dataclass(frozen=True)
+class Variant:
+    """A model derived from the float32 IR: ``tag`` goes into its folder's name, ``fields`` into its
+    manifest, and a folder whose manifest does not hold the same fields is never used."""
+
+    tag: str
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+def compile_config(hint: str = "LATENCY", precision: str = "fp32") -> dict[str, str]:
+    """OpenVINO CPU settings: the performance hint (LATENCY or THROUGHPUT) and the inference precision
+    (float32 unless ``precision`` is bf16: OpenVINO's own default on CPUs with bf16 is bf16, not float32)."""
+    return {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": INFERENCE_PRECISIONS[precision]}
+
+
+def native_bf16() -> bool:
+    """Whether OpenVINO runs bf16 natively on this CPU (AVX512_BF16 or AMX); elsewhere it runs float32."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def precision_used(compiled) -> str:
+    """The precision the compiled model's convolutions (nearly all of I3D's work) run in, read from
+    OpenVINO's runtime graph: fp32, bf16, int8, or ``mixed (...)`` when they differ."""
+    counts = Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if str(info["layerType"].astype(str)) == "Convolution":
+            runtime = str(info["runtimePrecision"].astype(str)).lower()
+            counts[RUNTIME_PRECISIONS.get(runtime, runtime)] += 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return "mixed (" + ", ".join(f"{n} {name}" for name, n in counts.most_common()) + ")"
+
+
+def ir_dir(ws: WeightSet, store: WeightStore, variant: Variant | None = None) -> Path:
+    """The IR folder of ``ws`` (or of its ``variant``) for this network and this OpenVINO version."""
     import openvino
 
     version = openvino.get_version().split("-")[0]
-    return store.openvino_dir / f"{ws.name}-{ws.index_sha256[:16]}-{network_sha256()[:12]}-ov{version}"
+    tag = "" if variant is None else f"-{variant.tag}"
+    return store.openvino_dir / f"{ws.name}-{ws.index_sha256[:16]}-{network_sha256()[:12]}{tag}-ov{version}"
 
 
 class _Moved(Exception):
@@ -101,17 +145,19 @@ def _identity(path: Path | int) -> tuple[int, int, int] | None:
     return info.st_dev, info.st_ino, info.st_mtime_ns
 
 
-def _intact(manifest, blobs: dict[str, bytes], ws: WeightSet) -> bool:
-    """Whether ``blobs`` are the IR files ``manifest`` records, for this weight set and network."""
+def _intact(manifest, blobs: dict[str, bytes], ws: WeightSet, variant: Variant | None = None) -> bool:
+    """Whether ``blobs`` are the IR files ``manifest`` records, for this weight set, network and variant."""
     try:
         return (manifest.get("format") == IR_FORMAT and manifest.get("weights_index_sha256") == ws.index_sha256
                 and manifest.get("network_sha256") == network_sha256()
+                and manifest.get("variant") == (None if variant is None else dict(variant.fields))
                 and all(hashlib.sha256(blobs[name]).hexdigest() == manifest["files"][name] for name in IR_FILES))
     except (KeyError, TypeError, AttributeError):
         return False
 
 
-def _read_folder(folder: Path, ws: WeightSet) -> tuple[tuple[int, int, int] | None, dict[str, bytes] | None]:
+def _read_folder(folder: Path, ws: WeightSet, variant: Variant | None = None
+                 ) -> tuple[tuple[int, int, int] | None, dict[str, bytes] | None]:
     """(the folder's identity, its model.xml and model.bin if they verify against its manifest, else None).
 
     Every file is opened through one handle on the folder, so all of them come from the
@@ -141,7 +187,7 @@ def _read_folder(folder: Path, ws: WeightSet) -> tuple[tuple[int, int, int] | No
             return identity, None  # incomplete
         except ValueError:  # a manifest that is not JSON
             return identity, None
-        return identity, blobs if _intact(manifest, blobs, ws) else None
+        return identity, blobs if _intact(manifest, blobs, ws, variant) else None
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
@@ -175,16 +221,16 @@ def _discard(folder: Path, identity: tuple[int, int, int] | None = None) -> bool
     return True
 
 
-def read_ir(ws: WeightSet, store: WeightStore) -> tuple[Path, bytes, bytes] | None:
-    """(folder, model.xml, model.bin) of the set's cached IR, read once and verified, or None.
+def read_ir(ws: WeightSet, store: WeightStore, variant: Variant | None = None) -> tuple[Path, bytes, bytes] | None:
+    """(folder, model.xml, model.bin) of the set's cached IR (or its variant's), read once and verified, or None.
 
     A folder that does not verify is discarded (when it can be: in a read-only weights
     folder it is only passed over); one this process cannot read is treated as absent.
     """
-    folder = ir_dir(ws, store)
+    folder = ir_dir(ws, store, variant)
     for _ in range(READ_ATTEMPTS):
         try:
-            identity, blobs = _read_folder(folder, ws)
+            identity, blobs = _read_folder(folder, ws, variant)
         except _Moved:
             continue
         except NotADirectoryError:  # a stray file where the folder belongs
@@ -286,7 +332,7 @@ def _disk_full_error(err: Exception, folder: Path) -> Exception:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else err
 
 
-def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> Path | None:
+def save_ir(ov_model, ws: WeightSet, store: WeightStore, variant: Variant | None = None) -> Path | None:
     """Write the IR with its manifest into a staging folder, then move it into place; returns its folder.
 
     If another process installed the IR meanwhile, that one stays and this one is dropped. Any
@@ -295,7 +341,7 @@ def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> Path | None:
     """
     import openvino as ov
 
-    target = ir_dir(ws, store)
+    target = ir_dir(ws, store, variant)
     staging = None
     try:
         with keep_interrupts():
@@ -306,12 +352,13 @@ def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> Path | None:
             ov.save_model(ov_model, staging / "model.xml", compress_to_fp16=False)  # keep float32 weights
             manifest = {"format": IR_FORMAT, "weight_set": ws.name, "weights_index_sha256": ws.index_sha256,
                         "network_sha256": network_sha256(), "openvino": ov.get_version(),
+                        "variant": None if variant is None else dict(variant.fields),
                         "files": {name: sha256_file(staging / name) for name in IR_FILES}}
             (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             if not _install(staging, target):
                 # a folder is there: another process's IR (kept, ours is dropped), or a stale one that
                 # read_ir discards, making room for ours
-                if read_ir(ws, store) is not None:
+                if read_ir(ws, store, variant) is not None:
                     return target
                 if not _install(staging, target):
                     raise FileExistsError(errno.EEXIST, "another folder is in the way", str(target))
@@ -325,42 +372,65 @@ def save_ir(ov_model, ws: WeightSet, store: WeightStore) -> Path | None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def float_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions()) -> tuple[object, str]:
+    """(the set's float32 OpenVINO model, where it came from): the IR cache, or converted from Keras
+    (and cached) on the first run. A checkpoint named in ``load`` is always read, converted and not cached."""
+    found = None if load.checkpoint is not None else read_ir(ws, store)
+    if found is not None:
+        folder, xml, weights = found
+        return ir_model(xml, weights), f"OpenVINO IR {folder}"
+    if load.progress:
+        print(f"preparing {ws.name} for OpenVINO (once; cached in {store.openvino_dir})", file=sys.stderr)
+    from ..model import with_features
+    from .tensorflow import keras_model
+
+    with keep_interrupts():  # TensorFlow and OpenVINO may turn Ctrl-C into another exception
+        model, _ = keras_model(ws, store, load)
+        ov_model = convert(with_features(model), ws.stream.channels)
+    if load.checkpoint is None:
+        save_ir(ov_model, ws, store)
+    return ov_model, "converted from Keras"
+
+
 class OpenVINORunner(TwoHeadRunner):
-    """One stream compiled by OpenVINO for the CPU in float32, logits and features from one request."""
+    """One stream compiled by OpenVINO for the CPU, logits and features from one request.
+
+    ``precision`` is what was asked for; :attr:`precision` afterwards is what the compiled
+    model's convolutions run in, read from OpenVINO (a CPU without bf16 runs float32, with a warning).
+    """
 
     backend = "openvino"
 
-    def __init__(self, ov_model, source: str = "in memory", hint: str = "LATENCY") -> None:
+    def __init__(self, ov_model, source: str = "in memory", hint: str = "LATENCY", precision: str = "fp32",
+                 calibration_sha256: str | None = None) -> None:
         import openvino as ov
 
         self.source = source
+        self.requested = precision
+        self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
         try:
-            self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint))
+            self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint, precision))
         except RuntimeError as err:
             raise WeightsError(f"OpenVINO could not compile the network: {err}") from None
+        self.precision = precision_used(self.compiled)
+        if precision != "fp32" and self.precision != precision:
+            why = (" (it has no AVX512_BF16 or AMX)" if precision == "bf16" and not native_bf16() else "")
+            warnings.warn(f"precision {precision} was asked for, but this CPU{why} runs the network in "
+                          f"{self.precision}", stacklevel=2)
 
     @classmethod
-    def load(cls, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
-             hint: str = "LATENCY") -> OpenVINORunner:
-        """The set's network from the IR cache, or converted from Keras (and cached) on the first run.
+    def load(cls, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(), hint: str = "LATENCY",
+             precision: str = "fp32", calibration: Path | None = None) -> OpenVINORunner:
+        """The set's network in ``precision``: float32 from the IR cache (converted from Keras and cached on
+        the first run), or int8 from its own cache (quantised and cached on the first run, calibrated on
+        the sample clips or on the videos in ``calibration``)."""
+        if precision != "int8":
+            model, source = float_model(ws, store, load)
+            return cls(model, source=source, hint=hint, precision=precision)
+        from .quantize import int8_model
 
-        A checkpoint named in ``load`` is always read, converted and not cached.
-        """
-        found = None if load.checkpoint is not None else read_ir(ws, store)
-        if found is not None:
-            folder, xml, weights = found
-            return cls(ir_model(xml, weights), source=f"OpenVINO IR {folder}", hint=hint)
-        if load.progress:
-            print(f"preparing {ws.name} for OpenVINO (once; cached in {store.openvino_dir})", file=sys.stderr)
-        from ..model import with_features
-        from .tensorflow import keras_model
-
-        with keep_interrupts():  # TensorFlow and OpenVINO may turn Ctrl-C into another exception
-            model, _ = keras_model(ws, store, load)
-            ov_model = convert(with_features(model), ws.stream.channels)
-        if load.checkpoint is None:
-            save_ir(ov_model, ws, store)
-        return cls(ov_model, source="converted from Keras", hint=hint)
+        model, source, calibration_sha256 = int8_model(ws, store, load, calibration)
+        return cls(model, source=source, hint=hint, precision=precision, calibration_sha256=calibration_sha256)
 
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.compiled(clips)

@@ -49,6 +49,7 @@ class TensorFlowRunner(TwoHeadRunner):
         from ..model import with_features
 
         self.source = source
+        self.precision = "fp16-mixed" if model.dtype_policy.name == "mixed_float16" else "fp32"
         self.model = with_features(model)
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 

@@ -107,13 +107,18 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, options: BatchOptio
     return {"format": SETTINGS_FORMAT, "streams": [s.name for s in recognizer.streams],
             "weights": {name: {"set": ws.name, "deepmind_name": ws.deepmind_name, "index_sha256": ws.index_sha256}
                         for name, ws in recognizer.weight_sets.items()},
-            "backend": recognizer.backend, "video": video_settings, "fusion": options.fusion,
+            "backend": recognizer.backend, "precision": recognizer.precision_record(),
+            "video": video_settings, "fusion": options.fusion,
             "top_k": options.top_k, "features": options.features, "label_map": label_map or {},
             "i3d_version": tool}
 
 
 def _comparable(settings: dict) -> dict:
-    return {key: value for key, value in settings.items() if key != "i3d_version"}
+    comparable = {key: value for key, value in settings.items() if key != "i3d_version"}
+    if "precision" not in comparable and isinstance(comparable.get("streams"), list):
+        # a folder made before precision modes existed ran every stream in float32
+        comparable["precision"] = {"asked": "fp32", "used": {name: "fp32" for name in comparable["streams"]}}
+    return comparable
 
 
 def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
@@ -130,8 +135,8 @@ def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
         if existing is not None and _comparable(existing) == _comparable(settings):
             return
         if not overwrite:
-            differ = sorted(key for key in set(settings) | set(existing or {})
-                            if key != "i3d_version" and (existing or {}).get(key) != settings.get(key))
+            old, new = _comparable(existing or {}), _comparable(settings)
+            differ = sorted(key for key in set(new) | set(old) if old.get(key) != new.get(key))
             raise OptionError("out", f"{out} holds results made with other settings ({', '.join(differ)} "
                                      f"differ); use another folder or overwrite=True (--overwrite)")
         import shutil
@@ -207,7 +212,8 @@ def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, s
                "windows": [{"index": w.index, "first_frame": w.first_frame, "frames": w.frames,
                             "start": round(w.start, 3), "end": round(w.end, 3)} for w in features.windows],
                "features": written, "shape": {s: list(a.shape) for s, a in features.features.items()},
-               "weights": settings["weights"], "backend": settings["backend"], "i3d_version": settings["i3d_version"]}
+               "weights": settings["weights"], "backend": settings["backend"], "precision": settings["precision"],
+               "i3d_version": settings["i3d_version"]}
     _write_json(base.parent / f"{base.name}.json", sidecar)
     return written
 

@@ -117,14 +117,13 @@ def import_ray():
 class ModelActor:
     """One copy of the network on a Ray worker: windows in, the video's result (and features) out."""
 
-    def __init__(self, stream_names: tuple[str, ...], weight_sets: dict, backend: str, weights_dir: str) -> None:
-        from ..runtime.base import EngineOptions
+    def __init__(self, stream_names: tuple[str, ...], weight_sets: dict, engine, weights_dir: str) -> None:
         from ..weights.loading import LoadOptions
         from ..weights.store import WeightStore
 
         self.recognizer = Recognizer.load(stream_names, weight_sets=weight_sets,
                                           load=LoadOptions(download=False, progress=False),
-                                          engine=EngineOptions(backend), store=WeightStore(Path(weights_dir)))
+                                          engine=engine, store=WeightStore(Path(weights_dir)))
 
     def run(self, prepared: tuple[list[Window] | None, str | None], top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
@@ -199,7 +198,7 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
         actor_class = ray.remote(ModelActor)
         actors = [actor_class.options(
             name=f"{ACTOR_PREFIX}{run}-{n}", num_cpus=options.actor_cpus, max_restarts=-1,
-            max_task_retries=CALL_RETRIES).remote(stream_names, dict(recognizer.weight_sets), recognizer.backend,
+            max_task_retries=CALL_RETRIES).remote(stream_names, dict(recognizer.weight_sets), recognizer.engine,
                                                   weights_dir) for n in range(options.actors)]
         prepare_task = ray.remote(prepare).options(num_cpus=options.task_cpus, max_retries=TASK_RETRIES)
         per_actor = 2  # one call running, one queued behind it

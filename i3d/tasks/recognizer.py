@@ -77,10 +77,12 @@ def choose_weight_sets(streams: str | Stream | Iterable[str | Stream] = ("rgb",)
 class Recognizer:
     """I3D streams with their weights, ready to classify clips and videos."""
 
-    def __init__(self, runners: Mapping[str, Runner], weight_sets: Mapping[str, WeightSet], backend: str) -> None:
+    def __init__(self, runners: Mapping[str, Runner], weight_sets: Mapping[str, WeightSet], backend: str,
+                 engine: EngineOptions | None = None) -> None:
         self.runners = dict(runners)
         self.weight_sets = dict(weight_sets)
         self.backend = backend
+        self.engine = engine or EngineOptions(backend)
 
     @classmethod
     def load(cls, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics", *,
@@ -99,7 +101,7 @@ class Recognizer:
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
         runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
-        return cls(runners, chosen, engine.backend)
+        return cls(runners, chosen, engine.backend, engine)
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -113,6 +115,22 @@ class Recognizer:
     def weights(self) -> dict[str, str]:
         """DeepMind's checkpoint name per stream."""
         return {name: ws.deepmind_name for name, ws in self.weight_sets.items()}
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """Per stream, the precision its network actually runs in, as the engine reports it (fp32, bf16,
+        int8, fp16-mixed): what was asked for is ``engine.precision``."""
+        return {name: getattr(runner, "precision", "fp32") for name, runner in self.runners.items()}
+
+    def precision_record(self) -> dict:
+        """What was asked for and what ran, for JSON output and a batch folder's settings (int8: with the
+        calibration's checksum, which changes the numbers too)."""
+        record = {"asked": self.engine.precision, "used": self.precision}
+        calibration = {name: runner.calibration_sha256 for name, runner in self.runners.items()
+                       if getattr(runner, "calibration_sha256", None)}
+        if calibration:
+            record["calibration_sha256"] = calibration
+        return record
 
     def classify(self, source: Source, *, video: VideoOptions = VideoOptions(), top_k: int = 5,
                  fusion: str = "mean") -> Result:
@@ -146,7 +164,7 @@ class Recognizer:
         logits = sum(window_logits) / len(window_logits)
         return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
                       categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
-                      fusion=fusion, seconds=clock.seconds)
+                      fusion=fusion, seconds=clock.seconds, precision=self.precision)
 
     def features(self, source: Source, *, video: VideoOptions = VideoOptions(), logits: bool = False) -> Features:
         """Each window's 1024-d features per stream (and its logits, with ``logits=True``)."""
@@ -170,7 +188,7 @@ class Recognizer:
         stacked = {name: np.stack(rows).astype(np.float32) for name, rows in feats.items()}
         stacked_logits = {name: np.stack(rows).astype(np.float32) for name, rows in outs.items()} if logits else None
         return Features(features=stacked, logits=stacked_logits, windows=tuple(spans), weights=self.weights,
-                        backend=self.backend, seconds=clock.seconds)
+                        backend=self.backend, seconds=clock.seconds, precision=self.precision)
 
 
     def classify_with_features(self, windows: Iterable[Window], *, top_k: int = 5,
@@ -187,7 +205,7 @@ class Recognizer:
         frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}
         result = Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
                         categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
-                        fusion=fusion, seconds=features.seconds)
+                        fusion=fusion, seconds=features.seconds, precision=self.precision)
         return result, features
 
 

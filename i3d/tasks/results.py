@@ -83,6 +83,7 @@ class Result:
     backend: str
     fusion: str
     seconds: dict[str, float] = field(default_factory=dict)  # inputs, load, inference
+    precision: dict[str, str] = field(default_factory=dict)  # per stream, what the engine computed in
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -108,3 +109,4 @@ class Features:
     weights: dict[str, str]
     backend: str
     seconds: dict[str, float] = field(default_factory=dict)
+    precision: dict[str, str] = field(default_factory=dict)  # per stream, what the engine computed in
