@@ -229,6 +229,21 @@ def test_statistics_round_trip_and_stand_in(tmp_path, recognizer, real, generate
         i3d.fvd(path, generated, other, recognizer=recognizer)
 
 
+def test_bf16_warns_is_not_cached_and_never_mixes_with_fp32(tmp_path, shared_store, recognizer, real, generated):
+    if "avx512_bf16" not in open("/proc/cpuinfo").read() and "amx_bf16" not in open("/proc/cpuinfo").read():
+        pytest.skip("this CPU has no native bf16")
+    cache = tmp_path / "cache"
+    options = i3d.FVDOptions(batch_size=4, cache_dir=cache, engine=i3d.EngineOptions(precision="bf16"))
+    with pytest.warns(UserWarning, match="only fp32 is the reference"):
+        stats = i3d.fvd_stats(real, options, store=shared_store)
+    assert stats.settings["precision"] == "bf16" and not cache.exists()
+    fp32 = i3d.fvd_embeddings(real, i3d.FVDOptions(batch_size=4), recognizer=recognizer)
+    assert np.abs(stats.mean - fp32.mean(0)).max() < 0.5  # bf16 logits stay near fp32's
+    path = stats.save(tmp_path / "bf16_stats.npz")
+    with pytest.raises(i3d.InputError, match="precision 'bf16' .this run: 'fp32'"):
+        i3d.fvd(path, generated, i3d.FVDOptions(batch_size=4), recognizer=recognizer)
+
+
 def test_cache_embeds_only_new_videos(tmp_path, monkeypatch, recognizer, real, generated):
     runner = recognizer.runners["rgb"]
     calls = []

@@ -11,7 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-from .common import Parser, UsageError, forbid_network, run_command, weight_store
+from .common import (
+    Parser,
+    UsageError,
+    add_precision_arguments,
+    engine_options,
+    forbid_network,
+    run_command,
+    weight_store,
+)
 
 
 def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
@@ -37,6 +45,7 @@ def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="videos per forward pass (default 8)")
     parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
                         help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
+    add_precision_arguments(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the per-video embedding cache ($I3D_CACHE_DIR/fvd, "
                              "default ~/.cache/i3d/fvd)")
@@ -75,7 +84,6 @@ def _side(summary) -> dict:
 def run(args: argparse.Namespace) -> str:
     """Compute FVD as the flags say; returns the text to print."""
     from ..preprocess.windows import default_cache_dir
-    from ..runtime.base import EngineOptions
     from ..tasks.fvd import FVDOptions, fvd
     from ..weights.loading import LoadOptions
 
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> str:
     if args.offline:
         forbid_network()
     progress = sys.stderr.isatty()
-    options = FVDOptions(frames=args.frames, batch_size=args.batch_size, engine=EngineOptions(args.backend),
+    options = FVDOptions(frames=args.frames, batch_size=args.batch_size, engine=engine_options(args),
                          cache_dir=None if args.no_cache else default_cache_dir() / "fvd", progress=progress)
     result = fvd(args.real, args.generated, options, load=LoadOptions(download=not args.offline, progress=progress),
                  store=weight_store())

@@ -133,9 +133,15 @@ class _Embedder:
             self.backend = recognizer.backend
         else:
             self.backend = check_engine(options.engine).backend
-        self.settings = fvd_settings(options.frames, self.ws)
+        precision = (options.engine if recognizer is None else recognizer.engine).precision
+        if precision != "fp32":
+            warnings.warn(f"FVD with {precision} precision: only fp32 is the reference, so this distance does not "
+                          "compare with published FVD values (embeddings in this precision are not cached)")
+        self.settings = fvd_settings(options.frames, self.ws, precision)
         self.params = {**self.settings, "backend": self.backend, "network": network_sha256()}
-        self.cache = EmbeddingCache(options.cache_dir, self.ws.num_classes)
+        # int8 embeddings also depend on the calibration set, known only once the network is built: not cached
+        cache_dir = options.cache_dir if precision == "fp32" else None
+        self.cache = EmbeddingCache(cache_dir, self.ws.num_classes)
         self.seconds = {"load": 0.0, "embedding": 0.0}
         self.embedded = 0  # videos run through the network so far
 

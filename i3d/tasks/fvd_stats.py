@@ -32,10 +32,12 @@ EMBEDDING = "logits-mean-over-time-400"
 """The TF-Hub module's default output: the 400 logits averaged over time."""
 
 
-def fvd_settings(frames: int, ws: WeightSet) -> dict:
-    """Everything that decides a video's FVD embedding, as recorded in stats and cache keys."""
+def fvd_settings(frames: int, ws: WeightSet, precision: str = "fp32") -> dict:
+    """Everything that decides a video's FVD embedding, as recorded in stats and cache keys (``precision``:
+    fp32 is the reference; statistics made in bf16 or int8 never mix with fp32 ones)."""
     return {"format": STATS_FORMAT, "frames": frames, "clips": CLIPS, "resize": RESIZE, "range": VALUE_RANGE,
-            "embedding": EMBEDDING, "weights": ws.deepmind_name, "weights_index_sha256": ws.index_sha256}
+            "embedding": EMBEDDING, "weights": ws.deepmind_name, "weights_index_sha256": ws.index_sha256,
+            "precision": precision}
 
 
 @dataclass(frozen=True)
