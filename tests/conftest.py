@@ -47,3 +47,13 @@ def recognizer(shared_store):
     from i3d.tasks.recognizer import Recognizer
 
     return Recognizer.load("rgb", store=shared_store)
+
+
+@pytest.fixture(autouse=True)
+def network_restored():
+    """A command run in this process with --offline switches sockets off for the process: switch them back."""
+    import socket
+
+    saved = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
