@@ -1,0 +1,206 @@
+"""Compiled per-pixel passes of the TV-L1 solver in :mod:`i3d.preprocess.tvl1` (numba, float32, no fast-math).
+
+Every expression keeps the float32 operation order of OpenCV's
+``DualTVL1OpticalFlow`` so that results match it bit for bit: no operation is
+reassociated, contracted into a fused multiply-add or promoted to float64,
+except the dual-variable norm, which OpenCV takes as a double-precision
+``hypot`` of two floats and which is computed here as the double square root
+of the exact double sum of squares, then rounded to float32.
+
+Import this module through :func:`i3d.preprocess.tvl1.kernels`, which decides
+where the compiled code is cached before the functions below are compiled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+
+F32 = types.float32
+F64 = types.float64
+I64 = types.int64
+IMG = types.Array(F32, 2, "C")
+
+FLT_EPSILON = np.float32(np.finfo(np.float32).eps)
+
+SERIAL, EXACT, FLOAT64 = 0, 1, 2
+"""Stopping-sum modes of :func:`iterate`: always OpenCV's serial float32 sum; a float64 sum with the serial
+sum only when rounding could change the decision (identical decisions, proven by the error bound); the
+float64 sum alone (for measurement)."""
+
+STAT_ITERATIONS, STAT_ABOVE, STAT_SERIAL_SUMS, STAT_FLOAT64_FLIPS = range(4)
+"""Slots of :func:`iterate`'s ``stats`` array."""
+
+_OPTIONS = dict(parallel=True, error_model="numpy", fastmath=False, nogil=True)
+_SERIAL_OPTIONS = dict(error_model="numpy", fastmath=False, nogil=True)
+
+
+def compile_all(cache: bool) -> dict:
+    """Compile (or load from the on-disk cache) every kernel; returns them by name."""
+    return {
+        "centered_gradient": njit(types.void(IMG, IMG, IMG), cache=cache, **_SERIAL_OPTIONS)(_centered_gradient),
+        "warp_maps": njit(types.void(IMG, IMG, IMG, IMG), cache=cache, **_OPTIONS)(_warp_maps),
+        "grad_rho": njit(types.void(IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG), cache=cache, **_OPTIONS)(_grad_rho),
+        "iterate": njit(types.void(IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG,
+                                   types.Array(F64, 1, "C"), F32, F32, F32, F32, I64, I64,
+                                   types.Array(I64, 1, "C")),
+                        cache=cache, **_OPTIONS)(_iterate),
+    }
+
+
+def _centered_gradient(src, dx, dy):
+    """Central differences halved; one-sided (still halved) on the border rows and columns."""
+    h, w = src.shape
+    half = np.float32(0.5)
+    for y in range(h):
+        up = y - 1 if y > 0 else 0
+        down = y + 1 if y < h - 1 else h - 1
+        for x in range(w):
+            left = x - 1 if x > 0 else 0
+            right = x + 1 if x < w - 1 else w - 1
+            dx[y, x] = half * (src[y, right] - src[y, left])
+            dy[y, x] = half * (src[down, x] - src[up, x])
+
+
+def _warp_maps(u1, u2, map_x, map_y):
+    """Sampling positions (x + u1, y + u2) of the second image under the current flow."""
+    h, w = u1.shape
+    for y in prange(h):
+        fy = np.float32(y)
+        for x in range(w):
+            map_x[y, x] = np.float32(x) + u1[y, x]
+            map_y[y, x] = fy + u2[y, x]
+
+
+def _grad_rho(i0, i1w, i1wx, i1wy, u1, u2, grad, rho_c):
+    """Squared gradient norm of the warped image and the flow-independent part of the linearised residual."""
+    h, w = i0.shape
+    for y in prange(h):
+        for x in range(w):
+            gx = i1wx[y, x]
+            gy = i1wy[y, x]
+            grad[y, x] = gx * gx + gy * gy
+            rho_c[y, x] = i1w[y, x] - gx * u1[y, x] - gy * u2[y, x] - i0[y, x]
+
+
+@njit(inline="always", error_model="numpy")
+def _primal(gx, gy, g2, rc, a1, a2, div1, div2, l_t, theta):
+    """Thresholding step (v) then the primal update (u) at one pixel; returns new u1, u2 and |du|^2."""
+    zero = np.float32(0.0)
+    rho = rc + (gx * a1 + gy * a2)
+    d1 = zero
+    d2 = zero
+    lg = l_t * g2
+    if rho < -lg:
+        d1 = l_t * gx
+        d2 = l_t * gy
+    elif rho > lg:
+        d1 = -l_t * gx
+        d2 = -l_t * gy
+    elif g2 > FLT_EPSILON:
+        fi = -rho / g2
+        d1 = fi * gx
+        d2 = fi * gy
+    n1 = (a1 + d1) + theta * div1
+    n2 = (a2 + d2) + theta * div2
+    e1 = n1 - a1
+    e2 = n2 - a2
+    return n1, n2, e1 * e1 + e2 * e2
+
+
+@njit(inline="always", error_model="numpy")
+def _norm(a, b):
+    """float32 of the double-precision Euclidean norm of two floats."""
+    da = np.float64(a)
+    db = np.float64(b)
+    return np.float32(math.sqrt(da * da + db * db))
+
+
+def _iterate(i1wx, i1wy, grad, rho_c, u1, u2, w1, w2, p11, p12, p21, p22,
+             row_sums, l_t, theta, taut, eps, max_iterations, mode, stats):
+    """Up to ``max_iterations`` primal-dual iterations, stopping once the squared change is at most ``eps``.
+
+    Each iteration reads u from (u1, u2) and writes the new u to (w1, w2); the
+    caller swaps the pairs when ``stats[STAT_ITERATIONS]`` comes back odd. The
+    dual variables p are updated in place.
+    """
+    h, w = u1.shape
+    one = np.float32(1.0)
+    # The serial float32 sum of n non-negative terms is within g * S of their exact sum S (Higham's bound
+    # (n-1)u/(1-(n-1)u), u = 2^-24), widened for the float64 sum's own rounding.
+    n = float(h * w)
+    g = n * 2.0 ** -24 / (1.0 - n * 2.0 ** -24) * 1.0001 + 1e-9
+    iterations = 0
+    above = True
+    while above and iterations < max_iterations:
+        if iterations % 2 == 0:
+            a1, a2, b1, b2 = u1, u2, w1, w2
+        else:
+            a1, a2, b1, b2 = w1, w2, u1, u2
+        # Pass 1: divergence of p, thresholding, primal update, squared change per row.
+        for y in prange(h):
+            acc = 0.0
+            for x in range(w):
+                if x > 0 and y > 0:
+                    div1 = (p11[y, x] - p11[y, x - 1]) + (p12[y, x] - p12[y - 1, x])
+                    div2 = (p21[y, x] - p21[y, x - 1]) + (p22[y, x] - p22[y - 1, x])
+                elif y > 0:
+                    div1 = (p11[y, 0] + p12[y, 0]) - p12[y - 1, 0]
+                    div2 = (p21[y, 0] + p22[y, 0]) - p22[y - 1, 0]
+                elif x > 0:
+                    div1 = (p11[0, x] - p11[0, x - 1]) + p12[0, x]
+                    div2 = (p21[0, x] - p21[0, x - 1]) + p22[0, x]
+                else:
+                    div1 = p11[0, 0] + p12[0, 0]
+                    div2 = p21[0, 0] + p22[0, 0]
+                n1, n2, e = _primal(i1wx[y, x], i1wy[y, x], grad[y, x], rho_c[y, x], a1[y, x], a2[y, x],
+                                    div1, div2, l_t, theta)
+                b1[y, x] = n1
+                b2[y, x] = n2
+                acc += np.float64(e)
+            row_sums[y] = acc
+        # Pass 2: forward differences of the new u and the dual update.
+        for y in prange(h):
+            last_row = y == h - 1
+            for x in range(w):
+                c1 = b1[y, x]
+                c2 = b2[y, x]
+                zero = np.float32(0.0)
+                u1x = b1[y, x + 1] - c1 if x < w - 1 else zero
+                u2x = b2[y, x + 1] - c2 if x < w - 1 else zero
+                u1y = zero if last_row else b1[y + 1, x] - c1
+                u2y = zero if last_row else b2[y + 1, x] - c2
+                ng1 = one + taut * _norm(u1x, u1y)
+                ng2 = one + taut * _norm(u2x, u2y)
+                p11[y, x] = (p11[y, x] + taut * u1x) / ng1
+                p12[y, x] = (p12[y, x] + taut * u1y) / ng1
+                p21[y, x] = (p21[y, x] + taut * u2x) / ng2
+                p22[y, x] = (p22[y, x] + taut * u2y) / ng2
+        total = 0.0
+        for y in range(h):
+            total += row_sums[y]
+        iterations += 1
+        if mode == FLOAT64:
+            above = total > eps
+            continue
+        if mode == EXACT and total * (1.0 - g) > eps:
+            above = True
+            continue
+        if mode == EXACT and total * (1.0 + g) < eps:
+            above = False
+            continue
+        # OpenCV's own sum: float32, serial, row by row.
+        serial = np.float32(0.0)
+        for y in range(h):
+            for x in range(w):
+                e1 = b1[y, x] - a1[y, x]
+                e2 = b2[y, x] - a2[y, x]
+                serial += e1 * e1 + e2 * e2
+        above = serial > eps
+        stats[STAT_SERIAL_SUMS] += 1
+        if (total > eps) != above:
+            stats[STAT_FLOAT64_FLIPS] += 1
+    stats[STAT_ITERATIONS] = iterations
+    stats[STAT_ABOVE] = 1 if above else 0
