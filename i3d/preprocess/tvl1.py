@@ -209,7 +209,7 @@ def _one_scale(k: dict, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.n
 
     i1x, i1y = image(), image()
     k["centered_gradient"](i1, i1x, i1y)
-    map_x, map_y, grad, rho_c, w1, w2 = (image() for _ in range(6))
+    map_x, map_y, grad, rho_c, terms = (image() for _ in range(5))
     p11, p12, p21, p22 = (np.zeros(shape, np.float32) for _ in range(4))
     row_sums = np.empty(shape[0], np.float64)
     counts = np.zeros(4, np.int64)
@@ -229,14 +229,10 @@ def _one_scale(k: dict, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.n
             u1 = cv2.medianBlur(u1, MEDIAN_SIZE)
             u2 = cv2.medianBlur(u2, MEDIAN_SIZE)
             counts[0] = counts[1] = 0
-            k["iterate"](i1wx, i1wy, grad, rho_c, u1, u2, w1, w2, p11, p12, p21, p22, row_sums,
+            k["iterate"](i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, terms, row_sums,
                          l_t, theta, taut, eps, INNER_ITERATIONS, mode, counts)
-            done = int(counts[0])
-            iterations += done
+            iterations += int(counts[0])
             above = bool(counts[1])
-            if done % 2:
-                u1, w1 = w1, u1
-                u2, w2 = w2, u2
     if stats is not None:
         stats.iterations += iterations
         stats.decisions += iterations

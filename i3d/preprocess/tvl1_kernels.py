@@ -43,7 +43,7 @@ def compile_all(cache: bool) -> dict:
         "centered_gradient": njit(types.void(IMG, IMG, IMG), cache=cache, **_SERIAL_OPTIONS)(_centered_gradient),
         "warp_maps": njit(types.void(IMG, IMG, IMG, IMG), cache=cache, **_OPTIONS)(_warp_maps),
         "grad_rho": njit(types.void(IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG), cache=cache, **_OPTIONS)(_grad_rho),
-        "iterate": njit(types.void(IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG,
+        "iterate": njit(types.void(IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG, IMG,
                                    types.Array(F64, 1, "C"), F32, F32, F32, F32, I64, I64,
                                    types.Array(I64, 1, "C")),
                         cache=cache, **_OPTIONS)(_iterate),
@@ -118,16 +118,40 @@ def _norm(a, b):
     return np.float32(math.sqrt(da * da + db * db))
 
 
-def _iterate(i1wx, i1wy, grad, rho_c, u1, u2, w1, w2, p11, p12, p21, p22,
-             row_sums, l_t, theta, taut, eps, max_iterations, mode, stats):
-    """Up to ``max_iterations`` primal-dual iterations, stopping once the squared change is at most ``eps``.
+@njit(inline="always", error_model="numpy")
+def _row_sum(terms, y, w):
+    """float64 sum of one row of float32 terms, four lanes wide (in a fixed order, so deterministic)."""
+    s0 = s1 = s2 = s3 = 0.0
+    x = 0
+    while x + 4 <= w:
+        s0 += np.float64(terms[y, x])
+        s1 += np.float64(terms[y, x + 1])
+        s2 += np.float64(terms[y, x + 2])
+        s3 += np.float64(terms[y, x + 3])
+        x += 4
+    while x < w:
+        s0 += np.float64(terms[y, x])
+        x += 1
+    return (s0 + s1) + (s2 + s3)
 
-    Each iteration reads u from (u1, u2) and writes the new u to (w1, w2); the
-    caller swaps the pairs when ``stats[STAT_ITERATIONS]`` comes back odd. The
-    dual variables p are updated in place.
-    """
-    h, w = u1.shape
+
+@njit(inline="always", error_model="numpy")
+def _dual(p11, p12, p21, p22, y, x, u1x, u1y, u2x, u2y, taut):
+    """Dual update at one pixel from the forward differences of the new flow."""
     one = np.float32(1.0)
+    ng1 = one + taut * _norm(u1x, u1y)
+    ng2 = one + taut * _norm(u2x, u2y)
+    p11[y, x] = (p11[y, x] + taut * u1x) / ng1
+    p12[y, x] = (p12[y, x] + taut * u1y) / ng1
+    p21[y, x] = (p21[y, x] + taut * u2x) / ng2
+    p22[y, x] = (p22[y, x] + taut * u2y) / ng2
+
+
+def _iterate(i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, terms,
+             row_sums, l_t, theta, taut, eps, max_iterations, mode, stats):
+    """Up to ``max_iterations`` primal-dual iterations on (u1, u2) and p in place, stopping once the summed
+    squared change of the flow is at most ``eps``; ``terms`` receives each pixel's squared change."""
+    h, w = u1.shape
     # The serial float32 sum of n non-negative terms is within g * S of their exact sum S (Higham's bound
     # (n-1)u/(1-(n-1)u), u = 2^-24), widened for the float64 sum's own rounding.
     n = float(h * w)
@@ -135,72 +159,60 @@ def _iterate(i1wx, i1wy, grad, rho_c, u1, u2, w1, w2, p11, p12, p21, p22,
     iterations = 0
     above = True
     while above and iterations < max_iterations:
-        if iterations % 2 == 0:
-            a1, a2, b1, b2 = u1, u2, w1, w2
-        else:
-            a1, a2, b1, b2 = w1, w2, u1, u2
-        # Pass 1: divergence of p, thresholding, primal update, squared change per row.
+        # Pass 1: divergence of p, thresholding, primal update, squared change. OpenCV's divergence takes
+        # p12/p22 alone on the first row, and on the first column adds p11 to p12 before subtracting.
         for y in prange(h):
-            acc = 0.0
-            for x in range(w):
-                if x > 0 and y > 0:
+            if y > 0:
+                div1 = (p11[y, 0] + p12[y, 0]) - p12[y - 1, 0]
+                div2 = (p21[y, 0] + p22[y, 0]) - p22[y - 1, 0]
+            else:
+                div1 = p11[0, 0] + p12[0, 0]
+                div2 = p21[0, 0] + p22[0, 0]
+            u1[y, 0], u2[y, 0], terms[y, 0] = _primal(i1wx[y, 0], i1wy[y, 0], grad[y, 0], rho_c[y, 0],
+                                                      u1[y, 0], u2[y, 0], div1, div2, l_t, theta)
+            if y > 0:
+                for x in range(1, w):
                     div1 = (p11[y, x] - p11[y, x - 1]) + (p12[y, x] - p12[y - 1, x])
                     div2 = (p21[y, x] - p21[y, x - 1]) + (p22[y, x] - p22[y - 1, x])
-                elif y > 0:
-                    div1 = (p11[y, 0] + p12[y, 0]) - p12[y - 1, 0]
-                    div2 = (p21[y, 0] + p22[y, 0]) - p22[y - 1, 0]
-                elif x > 0:
+                    u1[y, x], u2[y, x], terms[y, x] = _primal(i1wx[y, x], i1wy[y, x], grad[y, x], rho_c[y, x],
+                                                              u1[y, x], u2[y, x], div1, div2, l_t, theta)
+            else:
+                for x in range(1, w):
                     div1 = (p11[0, x] - p11[0, x - 1]) + p12[0, x]
                     div2 = (p21[0, x] - p21[0, x - 1]) + p22[0, x]
-                else:
-                    div1 = p11[0, 0] + p12[0, 0]
-                    div2 = p21[0, 0] + p22[0, 0]
-                n1, n2, e = _primal(i1wx[y, x], i1wy[y, x], grad[y, x], rho_c[y, x], a1[y, x], a2[y, x],
-                                    div1, div2, l_t, theta)
-                b1[y, x] = n1
-                b2[y, x] = n2
-                acc += np.float64(e)
-            row_sums[y] = acc
-        # Pass 2: forward differences of the new u and the dual update.
+                    u1[0, x], u2[0, x], terms[0, x] = _primal(i1wx[0, x], i1wy[0, x], grad[0, x], rho_c[0, x],
+                                                              u1[0, x], u2[0, x], div1, div2, l_t, theta)
+            row_sums[y] = _row_sum(terms, y, w)
+        # Pass 2: forward differences of the new u (zero past the last row and column) and the dual update.
         for y in prange(h):
-            last_row = y == h - 1
-            for x in range(w):
-                c1 = b1[y, x]
-                c2 = b2[y, x]
-                zero = np.float32(0.0)
-                u1x = b1[y, x + 1] - c1 if x < w - 1 else zero
-                u2x = b2[y, x + 1] - c2 if x < w - 1 else zero
-                u1y = zero if last_row else b1[y + 1, x] - c1
-                u2y = zero if last_row else b2[y + 1, x] - c2
-                ng1 = one + taut * _norm(u1x, u1y)
-                ng2 = one + taut * _norm(u2x, u2y)
-                p11[y, x] = (p11[y, x] + taut * u1x) / ng1
-                p12[y, x] = (p12[y, x] + taut * u1y) / ng1
-                p21[y, x] = (p21[y, x] + taut * u2x) / ng2
-                p22[y, x] = (p22[y, x] + taut * u2y) / ng2
+            below = min(y + 1, h - 1)
+            for x in range(w - 1):
+                c1 = u1[y, x]
+                c2 = u2[y, x]
+                _dual(p11, p12, p21, p22, y, x, u1[y, x + 1] - c1, u1[below, x] - c1,
+                      u2[y, x + 1] - c2, u2[below, x] - c2, taut)
+            c1 = u1[y, w - 1]
+            c2 = u2[y, w - 1]
+            zero = np.float32(0.0)
+            _dual(p11, p12, p21, p22, y, w - 1, zero, u1[below, w - 1] - c1, zero, u2[below, w - 1] - c2, taut)
         total = 0.0
         for y in range(h):
             total += row_sums[y]
         iterations += 1
         if mode == FLOAT64:
             above = total > eps
-            continue
-        if mode == EXACT and total * (1.0 - g) > eps:
+        elif mode == EXACT and total * (1.0 - g) > eps:
             above = True
-            continue
-        if mode == EXACT and total * (1.0 + g) < eps:
+        elif mode == EXACT and total * (1.0 + g) < eps:
             above = False
-            continue
-        # OpenCV's own sum: float32, serial, row by row.
-        serial = np.float32(0.0)
-        for y in range(h):
-            for x in range(w):
-                e1 = b1[y, x] - a1[y, x]
-                e2 = b2[y, x] - a2[y, x]
-                serial += e1 * e1 + e2 * e2
-        above = serial > eps
-        stats[STAT_SERIAL_SUMS] += 1
-        if (total > eps) != above:
-            stats[STAT_FLOAT64_FLIPS] += 1
+        else:  # OpenCV's own sum: float32, serial, in row-major order
+            serial = np.float32(0.0)
+            for y in range(h):
+                for x in range(w):
+                    serial += terms[y, x]
+            above = serial > eps
+            stats[STAT_SERIAL_SUMS] += 1
+            if (total > eps) != above:
+                stats[STAT_FLOAT64_FLIPS] += 1
     stats[STAT_ITERATIONS] = iterations
     stats[STAT_ABOVE] = 1 if above else 0
