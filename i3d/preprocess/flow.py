@@ -80,9 +80,9 @@ def flow_result_name(algorithm: str) -> str:
     return _SAME_FLOW.get(algorithm, algorithm)
 
 
-def _make_flow(algorithm: str, single_thread: bool = False):
+def _make_flow(algorithm: str):
     if algorithm == "tvl1":
-        return tvl1.TVL1(threads=1 if single_thread else None)
+        return tvl1.TVL1()
     if algorithm == "tvl1-opencv":
         return cv2.optflow.DualTVL1OpticalFlow_create()
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -92,9 +92,10 @@ def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False) -
     """Clipped flow in pixels, float32 (len(gray)-1, H, W, 2), for consecutive gray frames."""
     if single_thread:  # pool workers: the pool already uses every core
         cv2.setNumThreads(1)
+        tvl1.set_default_threads(1)
     out = np.empty((len(gray) - 1, *gray.shape[1:], 2), np.float32)
     for i in range(len(gray) - 1):  # a fresh solver per pair: no state carried between pairs
-        out[i] = _make_flow(algorithm, single_thread).calc(gray[i], gray[i + 1], None)
+        out[i] = _make_flow(algorithm).calc(gray[i], gray[i + 1], None)
     return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
 
 
@@ -343,6 +344,11 @@ def _check_frames(frames: np.ndarray) -> None:
         raise InputError(f"compute_flow: frames are {w}x{h} px, too small for optical flow")
 
 
+def gray_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB frames (T, H, W, 3) -> the uint8 gray frames (T, H, W) flow is computed from."""
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+
+
 def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir: str | os.PathLike | None,
           cache_key_extra: str) -> np.ndarray:
     """Flow in [-1, 1] of checked frames, through the cache when there is one."""
@@ -357,7 +363,7 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
         if cached is not None:
             bar.update(len(frames) - 1)
             return cached / np.float32(FLOW_BOUND)
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+    gray = gray_frames(frames)
     try:
         raw = _raw_flow(gray, algorithm, workers, bar)
     except cv2.error as e:

@@ -64,6 +64,7 @@ STOP_MODES = ("exact", "serial", "float64")
 
 _lock = threading.Lock()
 _kernels: dict | None = None
+_default_threads: int | None = None
 
 
 @dataclass
@@ -146,8 +147,14 @@ def compile_note(engine: Engine) -> str | None:
 
 
 def default_threads() -> int:
-    """Threads for one frame pair: every core this process may use."""
-    return available_cores()
+    """Threads for one frame pair: every core this process may use, unless :func:`set_default_threads` said less."""
+    return _default_threads or available_cores()
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Threads per frame pair for this process from now on (None: every core); pool workers use 1."""
+    global _default_threads
+    _default_threads = threads
 
 
 def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = None, stop: str = "exact",
