@@ -27,8 +27,9 @@ byte before it; its header, size and checksum are checked before it is used,
 and an entry that fails is removed and recomputed. The cache is best effort:
 a failure to read or write it costs one warning line, never the run.
 
-Pairs are independent: by default they run inline and the engine parallelises
-each pair over every core; ``workers > 1`` spreads contiguous parts of a chunk over
+Pairs are independent: by default they run inline, the project's TV-L1
+solving a chunk's pairs side by side (one thread per core) and OpenCV's solvers
+spreading each pair over every core; ``workers > 1`` spreads contiguous parts of a chunk over
 a process pool instead (worth it on many-core machines). The result does not
 depend on the number of workers or on the chunking.
 """
@@ -88,14 +89,26 @@ def _make_flow(algorithm: str):
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
-def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False) -> np.ndarray:
-    """Clipped flow in pixels, float32 (len(gray)-1, H, W, 2), for consecutive gray frames."""
+def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False,
+                on_pair: Callable[[], None] | None = None) -> np.ndarray:
+    """Clipped flow in pixels, float32 (len(gray)-1, H, W, 2), for consecutive gray frames.
+
+    The project's TV-L1 solves the pairs side by side, one per core; OpenCV's
+    solvers take them one at a time, each spread over its own threads.
+    ``on_pair`` is called as each pair completes.
+    """
     if single_thread:  # pool workers: the pool already uses every core
         cv2.setNumThreads(1)
         tvl1.set_default_threads(1)
+    solver = _make_flow(algorithm)
+    if isinstance(solver, tvl1.TVL1):  # stateless: one solver for every pair
+        out = solver.calc_pairs(gray, on_pair=on_pair)
+        return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
     out = np.empty((len(gray) - 1, *gray.shape[1:], 2), np.float32)
     for i in range(len(gray) - 1):  # a fresh solver per pair: no state carried between pairs
         out[i] = _make_flow(algorithm).calc(gray[i], gray[i + 1], None)
+        if on_pair:
+            on_pair()
     return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
 
 
@@ -134,11 +147,7 @@ def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.n
         warnings.warn("__main__ is not an importable file (stdin?); computing flow inline")
         workers = 1
     if workers == 1 or n_pairs == 1:
-        out = np.empty((n_pairs, *gray.shape[1:], 2), np.float32)
-        for i in range(n_pairs):
-            out[i] = _flow_chunk(gray[i:i + 2], algorithm)
-            bar.update(1)
-        return out
+        return _flow_chunk(gray, algorithm, on_pair=lambda: bar.update(1))
     # Several small parts per worker so the bar moves. Any exception here (Ctrl-C,
     # SIGTERM, a failed pair) terminates the workers at once instead of letting
     # running pairs finish.

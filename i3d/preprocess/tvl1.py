@@ -14,8 +14,12 @@ term is formed; then, per outer iteration, the flow is median-filtered and up to
 30 primal-dual iterations run until the summed squared change of the flow is at
 most epsilon^2 times the pixel count. Pyramid, warping and median filtering
 are OpenCV's own functions; the iterations are compiled with numba
-(:mod:`i3d.preprocess.tvl1_kernels`), each fused into two parallel passes over
-the image, with OpenCV's float32 operation order throughout.
+(:mod:`i3d.preprocess.tvl1_kernels`), each fused into two passes over the
+image, with OpenCV's float32 operation order throughout. A video's pairs are
+solved side by side, one per thread (:func:`tvl1_flows`); a single pair can
+instead spread its rows over threads (:func:`tvl1_flow`), which is as fast on
+idle cores but slows down badly when other programs share them (every pass
+ends with the threads waiting for each other).
 
 Stopping: OpenCV sums the squared change serially in float32. The default
 ``stop="exact"`` sums in float64 in parallel and falls back to that serial
@@ -33,10 +37,12 @@ seconds and is reported on stderr once.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,8 +167,9 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = N
               stats: SolveStats | None = None) -> np.ndarray:
     """Flow (H, W, 2) float32 from uint8 gray ``image0`` to ``image1``: OpenCV's TV-L1 result, bit for bit.
 
-    threads: numba threads (default: every core available). stop: see the
-    module docstring. stats: filled with iteration counts when given.
+    threads: threads for this one pair, rows spread over them (default: every
+    core available; 1: the calling thread alone). stop: see the module
+    docstring. stats: filled with iteration counts when given.
     """
     if stop not in STOP_MODES:
         raise ValueError(f"stop is {stop!r}; use one of {', '.join(STOP_MODES)}")
@@ -176,7 +183,10 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = N
         raise ValueError(f"images of {image0.shape[1]}x{image0.shape[0]} px are too small for TV-L1")
     load_engine()
     k = _kernels
-    k["numba"].set_num_threads(max(1, min(threads or default_threads(), k["numba"].config.NUMBA_NUM_THREADS)))
+    threads = max(1, min(threads or default_threads(), k["numba"].config.NUMBA_NUM_THREADS))
+    if threads > 1:
+        k["numba"].set_num_threads(threads)
+    iterate = k["iterate_threads"] if threads > 1 else k["iterate"]
     mode = {"serial": 0, "exact": 1, "float64": 2}[stop]
 
     pyramid0 = [image0.astype(np.float32)]
@@ -193,7 +203,7 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = N
     u2 = np.zeros(pyramid0[-1].shape, np.float32)
     upscale = np.float32(1 / SCALE_STEP)
     for s in range(len(pyramid0) - 1, -1, -1):
-        u1, u2 = _one_scale(k, pyramid0[s], pyramid1[s], u1, u2, mode, stats)
+        u1, u2 = _one_scale(k, iterate, pyramid0[s], pyramid1[s], u1, u2, mode, stats)
         if s == 0:
             break
         size = pyramid0[s - 1].shape[::-1]
@@ -202,7 +212,7 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = N
     return np.stack([u1, u2], axis=-1)
 
 
-def _one_scale(k: dict, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.ndarray, mode: int,
+def _one_scale(k: dict, iterate, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.ndarray, mode: int,
                stats: SolveStats | None) -> tuple[np.ndarray, np.ndarray]:
     """The warps and iterations at one scale; returns the refined flow."""
     shape = i0.shape
@@ -236,7 +246,7 @@ def _one_scale(k: dict, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.n
             u1 = cv2.medianBlur(u1, MEDIAN_SIZE)
             u2 = cv2.medianBlur(u2, MEDIAN_SIZE)
             counts[0] = counts[1] = 0
-            k["iterate"](i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, terms, row_sums,
+            iterate(i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, terms, row_sums,
                          l_t, theta, taut, eps, INNER_ITERATIONS, mode, counts)
             iterations += int(counts[0])
             above = bool(counts[1])
@@ -247,6 +257,39 @@ def _one_scale(k: dict, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray, u2: np.n
         stats.float64_flips += int(counts[3])
         stats.per_scale.append((shape, iterations))
     return u1, u2
+
+
+def tvl1_flows(gray: np.ndarray, *, threads: int | None = None, stop: str = "exact",
+               on_pair: Callable[[], None] | None = None) -> np.ndarray:
+    """Flow (T-1, H, W, 2) float32 between consecutive uint8 gray frames (T, H, W), each pair as
+    :func:`tvl1_flow` gives it.
+
+    Pairs are solved side by side, one per thread (default: every core
+    available), each on its thread alone: no thread waits for another within a
+    pair, which keeps the speed when other programs share the cores.
+    ``on_pair`` is called (on this thread) as each pair completes.
+    """
+    n_pairs = len(gray) - 1
+    threads = max(1, min(threads or default_threads(), n_pairs))
+    out = np.empty((n_pairs, *gray.shape[1:], 2), np.float32)
+    if threads == 1:
+        for i in range(n_pairs):
+            out[i] = tvl1_flow(gray[i], gray[i + 1], threads=1, stop=stop)
+            if on_pair:
+                on_pair()
+        return out
+    load_engine()
+    with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tvl1") as pool:
+        futures = {pool.submit(tvl1_flow, gray[i], gray[i + 1], threads=1, stop=stop): i for i in range(n_pairs)}
+        try:
+            for future in cf.as_completed(futures):
+                out[futures[future]] = future.result()
+                if on_pair:
+                    on_pair()
+        except BaseException:  # Ctrl-C or a failed pair: drop the pairs not started yet
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return out
 
 
 class TVL1:
@@ -261,6 +304,10 @@ class TVL1:
         if flow is not None:
             raise ValueError("an initial flow is not supported")
         return tvl1_flow(image0, image1, threads=self.threads, stop=self.stop)
+
+    def calc_pairs(self, gray: np.ndarray, on_pair: Callable[[], None] | None = None) -> np.ndarray:
+        """Flow between consecutive frames of ``gray`` (T, H, W), pairs side by side (:func:`tvl1_flows`)."""
+        return tvl1_flows(gray, threads=self.threads, stop=self.stop, on_pair=on_pair)
 
 
 def report_compile(write=None) -> Engine:
