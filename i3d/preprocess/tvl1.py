@@ -163,13 +163,14 @@ def set_default_threads(threads: int | None) -> None:
     _default_threads = threads
 
 
-def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = None, stop: str = "exact",
+def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int = 1, stop: str = "exact",
               stats: SolveStats | None = None) -> np.ndarray:
     """Flow (H, W, 2) float32 from uint8 gray ``image0`` to ``image1``: OpenCV's TV-L1 result, bit for bit.
 
-    threads: threads for this one pair, rows spread over them (default: every
-    core available; 1: the calling thread alone). stop: see the module
-    docstring. stats: filled with iteration counts when given.
+    threads: 1 (default) solves the pair on the calling thread; more spread its
+    rows over that many threads (faster on idle cores only: for many pairs use
+    :func:`tvl1_flows`). stop: see the module docstring. stats: filled with
+    iteration counts when given.
     """
     if stop not in STOP_MODES:
         raise ValueError(f"stop is {stop!r}; use one of {', '.join(STOP_MODES)}")
@@ -183,7 +184,7 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int | None = N
         raise ValueError(f"images of {image0.shape[1]}x{image0.shape[0]} px are too small for TV-L1")
     load_engine()
     k = _kernels
-    threads = max(1, min(threads or default_threads(), k["numba"].config.NUMBA_NUM_THREADS))
+    threads = max(1, min(threads, k["numba"].config.NUMBA_NUM_THREADS))
     if threads > 1:
         k["numba"].set_num_threads(threads)
     iterate = k["iterate_threads"] if threads > 1 else k["iterate"]
@@ -293,17 +294,18 @@ def tvl1_flows(gray: np.ndarray, *, threads: int | None = None, stop: str = "exa
 
 
 class TVL1:
-    """A drop-in for ``cv2.optflow.DualTVL1OpticalFlow_create()``'s ``calc`` with this engine behind it."""
+    """A drop-in for ``cv2.optflow.DualTVL1OpticalFlow_create()``'s ``calc`` with this engine behind it;
+    ``calc_pairs`` solves many pairs at once over ``threads`` threads (default: every core available)."""
 
     def __init__(self, threads: int | None = None, stop: str = "exact") -> None:
         self.threads = threads
         self.stop = stop
 
     def calc(self, image0: np.ndarray, image1: np.ndarray, flow: None = None) -> np.ndarray:
-        """Flow (H, W, 2) float32 from ``image0`` to ``image1`` (``flow`` must be None: no initial flow)."""
+        """Flow (H, W, 2) float32 from ``image0`` to ``image1`` on this thread (``flow`` must be None)."""
         if flow is not None:
             raise ValueError("an initial flow is not supported")
-        return tvl1_flow(image0, image1, threads=self.threads, stop=self.stop)
+        return tvl1_flow(image0, image1, stop=self.stop)
 
     def calc_pairs(self, gray: np.ndarray, on_pair: Callable[[], None] | None = None) -> np.ndarray:
         """Flow between consecutive frames of ``gray`` (T, H, W), pairs side by side (:func:`tvl1_flows`)."""
