@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TV-L1 flow: OpenCV's DualTVL1OpticalFlow against the project's engine, per frame pair and end to end.
 
-    .venv/bin/python benchmarks/flow_benchmark.py [--pairs N] [--skip-end-to-end] [--devset] [--json]
+    .venv/bin/python benchmarks/flow_benchmark.py [--pairs N] [--skip-end-to-end] [--devset] [--json] [--save F]
 
 On the same 256-short-side gray frame pairs (prepared exactly as the tool
 prepares them), in one run, seconds per pair for: OpenCV on one thread; OpenCV
@@ -199,6 +199,7 @@ def main() -> int:
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--devset", action="store_true", help="also compare two pairs of every devset clip")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="also write the JSON object to FILE")
     args = parser.parse_args()
 
     import cv2
@@ -235,7 +236,8 @@ def main() -> int:
     if not args.skip_end_to_end and SAMPLE.exists():
         report["end_to_end_both"] = end_to_end(SAMPLE)
     report["load_average_end"] = load()
-
+    if args.save:
+        args.save.write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
