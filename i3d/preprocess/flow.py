@@ -29,9 +29,9 @@ a failure to read or write it costs one warning line, never the run.
 
 Pairs are independent: by default they run inline, the project's TV-L1
 solving a chunk's pairs side by side (one thread per core) and OpenCV's solvers
-spreading each pair over every core; ``workers > 1`` spreads contiguous parts of a chunk over
-a process pool instead (worth it on many-core machines). The result does not
-depend on the number of workers or on the chunking.
+spreading each pair over every core; ``workers > 1`` spreads contiguous parts
+of a chunk over a process pool instead. The result does not depend on the
+number of workers or on the chunking.
 """
 
 from __future__ import annotations
