@@ -152,6 +152,25 @@ def test_tool_engines_agree_and_share_the_cache(monkeypatch, tmp_path):
     assert differing(compute_flow(frames, algorithm="tvl1", workers=2), ours) == 0
 
 
+def test_flag_and_options_accept_both_engines():
+    import argparse
+
+    from i3d.commands.common import add_preprocessing_arguments, video_options
+    from i3d.errors import OptionError
+    from i3d.preprocess.flow import check_flow_settings
+    from i3d.streams import streams_named
+
+    parser = argparse.ArgumentParser()
+    add_preprocessing_arguments(parser)
+    for name in ("tvl1", "tvl1-opencv", "dis"):
+        options = video_options(parser.parse_args(["--flow-algorithm", name]))
+        assert options.flow_algorithm == name
+        options.check(streams_named(("rgb", "flow")))
+    assert parser.parse_args([]).flow_algorithm == "tvl1"
+    with pytest.raises(OptionError, match="tvl1, tvl1-opencv, dis"):
+        check_flow_settings("opencv", 1)
+
+
 def test_numba_cache_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("I3D_CACHE_DIR", str(tmp_path / "cache"))
