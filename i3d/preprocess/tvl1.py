@@ -130,14 +130,14 @@ def load_engine() -> Engine:
         try:
             try:
                 found = tvl1_kernels.compile_all(cache=True)
+                if not folder:  # numba chose: beside the source if writable, else its own user folder
+                    folder = found["iterate"].stats.cache_path
             except RuntimeError:  # no writable place at all: compile in memory
                 found = tvl1_kernels.compile_all(cache=False)
                 folder = None
         finally:
             config.CACHE_DIR = saved
         compiled = any(sum(k.stats.cache_misses.values()) or not k.stats.cache_hits for k in found.values())
-        if folder is None and not compiled:
-            folder = os.path.dirname(found["iterate"].stats.cache_path)
         found["engine"] = Engine(compiled, time.perf_counter() - mark, folder)
         found["numba"] = numba
         _kernels = found
