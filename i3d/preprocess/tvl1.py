@@ -88,10 +88,9 @@ class SolveStats:
     decisions that would have differed from OpenCV's serial sum (counted only where the serial sum ran)."""
 
     iterations: int = 0
-    decisions: int = 0
     serial_sums: int = 0
     float64_flips: int = 0
-    per_scale: list = field(default_factory=list)
+    per_scale: list[tuple[tuple[int, int], int]] = field(default_factory=list)  # ((h, w), iterations)
 
 
 def _numba_cache_dir() -> str | None:
@@ -140,6 +139,8 @@ def load_engine() -> Engine:
         compiled = any(sum(k.stats.cache_misses.values()) or not k.stats.cache_hits for k in found.values())
         found["engine"] = Engine(compiled, time.perf_counter() - mark, folder)
         found["numba"] = numba
+        found["modes"] = {"serial": tvl1_kernels.SERIAL, "exact": tvl1_kernels.EXACT,
+                          "float64": tvl1_kernels.FLOAT64}
         _kernels = found
         return found["engine"]
 
@@ -188,7 +189,7 @@ def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int = 1, stop:
     if threads > 1:
         k["numba"].set_num_threads(threads)
     iterate = k["iterate_threads"] if threads > 1 else k["iterate"]
-    mode = {"serial": 0, "exact": 1, "float64": 2}[stop]
+    mode = k["modes"][stop]
 
     pyramid0 = [image0.astype(np.float32)]
     pyramid1 = [image1.astype(np.float32)]
@@ -253,7 +254,6 @@ def _one_scale(k: dict, iterate, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray,
             above = bool(counts[1])
     if stats is not None:
         stats.iterations += iterations
-        stats.decisions += iterations
         stats.serial_sums += int(counts[2])
         stats.float64_flips += int(counts[3])
         stats.per_scale.append((shape, iterations))
