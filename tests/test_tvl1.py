@@ -90,7 +90,7 @@ def test_bit_identical_to_opencv_on_real_pairs(path, first):
     magnitude = float(np.hypot(reference[..., 0], reference[..., 1]).mean())
     if path in (HIGH_MOTION, WIDE_ODD):
         assert magnitude > 5.0 and w % 2 == 1
-        assert serial.iterations > 1300  # several warps run to the 300-iteration limit
+        assert serial.iterations > 1300  # against about 470-700 for calm pairs such as the sample's
     if path == PORTRAIT:
         assert h > w == 256
 
