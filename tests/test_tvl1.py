@@ -171,6 +171,19 @@ def test_flag_and_options_accept_both_engines():
         check_flow_settings("opencv", 1)
 
 
+def test_batch_settings_treat_the_engines_alike():
+    """A batch folder made with one TV-L1 engine resumes with the other: their flow is the same."""
+    from types import SimpleNamespace
+
+    from i3d.tasks.batch import BatchOptions, settings_of
+
+    recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino")
+    settings = {name: settings_of(recognizer, VideoOptions(flow_algorithm=name), BatchOptions(), None)
+                for name in ("tvl1", "tvl1-opencv", "dis")}
+    assert settings["tvl1"] == settings["tvl1-opencv"] != settings["dis"]
+    assert settings["tvl1-opencv"]["video"]["flow_algorithm"] == "tvl1"
+
+
 def test_numba_cache_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("I3D_CACHE_DIR", str(tmp_path / "cache"))
