@@ -390,12 +390,12 @@ WORKER_SCRIPT = textwrap.dedent("""\
     if __name__ == "__main__":  # spawned workers re-import this file as __mp_main__
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # as a service's SIGTERM handler would
         rng = np.random.default_rng(0)
-        size = 768  # one TV-L1 pair takes over 10 s single-threaded: far longer than the test waits
+        size = 768  # one pair of OpenCV's TV-L1 takes over 10 s single-threaded: far longer than the test waits
         base = np.kron(rng.integers(0, 256, (size // 4, size // 4, 3), dtype=np.uint8), np.ones((4, 4, 1), np.uint8))
         frames = np.stack([np.roll(base, 2 * t, axis=1) for t in range(9)])
         print("started", flush=True)
         try:
-            compute_flow(frames, algorithm="tvl1", workers=2)
+            compute_flow(frames, algorithm="tvl1-opencv", workers=2)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             sys.exit(130)

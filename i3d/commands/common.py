@@ -166,11 +166,13 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
                             "full: the whole frame squashed to 224x224, as MediaPipe does; ten: the four "
                             "corners, the centre and their mirror images (logits averaged, features kept per "
                             "crop; ten times the work)")
-    video.add_argument("--flow-algorithm", choices=("tvl1", "dis"), default="tvl1",
-                       help="tvl1: DeepMind's TV-L1 (default); dis: about 90x faster, a different flow "
-                            "distribution (see README for how much it changes results)")
+    video.add_argument("--flow-algorithm", choices=("tvl1", "tvl1-opencv", "dis"), default="tvl1",
+                       help="tvl1: DeepMind's TV-L1 (default), OpenCV's result bit for bit from the tool's own "
+                            "faster engine; tvl1-opencv: the same flow from OpenCV itself (reference, fallback); "
+                            "dis: much faster, a different flow distribution (see README for how much it "
+                            "changes results)")
     video.add_argument("--flow-workers", type=int, default=1, metavar="N",
-                       help="processes for flow (default 1: OpenCV already uses every core per frame pair)")
+                       help="processes for flow (default 1: each frame pair already uses every core)")
     video.add_argument("--no-flow-cache", action="store_true",
                        help="neither read nor write the flow cache ($I3D_CACHE_DIR, default ~/.cache/i3d)")
     if windows:

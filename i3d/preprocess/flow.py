@@ -3,9 +3,12 @@
 Each 256-short-side RGB frame is converted to grayscale and TV-L1 flow
 (OpenCV's DualTVL1OpticalFlow, default parameters) is computed between
 consecutive frames; values are clipped to [-20, 20] px and divided by 20, so
-the result lies in [-1, 1] with channels (x, y). ``algorithm="dis"`` uses DIS
-(medium preset) instead: ~100x faster, but a different value distribution
-from what the pretrained flow weights saw, so it is opt-in.
+the result lies in [-1, 1] with channels (x, y). ``algorithm="tvl1"`` runs the
+project's own engine (:mod:`i3d.preprocess.tvl1`), which gives OpenCV's result
+bit for bit several times faster; ``"tvl1-opencv"`` runs OpenCV's
+implementation itself (the reference, and a fallback). ``algorithm="dis"`` uses
+DIS (medium preset) instead: ~100x faster than OpenCV's TV-L1, but a different
+value distribution from what the pretrained flow weights saw, so it is opt-in.
 
 Alignment: T frames give T-1 flow fields and field t is the motion from frame t
 to frame t+1. The RGB stream uses all T frames and the flow stream its T-1
@@ -17,16 +20,18 @@ A video's flow is computed once per frame pair, as its frames stream by
 first frame read, so the windows cut from a video (overlapping or not, of any
 length) share every pair. With a cache folder each chunk's clipped flow
 (float32, pixels) is stored as ``<cache_dir>/<key>.npy``, keyed by the SHA-256
-of the chunk's decoded frames plus the algorithm and OpenCV version. An entry
+of the chunk's decoded frames plus the algorithm and OpenCV version (the two
+TV-L1 engines give identical flow, so they share entries). An entry
 is a plain ``.npy`` file followed by a trailer holding the SHA-256 of every
 byte before it; its header, size and checksum are checked before it is used,
 and an entry that fails is removed and recomputed. The cache is best effort:
 a failure to read or write it costs one warning line, never the run.
 
-Pairs are independent: by default they run inline and OpenCV parallelises each
-pair over every core; ``workers > 1`` spreads contiguous parts of a chunk over
-a process pool instead (worth it on many-core machines). The result does not
-depend on the number of workers or on the chunking.
+Pairs are independent: by default they run inline, the project's TV-L1
+solving a chunk's pairs side by side (one thread per core) and OpenCV's solvers
+spreading each pair over every core; ``workers > 1`` spreads contiguous parts
+of a chunk over a process pool instead. The result does not depend on the
+number of workers or on the chunking.
 """
 
 from __future__ import annotations
@@ -51,12 +56,15 @@ from ..errors import InputError, OptionError
 from ..files import STALE_AFTER_S, atomic_path, reason, remove_older_than
 from ..processes import available_cores, spawn_pool, terminate_pool
 from ..quiet import quiet_opencv
+from . import tvl1
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
 
 FLOW_BOUND = 20.0
-ALGORITHMS = ("tvl1", "dis")
+ALGORITHMS = ("tvl1", "tvl1-opencv", "dis")
+_SAME_FLOW = {"tvl1-opencv": "tvl1"}
+"""Algorithms whose flow is bit-identical to another's, by the name their results are stored under."""
 CACHE_FORMAT = 2  # bump when the stored content changes meaning (2: checksum trailer)
 CHUNK_PAIRS = 32
 """Frame pairs per computed (and cached) piece of a streamed video's flow."""
@@ -68,20 +76,46 @@ _TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.npy\.[A-Za-z0-9_]+\.tmp\.npy")  # atom
 _swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sweep for stale temporaries
 
 
+def flow_result_name(algorithm: str) -> str:
+    """The name under which an algorithm's results are stored and compared: engines with identical output share one."""
+    return _SAME_FLOW.get(algorithm, algorithm)
+
+
 def _make_flow(algorithm: str):
     if algorithm == "tvl1":
+        return tvl1.TVL1()
+    if algorithm == "tvl1-opencv":
         return cv2.optflow.DualTVL1OpticalFlow_create()
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
-def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False) -> np.ndarray:
-    """Clipped flow in pixels, float32 (len(gray)-1, H, W, 2), for consecutive gray frames."""
+def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False,
+                on_pair: Callable[[], None] | None = None) -> np.ndarray:
+    """Clipped flow in pixels, float32 (len(gray)-1, H, W, 2), for consecutive gray frames.
+
+    The project's TV-L1 solves the pairs side by side, one per core; OpenCV's
+    solvers take them one at a time, each spread over its own threads.
+    ``on_pair`` is called as each pair completes.
+    """
     if single_thread:  # pool workers: the pool already uses every core
         cv2.setNumThreads(1)
+        tvl1.set_default_threads(1)
+    solver = _make_flow(algorithm)
+    if isinstance(solver, tvl1.TVL1):  # stateless: one solver for every pair
+        out = solver.calc_pairs(gray, on_pair=on_pair)
+        return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
     out = np.empty((len(gray) - 1, *gray.shape[1:], 2), np.float32)
     for i in range(len(gray) - 1):  # a fresh solver per pair: no state carried between pairs
         out[i] = _make_flow(algorithm).calc(gray[i], gray[i + 1], None)
+        if on_pair:
+            on_pair()
     return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
+
+
+def _prepare_engine(algorithm: str) -> None:
+    """Compile (or load) the TV-L1 engine before any pair is solved, saying so in one line if it compiled."""
+    if algorithm == "tvl1":
+        tvl1.report_compile(lambda text: tqdm.write(text, file=sys.stderr))
 
 
 def _chunks(n_pairs: int, parts: int) -> list[tuple[int, int]]:
@@ -108,15 +142,12 @@ def _flow_bar(progress: bool, algorithm: str, total: int | None = None) -> tqdm:
 def _raw_flow(gray: np.ndarray, algorithm: str, workers: int, bar: tqdm) -> np.ndarray:
     """Clipped flow in pixels for every consecutive pair of ``gray``: the one place pairs are solved."""
     n_pairs = len(gray) - 1
+    _prepare_engine(algorithm)  # before a pool starts, so its workers load the compiled code from disk
     if workers > 1 and not _main_importable():
         warnings.warn("__main__ is not an importable file (stdin?); computing flow inline")
         workers = 1
     if workers == 1 or n_pairs == 1:
-        out = np.empty((n_pairs, *gray.shape[1:], 2), np.float32)
-        for i in range(n_pairs):
-            out[i] = _flow_chunk(gray[i:i + 2], algorithm)
-            bar.update(1)
-        return out
+        return _flow_chunk(gray, algorithm, on_pair=lambda: bar.update(1))
     # Several small parts per worker so the bar moves. Any exception here (Ctrl-C,
     # SIGTERM, a failed pair) terminates the workers at once instead of letting
     # running pairs finish.
@@ -322,6 +353,11 @@ def _check_frames(frames: np.ndarray) -> None:
         raise InputError(f"compute_flow: frames are {w}x{h} px, too small for optical flow")
 
 
+def gray_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB frames (T, H, W, 3) -> the uint8 gray frames (T, H, W) flow is computed from."""
+    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+
+
 def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir: str | os.PathLike | None,
           cache_key_extra: str) -> np.ndarray:
     """Flow in [-1, 1] of checked frames, through the cache when there is one."""
@@ -329,13 +365,14 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
     if cache_dir is not None:
         folder = os.fspath(cache_dir)
         _sweep_stale_temps(folder)
-        key = flow_cache_key(frames_sha256(frames), {"algorithm": algorithm, "extra": cache_key_extra})
+        key = flow_cache_key(frames_sha256(frames), {"algorithm": flow_result_name(algorithm),
+                                                     "extra": cache_key_extra})
         path = os.path.join(folder, f"{key}.npy")
         cached, store = _load_cache(path, (len(frames) - 1, *frames.shape[1:3], 2))
         if cached is not None:
             bar.update(len(frames) - 1)
             return cached / np.float32(FLOW_BOUND)
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+    gray = gray_frames(frames)
     try:
         raw = _raw_flow(gray, algorithm, workers, bar)
     except cv2.error as e:
@@ -351,12 +388,13 @@ def compute_flow(frames: np.ndarray, *, algorithm: str = "tvl1", workers: int | 
                  cache_key_extra: str = "") -> np.ndarray:
     """uint8 RGB frames (T, H, W, 3) -> float32 flow (T-1, H, W, 2) in [-1, 1], channels (x, y).
 
-    workers: processes (default 1: inline, where OpenCV's own threads already use
-    every core, which measured faster than a process pool on 2 cores). cache_dir:
-    reuse/store the result there as one entry, keyed by the frames' content, the
-    algorithm, the OpenCV version and ``cache_key_extra`` (free text for anything
-    else the caller wants to distinguish). A corrupt cache entry is deleted and
-    recomputed; cache failures cost a warning line, never the result.
+    workers: processes (default 1: inline, where the engine's own threads already
+    use every core, which measured faster than a process pool on 2 cores).
+    cache_dir: reuse/store the result there as one entry, keyed by the frames'
+    content, the algorithm (``tvl1`` and ``tvl1-opencv`` alike), the OpenCV
+    version and ``cache_key_extra`` (free text for anything else the caller
+    wants to distinguish). A corrupt cache entry is deleted and recomputed;
+    cache failures cost a warning line, never the result.
     """
     workers = check_flow_settings(algorithm, workers)
     _check_frames(frames)

@@ -98,12 +98,15 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, options: BatchOptio
     """Everything that changes a video's record: a folder's results are only reused under equal settings."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from ..preprocess.flow import flow_result_name
+
     try:
         tool = version("i3d")
     except PackageNotFoundError:
         tool = "unknown"
     video_settings = {name: value for name, value in asdict(video).items() if name not in ("progress", "flow_cache",
                                                                                            "flow_workers")}
+    video_settings["flow_algorithm"] = flow_result_name(video.flow_algorithm)  # identical engines: one setting
     return {"format": SETTINGS_FORMAT, "streams": [s.name for s in recognizer.streams],
             "weights": {name: {"set": ws.name, "deepmind_name": ws.deepmind_name, "index_sha256": ws.index_sha256}
                         for name, ws in recognizer.weight_sets.items()},
