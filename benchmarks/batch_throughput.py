@@ -1,12 +1,12 @@
 """Dataset throughput on ../shared/devset: network alone, `i3d batch`, and a shell loop of evaluate.py.
 
-    .venv/bin/python benchmarks/batch_throughput.py [--workers N] [--skip-loop] [--json]
+    .venv/bin/python benchmarks/batch_throughput.py [--workers N] [--precision P] [--skip-loop] [--json]
 
 Prints, from one run on one machine: the devset's top-1/top-5/mean class
 accuracy; frames/s of the network alone (windows prepared beforehand), of
 ``i3d batch`` end to end (decoding in worker processes), and of a loop of
-``evaluate.py --video`` per clip; the ratios the README quotes; and the batch's
-peak RSS (this process and its children).
+``evaluate.py --video`` per clip (all in ``--precision``, fp32 by default); the
+ratios the README quotes; and the batch's peak RSS (this process and its children).
 """
 
 from __future__ import annotations
@@ -40,20 +40,24 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                        help="OpenVINO precision for every part (default fp32)")
     parser.add_argument("--skip-loop", action="store_true", help="do not time the evaluate.py loop")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     from i3d.preprocess.windows import VideoOptions, iter_windows
+    from i3d.runtime.base import EngineOptions
     from i3d.tasks.batch import BatchOptions, run_batch
     from i3d.tasks.datasets import ListOptions, load_dataset
     from i3d.tasks.recognizer import Recognizer
 
     dataset = load_dataset(DEVSET / "labels.tsv", ListOptions(root=DEVSET / "clips", path_column="file",
                                                               label_column="kinetics_label"))
-    recognizer = Recognizer.load("rgb")
+    recognizer = Recognizer.load("rgb", engine=EngineOptions(precision=args.precision))
     video = VideoOptions()
-    figures: dict = {"cpu": cpu_name(), "clips": len(dataset.items), "workers": args.workers}
+    figures: dict = {"cpu": cpu_name(), "clips": len(dataset.items), "workers": args.workers,
+                     "precision": recognizer.precision_record()}
 
     with tempfile.TemporaryDirectory() as out:  # first, so the peak RSS below is the batch's own
         mark = time.perf_counter()
@@ -78,7 +82,8 @@ def main() -> None:
     if not args.skip_loop:
         mark = time.perf_counter()
         for item in dataset.items:
-            subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--video", str(item.path), "--format", "json"],
+            subprocess.run([sys.executable, str(ROOT / "evaluate.py"), "--video", str(item.path), "--format", "json",
+                            "--precision", args.precision],
                            cwd=ROOT, capture_output=True, check=True)
         loop = time.perf_counter() - mark
         figures.update(loop_s=round(loop, 2), batch_vs_loop=round(loop / batch, 3))
