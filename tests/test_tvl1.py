@@ -177,7 +177,8 @@ def test_batch_settings_treat_the_engines_alike():
 
     from i3d.tasks.batch import BatchOptions, settings_of
 
-    recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino")
+    recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino",
+                                 precision_record=lambda: {"asked": "fp32", "used": {}})
     settings = {name: settings_of(recognizer, VideoOptions(flow_algorithm=name), BatchOptions(), None)
                 for name in ("tvl1", "tvl1-opencv", "dis")}
     assert settings["tvl1"] == settings["tvl1-opencv"] != settings["dis"]
