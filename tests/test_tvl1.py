@@ -217,3 +217,30 @@ def test_compiled_once_then_loaded_from_disk(tmp_path):
     assert "compiled" not in runs[1].stderr  # the second process loaded it
     assert runs[0].stdout == runs[1].stdout and float(runs[0].stdout) > 0
     assert any((tmp_path / "cache" / "numba").rglob("*.nbi"))
+
+
+
+def test_an_interrupt_inside_a_compiler_callback_is_raised_after_it():
+    """LLVM calls back into Python while numba compiles (through ctypes, as here); a Ctrl-C or SIGTERM handled
+    inside such a callback is reported as "Exception ignored" and would be lost: it is raised afterwards."""
+    import ctypes
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    def failed() -> None:
+        raise ValueError("an ordinary error stays the callback's own")
+
+    callback = ctypes.CFUNCTYPE(None)
+    seen = []
+    previous, sys.unraisablehook = sys.unraisablehook, lambda unraisable: seen.append(unraisable.exc_type)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with tvl1._interrupts_kept():
+                callback(interrupted)()
+                seen.append("went on")  # the callback returned: compilation would go on to its end
+        with tvl1._interrupts_kept():
+            callback(failed)()
+    finally:
+        sys.unraisablehook = previous
+    assert seen == ["went on", ValueError]

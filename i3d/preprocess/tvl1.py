@@ -38,6 +38,7 @@ seconds and is reported on stderr once.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import sys
 import threading
@@ -110,6 +111,32 @@ def _numba_cache_dir() -> str | None:
     return str(folder)
 
 
+@contextlib.contextmanager
+def _interrupts_kept():
+    """Raise a Ctrl-C or SIGTERM that arrives while LLVM compiles, once compilation returns.
+
+    LLVM calls back into Python while it compiles; an exception raised by a signal
+    handler inside such a callback would be printed as "Exception ignored" and lost,
+    and the run would go on. Python reports it to ``sys.unraisablehook``: keep it there.
+    """
+    kept: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def keep(unraisable) -> None:
+        if isinstance(unraisable.exc_value, BaseException) and not isinstance(unraisable.exc_value, Exception):
+            kept.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = keep
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+        if kept:
+            raise kept[0].with_traceback(None)
+
+
 def load_engine() -> Engine:
     """Compile the kernels, or load them from the disk cache; safe to call often (the work is done once)."""
     global _kernels
@@ -127,13 +154,14 @@ def load_engine() -> Engine:
         if folder:
             config.CACHE_DIR = folder  # read by numba's cache locator when each kernel is created below
         try:
-            try:
-                found = tvl1_kernels.compile_all(cache=True)
-                if not folder:  # numba chose: beside the source if writable, else its own user folder
-                    folder = found["iterate"].stats.cache_path
-            except RuntimeError:  # no writable place at all: compile in memory
-                found = tvl1_kernels.compile_all(cache=False)
-                folder = None
+            with _interrupts_kept():
+                try:
+                    found = tvl1_kernels.compile_all(cache=True)
+                    if not folder:  # numba chose: beside the source if writable, else its own user folder
+                        folder = found["iterate"].stats.cache_path
+                except RuntimeError:  # no writable place at all: compile in memory
+                    found = tvl1_kernels.compile_all(cache=False)
+                    folder = None
         finally:
             config.CACHE_DIR = saved
         compiled = any(sum(k.stats.cache_misses.values()) or not k.stats.cache_hits for k in found.values())
