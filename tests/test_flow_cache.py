@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from support import ROOT, counting_pairs
 
+import i3d.cache_entries as cache_entries
 import i3d.preprocess.flow as flow_mod
 from i3d.preprocess.flow import CACHE_TRAILER, FLOW_BOUND, compute_flow, stream_flow
 
@@ -34,7 +35,7 @@ def shifting_frames(n: int = 3, width: int = 64, height: int = 48, seed: int = 0
 @pytest.fixture(autouse=True)
 def fresh_sweeps(monkeypatch):
     """Every test sees its cache folders for the first time (stale-temporary sweeps are hourly per folder)."""
-    monkeypatch.setattr(flow_mod, "_swept", {})
+    monkeypatch.setattr(cache_entries, "_swept", {})
 
 
 @pytest.fixture
@@ -264,7 +265,7 @@ def test_sweep_failures_never_fail_the_run(monkeypatch, tmp_path, frames, refere
 
 def disk_full_writer(monkeypatch, after: int = 4096) -> None:
     """Make cache writes fail with ENOSPC once ``after`` bytes of an entry are written."""
-    real_write = flow_mod._HashingWriter.write
+    real_write = cache_entries._HashingWriter.write
 
     def write(self, data):
         self.written = getattr(self, "written", 0) + len(memoryview(data).cast("B"))
@@ -272,7 +273,7 @@ def disk_full_writer(monkeypatch, after: int = 4096) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(self, data)
 
-    monkeypatch.setattr(flow_mod._HashingWriter, "write", write)
+    monkeypatch.setattr(cache_entries._HashingWriter, "write", write)
 
 
 def test_disk_full_mocked_is_one_warning(monkeypatch, tmp_path, frames, reference):

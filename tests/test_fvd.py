@@ -265,7 +265,7 @@ def test_cache_embeds_only_new_videos(tmp_path, monkeypatch, recognizer, real, g
         more = i3d.fvd(real, generated[:4], options, recognizer=recognizer)  # three videos added
         assert sum(calls) == 3 and (more.real.embedded, more.real.cached) == (3, 5)
         calls.clear()
-        entry = sorted((tmp_path / "cache").glob("*.emb"))[0]
+        entry = sorted((tmp_path / "cache").glob("*.npy"))[0]
         entry.write_bytes(entry.read_bytes()[:-1] + b"\0")  # damage the checksum
     with pytest.warns(UserWarning, match="corrupt embedding cache entry"):
         i3d.fvd(real, generated[:4], options, recognizer=recognizer)

@@ -40,20 +40,16 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
-import re
-import stat
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
+from ..cache_entries import load_entry, save_entry, sweep_stale_temporaries
 from ..errors import InputError, OptionError
-from ..files import STALE_AFTER_S, atomic_path, reason, remove_older_than
 from ..processes import available_cores, spawn_pool, terminate_pool
 from ..quiet import quiet_opencv
 from . import tvl1
@@ -71,9 +67,6 @@ CHUNK_PAIRS = 32
 T = TypeVar("T")
 CACHE_TRAILER = b"I3D-FLOW-SHA256\n"
 """Magic that starts an entry's trailer; the SHA-256 digest (32 bytes) of all preceding bytes follows."""
-_TRAILER_LEN = len(CACHE_TRAILER) + 32
-_TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.npy\.[A-Za-z0-9_]+\.tmp\.npy")  # atomic_path's temporary names
-_swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sweep for stale temporaries
 
 
 def flow_result_name(algorithm: str) -> str:
@@ -190,138 +183,11 @@ def flow_cache_key(video_sha256: str, params: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _Corrupt(Exception):
-    """A cache entry that was read but is not a valid entry; the message says why."""
-
-
-def _read_exact(f, buffer: memoryview) -> int:
-    """Fill ``buffer`` from ``f``; returns the bytes read (fewer only at end of file)."""
-    done = 0
-    while done < len(buffer):
-        n = f.readinto(buffer[done:])
-        if not n:
-            break
-        done += n
-    return done
-
-
-def _read_entry(f, size: int, shape: tuple[int, ...]) -> np.ndarray:
-    """An open entry's clipped flow; raises _Corrupt, before reading any data if the header or size are wrong."""
-    try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            stored_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            stored_shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise _Corrupt(f"unsupported .npy version {version}")
-    except (_Corrupt, OSError):
-        raise
-    except Exception as e:  # whatever numpy makes of a damaged header
-        raise _Corrupt(f"unreadable .npy header ({reason(e)})") from None
-    if tuple(stored_shape) != shape or dtype != np.dtype(np.float32) or fortran:
-        raise _Corrupt(f"header says {dtype} {tuple(stored_shape)}{' in Fortran order' if fortran else ''}, "
-                       f"expected float32 {shape}")
-    offset = f.tell()
-    expected_size = offset + int(np.prod(shape)) * 4 + _TRAILER_LEN
-    if size != expected_size:
-        raise _Corrupt(f"{size} bytes where its header implies {expected_size}")
-    f.seek(0)
-    head = f.read(offset)
-    arr = np.empty(shape, np.float32)
-    data = memoryview(arr).cast("B")
-    if len(head) != offset or _read_exact(f, data) != len(data):
-        raise _Corrupt("shorter than its header says")
-    digest = hashlib.sha256(head)
-    digest.update(data)
-    if f.read(_TRAILER_LEN + 1) != CACHE_TRAILER + digest.digest():
-        raise _Corrupt("checksum mismatch")
+def _outside_bounds(arr: np.ndarray) -> str | None:
+    """What is wrong with a cached chunk of clipped flow, or None."""
     if not np.isfinite(arr).all() or np.abs(arr).max(initial=0.0) > FLOW_BOUND:
-        raise _Corrupt(f"values outside [-{FLOW_BOUND:g}, {FLOW_BOUND:g}]")
-    return arr
-
-
-def _drop_entry(path: str, problem: str) -> bool:
-    """Remove an unusable entry with one warning line; returns whether a fresh one may be stored there."""
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        warnings.warn(f"{path}: {problem}, and it cannot be removed ({reason(e)}); computing without the cache")
-        return False
-    warnings.warn(f"{path}: {problem}; removed it, recomputing")
-    return True
-
-
-def _load_cache(path: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, bool]:
-    """(the cached clipped flow or None, whether a fresh result may be stored at ``path``).
-
-    Never raises for a bad or unreadable entry: a corrupt one is removed and a
-    special file (FIFO, device, folder) is never opened; each costs one warning line.
-    """
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None, _drop_entry(path, "flow cache entry is not a regular file")
-        # O_NONBLOCK: a FIFO swapped in since the stat cannot block the open; fstat below refuses it.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return None, True
-    except OSError as e:
-        warnings.warn(f"{path}: cannot read flow cache entry ({reason(e)}); computing without the cache")
-        return None, False
-    try:
-        with open(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _Corrupt("not a regular file")
-            return _read_entry(f, info.st_size, shape), False
-    except _Corrupt as e:
-        return None, _drop_entry(path, f"corrupt flow cache entry ({e})")
-    except OSError as e:
-        warnings.warn(f"{path}: cannot read flow cache entry ({reason(e)}); computing without the cache")
-        return None, False
-
-
-class _HashingWriter:
-    """A binary file wrapper that feeds every byte written through it to a SHA-256."""
-
-    def __init__(self, f) -> None:
-        self.f = f
-        self.sha256 = hashlib.sha256()
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        return self.f.write(data)
-
-
-def _save_cache(path: str, arr: np.ndarray) -> None:
-    """Write an entry atomically (never a half-written one); a failure costs one warning line, not the run."""
-    try:
-        with atomic_path(path, suffix=".npy") as tmp:
-            with open(tmp, "wb") as f:
-                hashing = _HashingWriter(f)
-                np.save(hashing, np.ascontiguousarray(arr, np.float32), allow_pickle=False)
-                f.write(CACHE_TRAILER + hashing.sha256.digest())
-                f.flush()
-                os.fsync(f.fileno())
-    except OSError as e:  # one line per folder and reason: Python's default filter shows it once
-        warnings.warn(f"{os.path.dirname(path)}: cannot write to the flow cache ({reason(e)}); continuing without it")
-
-
-def _sweep_stale_temps(folder: str) -> None:
-    """Remove the temporary files killed runs left in ``folder`` over an hour ago; best effort, hourly at most."""
-    now = time.monotonic()
-    if folder in _swept and now - _swept[folder] < STALE_AFTER_S:
-        return
-    _swept[folder] = now
-    try:
-        with os.scandir(folder) as entries:
-            temporaries = [Path(entry.path) for entry in entries
-                           if _TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return
-    remove_older_than(temporaries, STALE_AFTER_S)
+        return f"values outside [-{FLOW_BOUND:g}, {FLOW_BOUND:g}]"
+    return None
 
 
 def check_flow_settings(algorithm: str, workers: int | None) -> int:
@@ -364,11 +230,12 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
     path, store = None, False
     if cache_dir is not None:
         folder = os.fspath(cache_dir)
-        _sweep_stale_temps(folder)
+        sweep_stale_temporaries(folder)
         key = flow_cache_key(frames_sha256(frames), {"algorithm": flow_result_name(algorithm),
                                                      "extra": cache_key_extra})
         path = os.path.join(folder, f"{key}.npy")
-        cached, store = _load_cache(path, (len(frames) - 1, *frames.shape[1:3], 2))
+        cached, store = load_entry(path, (len(frames) - 1, *frames.shape[1:3], 2), "flow cache", CACHE_TRAILER,
+                                   _outside_bounds)
         if cached is not None:
             bar.update(len(frames) - 1)
             return cached / np.float32(FLOW_BOUND)
@@ -379,7 +246,7 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "OpenCV error"
         raise InputError(f"compute_flow: optical flow failed ({msg})") from None
     if store:
-        _save_cache(path, raw)
+        save_entry(path, raw, "flow cache", CACHE_TRAILER)
     return raw / np.float32(FLOW_BOUND)
 
 
