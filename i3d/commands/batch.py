@@ -17,7 +17,7 @@ from ..processes import available_cores
 from .common import (
     TYPES,
     Parser,
-    add_precision_arguments,
+    add_engine_arguments,
     add_preprocessing_arguments,
     add_pretrain_argument,
     check_pretrain_type,
@@ -43,9 +43,7 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     add_pretrain_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
     parser.add_argument("--fusion", choices=("mean", "sum"), default="mean")
-    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
-                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
-    add_precision_arguments(parser)
+    add_engine_arguments(parser)
     listing = parser.add_argument_group("the list")
     listing.add_argument("--labels-from-folders", action="store_true",
                          help="folder SOURCE: one sub-folder per class, named by its label")

@@ -14,7 +14,7 @@ from .common import (
     TYPES,
     Parser,
     UsageError,
-    add_precision_arguments,
+    add_engine_arguments,
     add_preprocessing_arguments,
     add_pretrain_argument,
     check_pretrain_type,
@@ -58,11 +58,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, metavar="PREFIX",
                         help="DeepMind checkpoint (model.ckpt prefix or its folder), or a TF-Hub module folder, "
                              "for a single-stream run")
-    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
-                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="TensorFlow backend: float16 compute on a GPU (faster, changes logits slightly)")
-    add_precision_arguments(parser)
+    add_engine_arguments(parser, mixed_precision=True)
     parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser

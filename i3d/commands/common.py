@@ -192,8 +192,13 @@ PRECISION_HELP = ("OpenVINO backend: fp32 (default, the reference), bf16 (faster
                   "(its GPU option is --mixed-precision)")
 
 
-def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
-    """--precision and --calibration, shared by classify, batch and features."""
+def add_engine_arguments(parser: argparse.ArgumentParser, mixed_precision: bool = False) -> None:
+    """--backend, --precision and --calibration (and --mixed-precision where asked): what engine_options reads."""
+    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
+                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
+    if mixed_precision:
+        parser.add_argument("--mixed-precision", action="store_true",
+                            help="TensorFlow backend: float16 compute on a GPU (faster, changes logits slightly)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help=PRECISION_HELP)
     parser.add_argument("--calibration", type=Path, metavar="DIR",
                         help="with --precision int8: calibrate on the videos in DIR (prepared as any video) "

@@ -14,7 +14,7 @@ from pathlib import Path
 from .common import (
     Parser,
     UsageError,
-    add_precision_arguments,
+    add_engine_arguments,
     engine_options,
     forbid_network,
     run_command,
@@ -43,9 +43,7 @@ def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
                         help="write the GENERATED side's statistics to FILE.npz")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="videos per forward pass (default 8)")
-    parser.add_argument("--backend", choices=("auto", "openvino", "tensorflow"), default="auto",
-                        help="inference engine: auto picks OpenVINO on a CPU, TensorFlow on a GPU (default: auto)")
-    add_precision_arguments(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the per-video embedding cache ($I3D_CACHE_DIR/fvd, "
                              "default ~/.cache/i3d/fvd)")
