@@ -426,7 +426,7 @@ def test_ctrl_c_while_converting_is_one_line_and_exit_130(tmp_path, shared_weigh
 
 
 def test_keep_interrupts_raises_what_a_library_swallowed():
-    from i3d.runtime.openvino import keep_interrupts
+    from i3d.interrupts import keep_interrupts
 
     def on_term(number, frame):
         raise SystemExit(143)

@@ -38,7 +38,6 @@ seconds and is reported on stderr once.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import os
 import sys
 import threading
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..interrupts import keep_interrupts
 from ..processes import available_cores
 from ..quiet import quiet_opencv
 
@@ -111,32 +111,6 @@ def _numba_cache_dir() -> str | None:
     return str(folder)
 
 
-@contextlib.contextmanager
-def _interrupts_kept():
-    """Raise a Ctrl-C or SIGTERM that arrives while LLVM compiles, once compilation returns.
-
-    LLVM calls back into Python while it compiles; an exception raised by a signal
-    handler inside such a callback would be printed as "Exception ignored" and lost,
-    and the run would go on. Python reports it to ``sys.unraisablehook``: keep it there.
-    """
-    kept: list[BaseException] = []
-    previous = sys.unraisablehook
-
-    def keep(unraisable) -> None:
-        if isinstance(unraisable.exc_value, BaseException) and not isinstance(unraisable.exc_value, Exception):
-            kept.append(unraisable.exc_value)
-        else:
-            previous(unraisable)
-
-    sys.unraisablehook = keep
-    try:
-        yield
-    finally:
-        sys.unraisablehook = previous
-        if kept:
-            raise kept[0].with_traceback(None)
-
-
 def load_engine() -> Engine:
     """Compile the kernels, or load them from the disk cache; safe to call often (the work is done once)."""
     global _kernels
@@ -154,7 +128,7 @@ def load_engine() -> Engine:
         if folder:
             config.CACHE_DIR = folder  # read by numba's cache locator when each kernel is created below
         try:
-            with _interrupts_kept():
+            with keep_interrupts():  # LLVM's callbacks would swallow a Ctrl-C
                 try:
                     found = tvl1_kernels.compile_all(cache=True)
                     if not folder:  # numba chose: beside the source if writable, else its own user folder

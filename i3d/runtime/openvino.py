@@ -26,20 +26,16 @@ variant's fields (calibration checksum, NNCF version...), which must match for i
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +44,7 @@ import numpy as np
 
 from ..errors import WeightsError
 from ..files import sha256_file, usual_mode, warn_not_written
+from ..interrupts import keep_interrupts
 from ..quiet import no_openvino_telemetry
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
@@ -260,47 +257,6 @@ def ir_model(xml: bytes, weights: bytes):
     import openvino as ov
 
     return ov.Core().read_model(model=xml, weights=ov.Tensor(np.frombuffer(weights, np.uint8)))
-
-
-@contextlib.contextmanager
-def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """Let Ctrl-C (or a SIGTERM handler's exception) stop the block, even where a library swallows it.
-
-    OpenVINO's converter catches a KeyboardInterrupt raised inside TensorFlow's tracing and
-    raises ``RuntimeError("... Converting input model KeyboardInterrupt ...")`` instead. Around
-    the block each Python-level handler of ``signals`` is wrapped to remember the exception it
-    raises; an Exception that ends the block after one is replaced by it, and a block that
-    swallowed it entirely raises it at its end. Signal handlers can only be changed in the main
-    thread: elsewhere the block runs as is.
-    """
-    raised: list[BaseException] = []
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in signals:
-            handler = signal.getsignal(signum)
-            if not callable(handler):  # ignored, or the default action: nothing raises
-                continue
-
-            def remembering(number, frame, handler=handler):
-                try:
-                    handler(number, frame)
-                except BaseException as exc:
-                    raised.append(exc)
-                    raise
-
-            previous[signum] = handler
-            signal.signal(signum, remembering)
-    try:
-        yield
-    except Exception as err:
-        if raised:
-            raise raised[0] from err
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if raised:
-        raise raised[0]
 
 
 def convert(keras_model, channels: int):

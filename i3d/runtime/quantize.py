@@ -25,11 +25,12 @@ import numpy as np
 
 from ..errors import I3DError, InputError
 from ..files import sha256_file
+from ..interrupts import keep_interrupts
 from ..streams import Stream
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
 from ..weights.store import WeightStore
-from .openvino import Variant, float_model, keep_interrupts, read_ir, save_ir
+from .openvino import Variant, float_model, read_ir, save_ir
 
 CALIBRATION_FORMAT = 1
 """Changes when the way calibration windows are made changes, so older int8 models are not reused."""

@@ -1,0 +1,60 @@
+"""Ctrl-C and SIGTERM that stop a block even where a library swallows them."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Let Ctrl-C (or a SIGTERM handler's exception) stop the block, even where a library swallows it.
+
+    OpenVINO's converter catches a KeyboardInterrupt raised inside TensorFlow's tracing and
+    raises ``RuntimeError("... Converting input model KeyboardInterrupt ...")`` instead; LLVM
+    (numba's compiler) calls back into Python through ctypes, which reports an exception raised
+    there as "Exception ignored" and goes on. Around the block each Python-level handler of
+    ``signals`` is wrapped to remember the exception it raises; an Exception that ends the block
+    after one is replaced by it, a block that swallowed it entirely raises it at its end, and one
+    Python would report as unraisable is not printed. Signal handlers can only be changed in the
+    main thread: elsewhere the block runs as is.
+    """
+    raised: list[BaseException] = []
+    previous = {}
+    unraisable_hook = sys.unraisablehook
+    if threading.current_thread() is threading.main_thread():
+        for signum in signals:
+            handler = signal.getsignal(signum)
+            if not callable(handler):  # ignored, or the default action: nothing raises
+                continue
+
+            def remembering(number, frame, handler=handler):
+                try:
+                    handler(number, frame)
+                except BaseException as exc:
+                    raised.append(exc)
+                    raise
+
+            previous[signum] = handler
+            signal.signal(signum, remembering)
+
+        def quiet(unraisable) -> None:  # raised again at the block's end: not "Exception ignored"
+            if not any(unraisable.exc_value is exc for exc in raised):
+                unraisable_hook(unraisable)
+
+        sys.unraisablehook = quiet
+    try:
+        yield
+    except Exception as err:
+        if raised:
+            raise raised[0] from err
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sys.unraisablehook = unraisable_hook
+    if raised:
+        raise raised[0]
