@@ -47,8 +47,15 @@ def spawn_pool(workers: int) -> cf.ProcessPoolExecutor:
 
 
 def terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
-    """Stop a pool now: running work is abandoned, queued work cancelled, workers ended (killed after ``grace`` s)."""
+    """Stop a pool now: running work is abandoned, queued work cancelled, workers ended (killed after ``grace`` s).
+
+    Returns once the pool's manager thread has ended too: while it is still
+    closing its wake-up pipe, the interpreter's exit hook for pools may write
+    to that pipe and print an ``OSError: Bad file descriptor`` traceback
+    (CPython 3.11 does not lock that write).
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     terminate_workers = getattr(pool, "terminate_workers", None)  # Python 3.14+
     try:
         if terminate_workers is not None:
@@ -74,3 +81,5 @@ def terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
             process.kill()
         except (OSError, ValueError):
             pass
+    if manager is not None:
+        manager.join(grace)
