@@ -27,7 +27,7 @@ class Stream:
     needs_flow: bool  # reads optical-flow fields rather than frames
     frames_lost: int  # video frames that give no input frame (flow: T frames give T-1 fields)
     crop: Callable[[np.ndarray, str], np.ndarray]  # one frame (or field) at short side 256 -> 224x224
-    finish: Callable[[np.ndarray], np.ndarray]  # stacked crops (T, 224, 224, C) -> float32 in [-1, 1]
+    finish: Callable[..., np.ndarray]  # stacked crops (T, 224, 224, C)[, out] -> float32 in [-1, 1]
     range_hint: str  # how values get into [-1, 1], for error messages
 
     @property
@@ -45,8 +45,16 @@ class Stream:
 
         Frames cropped to several views, (V, 224, 224, C) each, give (V, T, 224, 224, C).
         """
-        clip = self.finish(np.stack(list(crops)))
-        return clip[np.newaxis] if clip.ndim == 4 else np.ascontiguousarray(clip.transpose(1, 0, 2, 3, 4))
+        return self.finish_stack(np.stack(list(crops)))
+
+    def finish_stack(self, stacked: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Stacked crops (T, 224, 224, C) or (T, V, 224, 224, C) -> the clip :meth:`clip` gives.
+
+        ``out``, float32 (1, T, 224, 224, C), may receive a one-view clip's values (see ``finish``).
+        """
+        if stacked.ndim == 5:  # several views: (T, V, ...) -> (V, T, ...), new memory anyway
+            return np.ascontiguousarray(self.finish(stacked).transpose(1, 0, 2, 3, 4))
+        return self.finish(stacked, None if out is None else out[0])[np.newaxis]
 
 
 RGB = Stream("rgb", 3, "RGB", needs_flow=False, frames_lost=0, crop=transforms.crop_frame,

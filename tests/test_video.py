@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from support import SAMPLES
+from support import SAMPLES, write_video
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.video import DecodedVideo, TimestampClock, read_frames_dir, read_video
@@ -255,3 +255,48 @@ def test_variable_frame_rate_follows_timestamps():
     assert [index for _, _, index in picked] == expected
     assert expected[:6] == [0, 2, 2, 2, 4, 5] and len(picked) == 13  # the last frame lasts 0.04 s: to 0.49 s
     assert [seconds for _, seconds, _ in picked] == grid
+
+
+def test_rgb_scaling_table_is_the_arithmetic_bit_for_bit():
+    """The LUT gives exactly float32 ``x / 255 * 2 - 1`` for every uint8 value, into ``out`` too."""
+    from i3d.preprocess.transforms import rgb_to_unit_range
+
+    values = np.arange(256, dtype=np.uint8)
+    arithmetic = values.astype(np.float32) / np.float32(255) * np.float32(2) - np.float32(1)
+    assert rgb_to_unit_range(values).view(np.uint32).tolist() == arithmetic.view(np.uint32).tolist()
+    assert rgb_to_unit_range(values)[[0, 255]].tolist() == [-1.0, 1.0]
+    frames = np.random.default_rng(3).integers(0, 256, (5, 224, 224, 3), dtype=np.uint8)
+    expected = frames.astype(np.float32) / 255.0 * 2.0 - 1.0
+    np.testing.assert_array_equal(rgb_to_unit_range(frames), expected)
+    np.testing.assert_array_equal(rgb_to_unit_range(frames[:, ::2]), expected[:, ::2])  # not contiguous
+    out = np.full(frames.shape, np.nan, np.float32)
+    assert rgb_to_unit_range(frames, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="out must be"):
+        rgb_to_unit_range(frames, out=np.empty((4, 224, 224, 3), np.float32))
+
+
+def test_cropped_windows_finish_into_reused_buffers_as_iter_windows_does(tmp_path):
+    """Windows sent unfinished (uint8) and finished window after window into one reused block are
+    exactly the windows iter_windows gives, a shorter tail window included."""
+    from i3d.preprocess.windows import ClipBuffers, VideoOptions, iter_cropped_windows, iter_windows
+    from i3d.streams import RGB
+
+    video = write_video(tmp_path / "v.avi", 70, width=80, height=60)
+    options = VideoOptions(window=32, stride=16)
+    expected = list(iter_windows(video, (RGB,), options))
+    buffers = ClipBuffers()
+    cropped = list(iter_cropped_windows(video, (RGB,), options))
+    assert [w.crops["rgb"].dtype for w in cropped] == [np.uint8] * len(expected)
+    assert [w.crops["rgb"].shape[0] for w in cropped] == [32, 32, 32, 32]  # the last one aligned to the end
+    blocks = set()
+    for want, window in zip(expected, cropped, strict=True):
+        got = window.finish((RGB,), buffers)
+        blocks.add(got.clips["rgb"].__array_interface__["data"][0])
+        assert (got.index, got.first_frame, got.frames, got.start, got.end) == \
+               (want.index, want.first_frame, want.frames, want.start, want.end)
+        np.testing.assert_array_equal(got.clips["rgb"], want.clips["rgb"])
+    assert len(blocks) == 1  # every window written into the same memory
+    short = cropped[0]
+    short.crops = {"rgb": short.crops["rgb"][:20]}
+    np.testing.assert_array_equal(short.finish((RGB,), buffers).clips["rgb"], expected[0].clips["rgb"][:, :20])

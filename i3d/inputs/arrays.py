@@ -112,10 +112,9 @@ def validate_clip(clip: np.ndarray, stream: Stream, source: str = "clip", views:
     except ValueError as err:
         raise InputError(f"{source}: {err}") from None
     clip = np.ascontiguousarray(clip, dtype=np.float32)
-    finite = np.isfinite(clip)
-    if not finite.all():
-        raise InputError(f"{source}: {int((~finite).sum())} values are NaN or infinite")
-    low, high = float(clip.min()), float(clip.max())
+    low, high = float(clip.min()), float(clip.max())  # NaN anywhere makes both NaN; two passes, no mask
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise InputError(f"{source}: {int(clip.size - np.isfinite(clip).sum())} values are NaN or infinite")
     if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         raise InputError(f"{source}: values span [{low:.3g}, {high:.3g}], outside [-1, 1] "
                          f"({stream.range_hint})")

@@ -148,13 +148,34 @@ def crop_flow(flow: np.ndarray, crop: str = "center") -> np.ndarray:
     return np.clip(resize_to_crop(flow) * scale, -1.0, 1.0).astype(np.float32)
 
 
-def rgb_to_unit_range(frames: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float32 in [-1, 1] as ``x / 255 * 2 - 1`` (DeepMind's scaling)."""
-    return (frames.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
+_UNIT_RANGE = (np.arange(256, dtype=np.float32) / np.float32(255.0) * np.float32(2.0) - np.float32(1.0)
+               ).astype(np.float32)
+"""``x / 255 * 2 - 1`` in float32 for every uint8 value: the scaling as a table, so it is one lookup."""
 
 
-def as_float32(fields: np.ndarray) -> np.ndarray:
-    """Flow fields, already in [-1, 1], as contiguous float32."""
+def rgb_to_unit_range(frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 RGB -> float32 in [-1, 1] as ``x / 255 * 2 - 1`` (DeepMind's scaling).
+
+    A 256-entry table computed with exactly those float32 operations, applied
+    by OpenCV's LUT: the same values as the arithmetic, about ten times faster.
+    ``out`` (float32, C-contiguous, ``frames``' shape) receives the values when
+    given, so a caller finishing clip after clip need not fault in new pages.
+    """
+    frames = np.ascontiguousarray(frames)
+    if frames.dtype != np.uint8 or frames.size == 0:
+        return (frames.astype(np.float32) / 255.0 * 2.0 - 1.0).astype(np.float32)
+    width = frames.shape[-1] * (frames.shape[-2] if frames.ndim > 1 else 1)
+    rows = frames.reshape(-1, width)
+    if out is None:
+        return _cv2().LUT(rows, _UNIT_RANGE).reshape(frames.shape)
+    if out.shape != frames.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 of shape {frames.shape}, not {out.dtype} {out.shape}")
+    _cv2().LUT(rows, _UNIT_RANGE, dst=out.reshape(rows.shape))
+    return out
+
+
+def as_float32(fields: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Flow fields, already in [-1, 1], as contiguous float32 (``out`` is not needed: no new values)."""
     return np.ascontiguousarray(fields, dtype=np.float32)
 
 

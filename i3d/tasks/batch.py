@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import I3DError, OptionError
 from ..files import atomic_path
-from ..preprocess.windows import VideoOptions, Window, iter_windows
+from ..preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, iter_cropped_windows
 from ..processes import spawn_pool, terminate_pool
 from ..streams import streams_named
 from .datasets import Dataset, VideoItem, match_labels, shard
@@ -221,10 +221,12 @@ def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, s
     return written
 
 
-def _prepared(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> tuple[list[Window] | None, str | None]:
-    """A video's windows, or the one-line reason it has none: what a worker process sends back."""
+def _prepared(path: str, stream_names: tuple[str, ...],
+              video: VideoOptions) -> tuple[list[CroppedWindow] | None, str | None]:
+    """A video's windows, cropped but not finished (uint8 RGB: a quarter of the bytes to send), or the
+    one-line reason it has none: what a worker process sends back."""
     try:
-        return list(iter_windows(path, streams_named(stream_names), video)), None
+        return list(iter_cropped_windows(path, streams_named(stream_names), video)), None
     except I3DError as err:
         return None, str(err)
     except Exception as err:  # a broken file must not stop the dataset: record it
@@ -232,7 +234,7 @@ def _prepared(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> 
 
 
 def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
-                   workers: int) -> Iterator[tuple[VideoItem, list[Window] | None, str | None]]:
+                   workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None]]:
     """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
     if workers <= 0:
         for item in items:
@@ -343,9 +345,15 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, waiting, confused)
 
 
-def classify_prepared(recognizer: Recognizer, windows: list[Window], top_k: int, fusion: str,
+def classify_prepared(recognizer: Recognizer, cropped: list[CroppedWindow], top_k: int, fusion: str,
                       features: bool) -> tuple[Result, Features | None]:
-    """The network's part of one video (either engine): its result, and its features when asked."""
+    """The network's part of one video (either engine): its result, and its features when asked.
+
+    Each window is finished just before the network takes it, into the memory the previous window's
+    clip used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
+    """
+    buffers = ClipBuffers()
+    windows = (window.finish(recognizer.streams, buffers) for window in cropped)
     if features:
         return recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
     return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion), None

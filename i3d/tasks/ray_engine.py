@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import I3DError, OptionError
-from ..preprocess.windows import VideoOptions, Window
+from ..preprocess.windows import CroppedWindow, VideoOptions
 from ..processes import available_cores
 from .datasets import VideoItem
 from .recognizer import Recognizer
@@ -125,7 +125,7 @@ class ModelActor:
                                           load=LoadOptions(download=False, progress=False),
                                           engine=engine, store=WeightStore(Path(weights_dir)))
 
-    def run(self, prepared: tuple[list[Window] | None, str | None], top_k: int, fusion: str,
+    def run(self, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
         """(result, features, error, seconds) for one video's prepared windows (or the reason it has none)."""
         from .batch import classify_prepared
@@ -155,7 +155,8 @@ def _connect(ray, options: RayOptions) -> bool:
     return True
 
 
-def prepare(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> tuple[list[Window] | None, str | None]:
+def prepare(path: str, stream_names: tuple[str, ...],
+            video: VideoOptions) -> tuple[list[CroppedWindow] | None, str | None]:
     """The decoding task: :func:`i3d.tasks.batch._prepared` (windows, or the reason there are none)."""
     from .batch import _prepared
 
