@@ -6,7 +6,9 @@ Prints, from one run on one machine: the devset's top-1/top-5/mean class
 accuracy; frames/s of the network alone (windows prepared beforehand), of
 ``i3d batch`` end to end (decoding in worker processes), and of a loop of
 ``evaluate.py --video`` per clip (all in ``--precision``, fp32 by default); the
-ratios the README quotes; and the batch's peak RSS (this process and its children).
+ratios the README quotes; the batch's peak RSS (this process and its children) and
+how busy it kept the cores (CPU seconds of this process and its workers over wall
+seconds times cores).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_seconds() -> float:
+    """User plus system CPU seconds of this process and its reaped children."""
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
@@ -56,13 +64,16 @@ def main() -> None:
                                                               label_column="kinetics_label"))
     recognizer = Recognizer.load("rgb", engine=EngineOptions(precision=args.precision))
     video = VideoOptions()
-    figures: dict = {"cpu": cpu_name(), "clips": len(dataset.items), "workers": args.workers,
+    cores = len(os.sched_getaffinity(0))
+    figures: dict = {"cpu": cpu_name(), "cores": cores, "clips": len(dataset.items), "workers": args.workers,
                      "precision": recognizer.precision_record()}
 
     with tempfile.TemporaryDirectory() as out:  # first, so the peak RSS below is the batch's own
+        used = cpu_seconds()
         mark = time.perf_counter()
         report = run_batch(dataset, out, recognizer, video=video, options=BatchOptions(workers=args.workers))
         batch = time.perf_counter() - mark
+        used = cpu_seconds() - used  # the workers are reaped when the pool shuts down, so they count
     peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     summary = report.summary
 
@@ -76,6 +87,7 @@ def main() -> None:
     figures.update(frames=frames, network_s=round(network, 2), network_fps=round(frames / network, 1),
                    batch_s=round(batch, 2), batch_fps=round(frames / batch, 1),
                    batch_vs_network=round(network / batch, 3), peak_rss_mib=round(peak / 1024),
+                   batch_cores_busy=round(used / (batch * cores), 3),
                    top1=summary["top1"], top5=summary["top5"], mean_class_accuracy=summary["mean_class_accuracy"],
                    labelled=summary["labelled"], failed=summary["failed"])
 

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: signal sent to a process when its parent dies
 
@@ -26,8 +27,8 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Pool worker set-up: leave Ctrl-C to the parent and die with it (Linux)."""
+def _init_worker(parent_pid: int, setup: Callable[[], None] | None = None) -> None:
+    """Pool worker set-up: leave Ctrl-C to the parent and die with it (Linux), then the caller's ``setup``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         try:
@@ -38,12 +39,17 @@ def _init_worker(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         os._exit(1)
+    if setup is not None:
+        setup()
 
 
-def spawn_pool(workers: int) -> cf.ProcessPoolExecutor:
-    """A pool of ``workers`` spawned processes that ignore Ctrl-C and end with this process."""
+def spawn_pool(workers: int, setup: Callable[[], None] | None = None) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes that ignore Ctrl-C and end with this process.
+
+    ``setup`` (picklable: a module-level function or a partial of one) runs once in each worker.
+    """
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                  initializer=_init_worker, initargs=(os.getpid(),))
+                                  initializer=_init_worker, initargs=(os.getpid(), setup))
 
 
 def terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:

@@ -135,3 +135,10 @@ def write_labelled_videos(root: Path) -> Path:
     (root / "archery" / "broken.avi").write_bytes(b"not a video at all" * 10)
     write_video(root / "abseiling" / "short.avi", 4)
     return root
+
+
+def decode_threads() -> int:
+    """The FFmpeg threads setting of the process this runs in (for worker processes)."""
+    from i3d.inputs import video
+
+    return video._decode_threads

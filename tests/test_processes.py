@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
+import pytest
+
 from i3d.processes import spawn_pool, terminate_pool
 
 
@@ -28,3 +31,29 @@ def test_terminate_pool_ends_workers_and_the_manager_thread():
     assert not manager.is_alive()
     assert [p.is_alive() for p in processes] == [False, False]
     assert all(f.done() for f in futures)
+
+
+def test_decoding_workers_use_one_ffmpeg_thread_each_and_decode_the_same_frames():
+    """Batch decoding workers run their set-up: one FFmpeg thread per video (the workers share out the cores)."""
+    from support import SAMPLES, decode_threads
+
+    from i3d.inputs import video
+    from i3d.tasks.batch import _one_decoding_thread
+
+    pool = spawn_pool(1, _one_decoding_thread)
+    try:
+        assert pool.submit(decode_threads).result(timeout=60) == 1
+    finally:
+        terminate_pool(pool)
+    assert video._decode_threads == 0  # this process keeps FFmpeg's own choice
+    clip = SAMPLES / "arm_wrestling.mp4"
+    default = video.read_video(clip, max_frames=30).frames
+    try:
+        video.set_decode_threads(1)
+        single = video.read_video(clip, max_frames=30).frames
+    finally:
+        video.set_decode_threads(0)
+    assert single.shape == (30, 256, 340, 3)
+    np.testing.assert_array_equal(single, default)
+    with pytest.raises(ValueError):
+        video.set_decode_threads(-1)

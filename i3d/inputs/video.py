@@ -263,13 +263,30 @@ def _ascii_link(path: str) -> tuple[str, str | None]:
     return link, folder
 
 
+_decode_threads = 0  # 0: FFmpeg's own choice (a thread per core)
+
+
+def set_decode_threads(threads: int) -> None:
+    """Threads FFmpeg decodes each video with in this process (0: its own choice, one per core).
+
+    Worker processes that decode videos side by side use 1: the cores are
+    already shared out among them, and one thread per video costs about 15%
+    less CPU than frame threading (5.1 against 6.0 CPU s for the devset here).
+    """
+    global _decode_threads
+    if threads < 0:
+        raise ValueError(f"decode threads must be 0 or more, not {threads}")
+    _decode_threads = threads
+
+
 def _open_video(name: str) -> tuple[cv2.VideoCapture, float, int]:
     """Open a video file; returns the capture, its frame rate and its frame count (0 if unknown)."""
     _check_file(name)
     backend = cv2.CAP_FFMPEG if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG) else cv2.CAP_ANY
     target, folder = _ascii_link(name)
     try:
-        cap = cv2.VideoCapture(target, backend)
+        cap = (cv2.VideoCapture(target, backend, [cv2.CAP_PROP_N_THREADS, _decode_threads]) if _decode_threads
+               else cv2.VideoCapture(target, backend))
     except cv2.error as e:
         raise InputError(f"{name}: cannot open as a video ({str(e).strip().splitlines()[-1]})") from None
     finally:

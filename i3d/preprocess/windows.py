@@ -216,7 +216,9 @@ class CroppedWindow:
         for stream in streams:
             crops = self.crops[stream.name]
             out = buffers.clip(stream.name, (1, *crops.shape)) if buffers is not None and crops.ndim == 4 else None
-            clips[stream.name] = validate_clip(stream.finish_stack(crops, out), stream, self.where, self.views)
+            pixels = not stream.needs_flow and crops.dtype == np.uint8  # through the scaling table: in [-1, 1]
+            clips[stream.name] = validate_clip(stream.finish_stack(crops, out), stream, self.where, self.views,
+                                               values_known=pixels)
         return Window(index=self.index, first_frame=self.first_frame, frames=self.frames, start=self.start,
                       end=self.end, clips=clips)
 

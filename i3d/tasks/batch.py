@@ -233,6 +233,13 @@ def _prepared(path: str, stream_names: tuple[str, ...],
         return None, f"{path}: unexpected {type(err).__name__}: {err}"
 
 
+def _one_decoding_thread() -> None:
+    """Decoding workers' set-up: one FFmpeg thread per video, since the workers already share out the cores."""
+    from ..inputs.video import set_decode_threads
+
+    set_decode_threads(1)
+
+
 def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
                    workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None]]:
     """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
@@ -240,7 +247,7 @@ def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video:
         for item in items:
             yield item, *_prepared(os.fspath(item.path), stream_names, video)
         return
-    pool = spawn_pool(workers)
+    pool = spawn_pool(workers, _one_decoding_thread)
     pending: list[tuple[VideoItem, Future]] = []
     queue = iter(items)
     try:
