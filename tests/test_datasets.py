@@ -46,6 +46,13 @@ def labels(dataset: Dataset) -> dict[str, str | None]:
     return {item.key: item.label for item in dataset.items}
 
 
+def refused(path: Path, text: str, match: str) -> None:
+    """Write the list file ``path`` and check that loading it is refused with ``match``."""
+    path.write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_dataset(path)
+
+
 # ------------------------------------------------------------------------------------------ folders
 
 
@@ -146,15 +153,9 @@ def test_csv_chosen_columns_and_wrong_ones(tmp_path):
     assert keys(load_dataset(tmp_path / "l.csv").missing) == ["x.mp4"]  # "path" comes before "file"
     with pytest.raises(InputError, match="no label column 'kinetics_label'"):
         load_dataset(tmp_path / "l.csv", ListOptions(label_column="kinetics_label"))
-    (tmp_path / "n.csv").write_text("name,label\na.mp4,x\n")
-    with pytest.raises(InputError, match=r"n\.csv:1: no path column"):
-        load_dataset(tmp_path / "n.csv")
-    (tmp_path / "t.csv").write_text("path\tlabel\na.mp4\tx\n")
-    with pytest.raises(InputError, match="name the file .tsv"):
-        load_dataset(tmp_path / "t.csv")
-    (tmp_path / "w.csv").write_text("path,label\na.mp4,x,y\n")
-    with pytest.raises(InputError, match=r"w\.csv:2: has 3 fields, the header has 2"):
-        load_dataset(tmp_path / "w.csv")
+    refused(tmp_path / "n.csv", "name,label\na.mp4,x\n", r"n\.csv:1: no path column")
+    refused(tmp_path / "t.csv", "path\tlabel\na.mp4\tx\n", "name the file .tsv")
+    refused(tmp_path / "w.csv", "path,label\na.mp4,x,y\n", r"w\.csv:2: has 3 fields, the header has 2")
 
 
 def test_txt_list(tmp_path):
@@ -168,9 +169,7 @@ def test_txt_list(tmp_path):
 
 
 def test_txt_path_with_spaces_needs_a_tab(tmp_path):
-    (tmp_path / "list.txt").write_text("ok.mp4\nmy clip.mp4\n")
-    with pytest.raises(InputError, match=r"list\.txt:2: 'my' is not a video file name"):
-        load_dataset(tmp_path / "list.txt")
+    refused(tmp_path / "list.txt", "ok.mp4\nmy clip.mp4\n", r"list\.txt:2: 'my' is not a video file name")
 
 
 def test_jsonl_list(tmp_path):
@@ -181,12 +180,8 @@ def test_jsonl_list(tmp_path):
     ds = load_dataset(tmp_path / "l.jsonl")
     assert [(i.key, i.label) for i in ds.items] == [("a.mp4", "archery"), ("b.mp4", None)]
     assert [(i.key, i.label) for i in ds.missing] == [("c.mp4", None)]
-    (tmp_path / "bad.jsonl").write_text('{"path": "a.mp4"}\n{"path": "b.mp4", "label": 3}\n')
-    with pytest.raises(InputError, match=r"bad\.jsonl:2: 'label' is 3"):
-        load_dataset(tmp_path / "bad.jsonl")
-    (tmp_path / "broken.jsonl").write_text('{"path": "a.mp4"}\n{"path": \n')
-    with pytest.raises(InputError, match=r"broken\.jsonl:2: not JSON"):
-        load_dataset(tmp_path / "broken.jsonl")
+    refused(tmp_path / "bad.jsonl", '{"path": "a.mp4"}\n{"path": "b.mp4", "label": 3}\n', r"bad\.jsonl:2: 'label' is 3")
+    refused(tmp_path / "broken.jsonl", '{"path": "a.mp4"}\n{"path": \n', r"broken\.jsonl:2: not JSON")
 
 
 def test_absolute_paths_inside_and_outside_the_root(tmp_path):
@@ -318,18 +313,13 @@ def test_kinetics_csv_without_labels_and_in_another_root(tmp_path):
 
 def test_kinetics_csv_refuses_ambiguity(tmp_path):
     touch(tmp_path, "abc_000010_000020.mp4", "archery/abc_000010_000020.mp4")
-    (tmp_path / "k.csv").write_text("label,youtube_id,time_start,time_end\narchery,abc,10,20\n")
-    with pytest.raises(InputError, match=r"k\.csv:2: clip abc_000010_000020 matches 2 files"):
-        load_dataset(tmp_path / "k.csv")
-    (tmp_path / "d.csv").write_text("label,youtube_id,time_start,time_end\na,x,1,2\nb,x,1,2\n")
-    with pytest.raises(InputError, match=r"d\.csv:3: clip x_000001_000002 is listed twice \(first on line 2\)"):
-        load_dataset(tmp_path / "d.csv")
-    (tmp_path / "t.csv").write_text("label,youtube_id,time_start,time_end\na,x,1.5,2\n")
-    with pytest.raises(InputError, match="time_start is '1.5'"):
-        load_dataset(tmp_path / "t.csv")
-    (tmp_path / "p.csv").write_text("path,youtube_id,time_start,time_end\nabc_000010_000020.mp4,abc,10,20\n")
-    with pytest.raises(InputError, match="both Kinetics columns"):
-        load_dataset(tmp_path / "p.csv")
+    refused(tmp_path / "k.csv", "label,youtube_id,time_start,time_end\narchery,abc,10,20\n",
+            r"k\.csv:2: clip abc_000010_000020 matches 2 files")
+    refused(tmp_path / "d.csv", "label,youtube_id,time_start,time_end\na,x,1,2\nb,x,1,2\n",
+            r"d\.csv:3: clip x_000001_000002 is listed twice \(first on line 2\)")
+    refused(tmp_path / "t.csv", "label,youtube_id,time_start,time_end\na,x,1.5,2\n", "time_start is '1.5'")
+    refused(tmp_path / "p.csv", "path,youtube_id,time_start,time_end\nabc_000010_000020.mp4,abc,10,20\n",
+            "both Kinetics columns")
     ds = load_dataset(tmp_path / "p.csv", ListOptions(path_column="path"))
     assert (ds.layout, keys(ds.items)) == ("list", ["abc_000010_000020.mp4"])
 
