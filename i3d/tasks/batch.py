@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,7 +84,6 @@ class BatchReport:
     summary: dict
     seconds: float
     pending_elsewhere: int = 0  # videos of other shards without a record yet
-    confused: list = field(default_factory=list)
 
 
 def _label_indices(dataset: Dataset, categories: tuple[str, ...],
@@ -202,12 +201,12 @@ def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, s
     for stream, array in features.features.items():
         path = base.parent / f"{base.name}.{stream}.npy"
         with atomic_path(path, suffix=".npy") as tmp:
-            np.save(tmp, array.astype(np.float32))
+            np.save(tmp, array)  # float32 already (features_of_windows)
         written[stream] = str(path.relative_to(out))
         logits_path = base.parent / f"{base.name}.{stream}.logits.npy"
         with atomic_path(logits_path, suffix=".npy") as tmp:
-            np.save(tmp, features.logits[stream].astype(np.float32))
-    window, stride = video.window_and_step()
+            np.save(tmp, features.logits[stream])
+    _, stride = video.window_and_step()
     sidecar = {"key": item.key, "path": str(item.path), "fps": video.fps, "window": video.window,
                "stride": stride if video.window is not None else None, "crop": video.crop,
                "flow_algorithm": video.flow_algorithm if "flow" in features.features else None,
@@ -347,39 +346,40 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
         if outcomes is not None:
             outcomes.close()  # whatever stopped the loop, end the work in flight now (and a Ray cluster started here)
         progress.close()
-    summary, confused = summarise(dataset, out, recognizer.categories, labels, settings)
-    waiting = sum(1 for item in dataset.items if read_record(out, item.key) is None)
-    return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, waiting, confused)
+    summary = summarise(dataset, out, recognizer.categories, labels, settings)
+    return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, summary["not_run"])
 
 
-def classify_prepared(recognizer: Recognizer, cropped: list[CroppedWindow], top_k: int, fusion: str,
-                      features: bool) -> tuple[Result, Features | None]:
-    """The network's part of one video (either engine): its result, and its features when asked.
+def run_prepared(recognizer: Recognizer, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int,
+                 fusion: str, features: bool) -> tuple[Result | None, Features | None, str | None, float]:
+    """The network's part of one video (either engine): (result, features when asked, error, seconds).
 
-    Each window is finished just before the network takes it, into the memory the previous window's
-    clip used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
+    ``prepared`` is what :func:`_prepared` sent: the windows, or the reason there are none. Each
+    window is finished just before the network takes it, into the memory the previous window's clip
+    used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
     """
-    buffers = ClipBuffers()
-    windows = (window.finish(recognizer.streams, buffers) for window in cropped)
-    if features:
-        return recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
-    return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion), None
+    mark = time.perf_counter()
+    cropped, error = prepared
+    result = feats = None
+    if error is None:
+        buffers = ClipBuffers()
+        windows = (window.finish(recognizer.streams, buffers) for window in cropped)
+        try:
+            if features:
+                result, feats = recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
+            else:
+                result = recognizer.classify_windows(windows, top_k=top_k, fusion=fusion)
+        except I3DError as err:
+            error = str(err)
+    return result, feats, error, time.perf_counter() - mark
 
 
 def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recognizer: Recognizer,
                     video: VideoOptions, options: BatchOptions
                     ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float]]:
     """Each item's (item, result, features, error, seconds), the network running in this process."""
-    for item, windows, error in _windows_ahead(items, stream_names, video, options.workers):
-        mark = time.perf_counter()
-        result = features = None
-        if error is None:
-            try:
-                result, features = classify_prepared(recognizer, windows, options.top_k, options.fusion,
-                                                     options.features)
-            except I3DError as err:
-                error = str(err)
-        yield item, result, features, error, time.perf_counter() - mark
+    for item, *prepared in _windows_ahead(items, stream_names, video, options.workers):
+        yield item, *run_prepared(recognizer, tuple(prepared), options.top_k, options.fusion, options.features)
 
 
 def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, options: BatchOptions):
@@ -410,13 +410,11 @@ def _record_outcome(out: Path, item: VideoItem, label_index: int | None, result:
 
 
 def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: dict[str, int | None],
-              settings: dict) -> tuple[dict, list]:
-    """Rebuild predictions.jsonl, summary.json and per_class.csv from the records in ``out``."""
+              settings: dict) -> dict:
+    """Rebuild predictions.jsonl, summary.json and per_class.csv from the records in ``out``; returns the summary."""
     records = [r for r in (read_record(out, item.key) for item in dataset.items) if r is not None]
     ok = [r for r in records if r["status"] == "ok"]
     scored = [r for r in ok if r.get("label_index") is not None]
-    hits1 = [r for r in scored if r["top"] and r["top"][0]["index"] == r["label_index"]]
-    hits5 = [r for r in scored if r["label_index"] in [p["index"] for p in r["top"][:5]]]
     per_class: dict[int, list[int]] = {}
     for r in scored:
         row = per_class.setdefault(r["label_index"], [0, 0, 0])
@@ -431,8 +429,8 @@ def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: 
         "failed": len(records) - len(ok), "missing": len(dataset.missing),
         "not_run": len(dataset.items) - len(records),
         "labelled": len(scored),
-        "top1": len(hits1) / len(scored) if scored else None,
-        "top5": len(hits5) / len(scored) if scored else None,
+        "top1": sum(row[1] for row in per_class.values()) / len(scored) if scored else None,
+        "top5": sum(row[2] for row in per_class.values()) / len(scored) if scored else None,
         "mean_class_accuracy": (float(np.mean([hit / n for n, hit, _ in per_class.values()]))
                                 if per_class else None),
         "classes": len(per_class),
@@ -456,7 +454,7 @@ def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: 
         tmp.write_text(buffer.getvalue())
     rows = [(categories[index], n, top1 / n, top5 / n) for index, (n, top1, top5) in per_class.items()]
     draw_charts(out, [r["label_index"] for r in scored], [r["top"][0]["index"] for r in scored], categories, rows)
-    return summary, confused.most_common(10)
+    return summary
 
 
 def draw_charts(out: Path, truth: list[int], predicted: list[int], categories: tuple[str, ...],

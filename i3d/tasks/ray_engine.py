@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -128,17 +127,9 @@ class ModelActor:
     def run(self, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
         """(result, features, error, seconds) for one video's prepared windows (or the reason it has none)."""
-        from .batch import classify_prepared
+        from .batch import run_prepared
 
-        mark = time.perf_counter()
-        windows, error = prepared
-        result = feats = None
-        if error is None:
-            try:
-                result, feats = classify_prepared(self.recognizer, windows, top_k, fusion, features)
-            except I3DError as err:
-                error = str(err)
-        return result, feats, error, time.perf_counter() - mark
+        return run_prepared(self.recognizer, prepared, top_k, fusion, features)
 
 
 def _connect(ray, options: RayOptions) -> bool:
