@@ -148,23 +148,18 @@ class Recognizer:
 
         clock = clock or _Clock()
         _check_ranking(self.categories, top_k, fusion)
-        timeline, window_logits, frames = [], [], {}
+        fused_windows, frames = [], {}
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
             for window in windows:
                 mark = time.perf_counter()
                 fused = fuse_logits([self.runners[s.name].logits_batch(window.clips[s.name]).mean(axis=0)
                                      for s in self.streams], fusion)  # several crop views: their mean
                 clock.seconds["inference"] += time.perf_counter() - mark
-                window_logits.append(fused)
+                fused_windows.append((_span(window), fused))
                 for stream, clip in window.clips.items():
                     frames[stream] = frames.get(stream, 0) + int(clip.shape[1])
-                timeline.append(WindowResult(_span(window), fused,
-                                             ranked(fused, self.categories, min(TIMELINE_TOP, top_k))))
                 bar.update(1)
-        logits = sum(window_logits) / len(window_logits)
-        return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
-                      categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
-                      fusion=fusion, seconds=clock.seconds, precision=self.precision)
+        return self._result(fused_windows, frames, top_k, fusion, clock.seconds)
 
     def features(self, source: Source, *, video: VideoOptions = VideoOptions(), logits: bool = False) -> Features:
         """Each window's 1024-d features per stream (and its logits, with ``logits=True``)."""
@@ -190,23 +185,26 @@ class Recognizer:
         return Features(features=stacked, logits=stacked_logits, windows=tuple(spans), weights=self.weights,
                         backend=self.backend, seconds=clock.seconds, precision=self.precision)
 
-
     def classify_with_features(self, windows: Iterable[Window], *, top_k: int = 5,
                                fusion: str = "mean") -> tuple[Result, Features]:
         """:meth:`classify_windows` and :meth:`features_of_windows` from one pass of the network."""
         _check_ranking(self.categories, top_k, fusion)
         features = self.features_of_windows(windows, logits=True)
-        timeline = []
-        for index, span in enumerate(features.windows):
-            fused = fuse_logits([np.atleast_2d(features.logits[s.name][index]).mean(axis=0) for s in self.streams],
-                                fusion)
-            timeline.append(WindowResult(span, fused, ranked(fused, self.categories, min(TIMELINE_TOP, top_k))))
-        logits = sum(w.logits for w in timeline) / len(timeline)
+        fused_windows = [(span, fuse_logits([np.atleast_2d(features.logits[s.name][index]).mean(axis=0)
+                                             for s in self.streams], fusion))
+                         for index, span in enumerate(features.windows)]
         frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}
-        result = Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=tuple(timeline),
-                        categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
-                        fusion=fusion, seconds=features.seconds, precision=self.precision)
-        return result, features
+        return self._result(fused_windows, frames, top_k, fusion, features.seconds), features
+
+    def _result(self, fused_windows: list[tuple[WindowSpan, np.ndarray]], frames: dict[str, int], top_k: int,
+                fusion: str, seconds: dict[str, float]) -> Result:
+        """Each window's fused logits ranked (the timeline), their mean over the windows ranked (the answer)."""
+        timeline = tuple(WindowResult(span, fused, ranked(fused, self.categories, min(TIMELINE_TOP, top_k)))
+                         for span, fused in fused_windows)
+        logits = sum(w.logits for w in timeline) / len(timeline)
+        return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=timeline,
+                      categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
+                      fusion=fusion, seconds=seconds, precision=self.precision)
 
 
 def _check_ranking(categories: tuple[str, ...], k: int, fusion: str) -> None:
