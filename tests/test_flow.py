@@ -88,7 +88,7 @@ class FakeFlow:
                                           (-20.0, 20.0, -1.0, 1.0)])
 def test_clip_to_20_pixels_and_scale(monkeypatch, x, y, ex, ey):
     monkeypatch.setattr(flow_mod, "_make_flow", lambda algorithm: FakeFlow(x, y))
-    out = compute_flow(np.zeros((3, 16, 16, 3), np.uint8), workers=1)
+    out = compute_flow(np.zeros((3, 16, 16, 3), np.uint8), algorithm="tvl1-opencv", workers=1)
     assert out.shape == (2, 16, 16, 2)
     np.testing.assert_allclose(out[..., 0], ex, rtol=1e-6)
     np.testing.assert_allclose(out[..., 1], ey, rtol=1e-6)

@@ -75,8 +75,7 @@ def flow_result_name(algorithm: str) -> str:
 
 
 def _make_flow(algorithm: str):
-    if algorithm == "tvl1":
-        return tvl1.TVL1()
+    """A fresh OpenCV solver (``tvl1-opencv`` or ``dis``)."""
     if algorithm == "tvl1-opencv":
         return cv2.optflow.DualTVL1OpticalFlow_create()
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -92,10 +91,8 @@ def _flow_chunk(gray: np.ndarray, algorithm: str, single_thread: bool = False,
     """
     if single_thread:  # pool workers: the pool already uses every core
         cv2.setNumThreads(1)
-        tvl1.set_default_threads(1)
-    solver = _make_flow(algorithm)
-    if isinstance(solver, tvl1.TVL1):  # stateless: one solver for every pair
-        out = solver.calc_pairs(gray, on_pair=on_pair)
+    if algorithm == "tvl1":  # stateless: the pairs side by side
+        out = tvl1.tvl1_flows(gray, threads=1 if single_thread else None, on_pair=on_pair)
         return np.clip(out, -FLOW_BOUND, FLOW_BOUND, out=out)
     out = np.empty((len(gray) - 1, *gray.shape[1:], 2), np.float32)
     for i in range(len(gray) - 1):  # a fresh solver per pair: no state carried between pairs

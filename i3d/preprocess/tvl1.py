@@ -71,7 +71,6 @@ STOP_MODES = ("exact", "serial", "float64")
 
 _lock = threading.Lock()
 _kernels: dict | None = None
-_default_threads: int | None = None
 
 
 @dataclass
@@ -153,17 +152,6 @@ def compile_note(engine: Engine) -> str | None:
         return None
     where = f"kept in {engine.cache_dir}" if engine.cache_dir else "no writable cache folder, so once per process"
     return f"i3d: compiled the TV-L1 flow engine in {engine.seconds:.1f} s ({where})"
-
-
-def default_threads() -> int:
-    """Threads for one frame pair: every core this process may use, unless :func:`set_default_threads` said less."""
-    return _default_threads or available_cores()
-
-
-def set_default_threads(threads: int | None) -> None:
-    """Threads per frame pair for this process from now on (None: every core); pool workers use 1."""
-    global _default_threads
-    _default_threads = threads
 
 
 def tvl1_flow(image0: np.ndarray, image1: np.ndarray, *, threads: int = 1, stop: str = "exact",
@@ -249,7 +237,6 @@ def _one_scale(k: dict, iterate, i0: np.ndarray, i1: np.ndarray, u1: np.ndarray,
                 break
             u1 = cv2.medianBlur(u1, MEDIAN_SIZE)
             u2 = cv2.medianBlur(u2, MEDIAN_SIZE)
-            counts[0] = counts[1] = 0
             iterate(i1wx, i1wy, grad, rho_c, u1, u2, p11, p12, p21, p22, terms, row_sums,
                          l_t, theta, taut, eps, INNER_ITERATIONS, mode, counts)
             iterations += int(counts[0])
@@ -273,7 +260,7 @@ def tvl1_flows(gray: np.ndarray, *, threads: int | None = None, stop: str = "exa
     ``on_pair`` is called (on this thread) as each pair completes.
     """
     n_pairs = len(gray) - 1
-    threads = max(1, min(threads or default_threads(), n_pairs))
+    threads = max(1, min(threads or available_cores(), n_pairs))
     out = np.empty((n_pairs, *gray.shape[1:], 2), np.float32)
     if threads == 1:
         for i in range(n_pairs):
@@ -293,25 +280,6 @@ def tvl1_flows(gray: np.ndarray, *, threads: int | None = None, stop: str = "exa
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return out
-
-
-class TVL1:
-    """A drop-in for ``cv2.optflow.DualTVL1OpticalFlow_create()``'s ``calc`` with this engine behind it;
-    ``calc_pairs`` solves many pairs at once over ``threads`` threads (default: every core available)."""
-
-    def __init__(self, threads: int | None = None, stop: str = "exact") -> None:
-        self.threads = threads
-        self.stop = stop
-
-    def calc(self, image0: np.ndarray, image1: np.ndarray, flow: None = None) -> np.ndarray:
-        """Flow (H, W, 2) float32 from ``image0`` to ``image1`` on this thread (``flow`` must be None)."""
-        if flow is not None:
-            raise ValueError("an initial flow is not supported")
-        return tvl1_flow(image0, image1, stop=self.stop)
-
-    def calc_pairs(self, gray: np.ndarray, on_pair: Callable[[], None] | None = None) -> np.ndarray:
-        """Flow between consecutive frames of ``gray`` (T, H, W), pairs side by side (:func:`tvl1_flows`)."""
-        return tvl1_flows(gray, threads=self.threads, stop=self.stop, on_pair=on_pair)
 
 
 def report_compile(write=None) -> Engine:

@@ -215,8 +215,9 @@ class CroppedWindow:
         clips = {}
         for stream in streams:
             crops = self.crops[stream.name]
-            out = buffers.clip(stream.name, (1, *crops.shape)) if buffers is not None and crops.ndim == 4 else None
             pixels = not stream.needs_flow and crops.dtype == np.uint8  # through the scaling table: in [-1, 1]
+            reuse = buffers is not None and pixels and crops.ndim == 4  # flow is float32 already: nothing to write
+            out = buffers.clip(stream.name, (1, *crops.shape)) if reuse else None
             clips[stream.name] = validate_clip(stream.finish_stack(crops, out), stream, self.where, self.views,
                                                values_known=pixels)
         return Window(index=self.index, first_frame=self.first_frame, frames=self.frames, start=self.start,
