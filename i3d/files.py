@@ -21,11 +21,7 @@ STALE_AFTER_S = 3600.0
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks so large files need little memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _digest_file(hashlib.sha256(), path, chunk_size)
 
 
 def git_blob_id(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
@@ -33,7 +29,11 @@ def git_blob_id(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 
     Published repositories list their files by this id, so a file can be matched to one.
     """
-    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    return _digest_file(hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode()), path, chunk_size)
+
+
+def _digest_file(digest, path: str | os.PathLike, chunk_size: int) -> str:
+    """Feed the file to ``digest`` in chunks (little memory for large files); its hex digest."""
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)

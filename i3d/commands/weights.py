@@ -16,22 +16,19 @@ from .common import Parser, UsageError, forbid_network, message, run_command, we
 
 
 def _default_index(ws, store) -> Path:
-    """The index to compare with when none is named: DeepMind's in the store, else a TF-Hub module's."""
+    """The index to compare with when none is named: DeepMind's in the store, else a TF-Hub module's
+    (DeepMind's path, missing, when there is neither)."""
     index = store.checkpoint_dir(ws) / "model.ckpt.index"
-    if not index.is_file():
-        modules = store.hub_modules(ws)
-        if modules:
-            return modules[0] / "variables" / "variables.index"
-        raise WeightsError(f"{index}: index file missing; pass --index PATH to DeepMind's "
-                           f"{ws.deepmind_name}/model.ckpt.index")
-    return index
+    modules = [] if index.is_file() else store.hub_modules(ws)
+    return modules[0] / "variables" / "variables.index" if modules else index
 
 
 def _verify(args: argparse.Namespace) -> None:
     """Per tensor: the loaded network against an index. Per file: the data file the network makes, and
     DeepMind's data file in the store when there is one, against the published file's git blob id."""
-    from ..files import git_blob_id, sha256_file
+    from ..files import sha256_file
     from ..weights.checkpoint import compare_with_index, read_index
+    from ..weights.download import check_data_file
     from ..weights.export import rebuilt_data_file
     from ..weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
     from ..weights.sets import CHECKPOINT_FILES, weight_set_by_name
@@ -53,11 +50,8 @@ def _verify(args: argparse.Namespace) -> None:
 
     stored = store.checkpoint_dir(ws) / CHECKPOINT_FILES[1]
     if ws.data_git_blob and stored.is_file():
-        blob = git_blob_id(stored)
-        if blob != ws.data_git_blob:
-            raise WeightsError(f"{stored}: git blob id {blob} is not DeepMind's published {ws.deepmind_name} "
-                               f"data file ({ws.data_git_blob}); download it again")
-        print(f"{ws.name}: {stored} is DeepMind's published data file (git blob id {blob})")
+        check_data_file(ws, stored)
+        print(f"{ws.name}: {stored} is DeepMind's published data file (git blob id {ws.data_git_blob})")
     rebuilt = rebuilt_data_file(model, ws)
     if rebuilt.published is None:
         print(f"{ws.name}: file-level identity not checked: DeepMind's {ws.deepmind_name} data file also holds "

@@ -362,7 +362,6 @@ class OpenVINORunner(TwoHeadRunner):
         import openvino as ov
 
         self.source = source
-        self.requested = precision
         self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
         try:
             self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint, precision))

@@ -30,7 +30,7 @@ from ..streams import Stream
 from ..weights.loading import LoadOptions
 from ..weights.sets import WeightSet
 from ..weights.store import WeightStore
-from .openvino import Variant, float_model, read_ir, save_ir
+from .openvino import Variant, float_model, ir_model, read_ir, save_ir
 
 CALIBRATION_FORMAT = 1
 """Changes when the way calibration windows are made changes, so older int8 models are not reused."""
@@ -179,8 +179,6 @@ def int8_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOption
     variant = int8_variant(calibration)
     found = None if load.checkpoint is not None else read_ir(ws, store, variant)
     if found is not None:
-        from .openvino import ir_model
-
         folder, xml, weights = found
         return ir_model(xml, weights), f"OpenVINO int8 IR {folder}", calibration.sha256
     where = "not cached: a checkpoint" if load.checkpoint is not None else f"cached in {store.openvino_dir}"

@@ -29,7 +29,6 @@ import numpy as np
 from ..errors import OptionError
 from ..files import atomic_path, git_blob_id, reason, sha256_file, usual_mode
 from .checkpoint import DATA_SUFFIX
-from .layout import CheckpointLayout
 from .loading import LoadOptions, build_pretrained, model_tensors
 from .sets import CHECKPOINT_FILES, WeightSet, weight_set_by_name
 from .store import WeightStore, keras_weights_bytes
@@ -64,21 +63,20 @@ def _prepare(folder: Path) -> Path:
     return folder
 
 
-def write_checkpoint(tensors: Mapping[str, np.ndarray], ws: WeightSet, folder: str | os.PathLike,
-                     layout: CheckpointLayout | None = None) -> Exported:
-    """Write the model's ``tensors`` (keyed by :func:`i3d.model.checkpoint_key`) as ``folder/model.ckpt.*``.
+def write_checkpoint(tensors: Mapping[str, np.ndarray], ws: WeightSet, folder: str | os.PathLike) -> Exported:
+    """Write the model's ``tensors`` (keyed by :func:`i3d.model.checkpoint_key`) as ``folder/model.ckpt.*``
+    in the set's DeepMind layout.
 
-    ``layout`` defaults to the set's DeepMind layout. Returns the files with the
-    data file's sha256, git blob id, and whether that is DeepMind's published file.
+    Returns the files with the data file's sha256, git blob id, and whether that
+    is DeepMind's published file.
     """
     from ..quiet import silence_tensorflow
 
     silence_tensorflow()
     import tensorflow as tf
 
-    layout = layout or ws.layout
     folder = _prepare(Path(folder))
-    named = layout.from_model(tensors, ws.stream.scope)
+    named = ws.layout.from_model(tensors, ws.stream.scope)
     names = sorted(named)  # the writer stores tensors in the order given; DeepMind's files are in name order
     try:
         staging = Path(tempfile.mkdtemp(prefix=".export-", suffix=".tmp", dir=folder))
@@ -99,7 +97,7 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], ws: WeightSet, folder: s
         shutil.rmtree(staging, ignore_errors=True)
     data = folder / f"model.ckpt{DATA_SUFFIX}"
     blob = git_blob_id(data)
-    comparable = ws.data_git_blob is not None and not layout.slots and layout == ws.layout
+    comparable = ws.data_git_blob is not None and not ws.layout.slots
     return Exported(files=tuple(reversed(written)), data_sha256=sha256_file(data), data_git_blob=blob,
                     published=(blob == ws.data_git_blob) if comparable else None)
 
