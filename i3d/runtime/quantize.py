@@ -17,7 +17,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +107,7 @@ def sample_windows(calibration: Calibration) -> list[np.ndarray]:
     return windows + [mirrored(window, calibration.stream) for window in windows]
 
 
-def video_windows(calibration: Calibration, note: Callable[[str], None] = _note) -> list[np.ndarray]:
+def video_windows(calibration: Calibration) -> list[np.ndarray]:
     """Calibration windows of the videos: each prepared as any video (centre crop, 25 fps, flow by TV-L1),
     cut into 64-frame windows, at most :data:`MAX_WINDOWS` in all, spread over the videos."""
     from ..preprocess.windows import VideoOptions, default_cache_dir, iter_windows
@@ -118,14 +118,14 @@ def video_windows(calibration: Calibration, note: Callable[[str], None] = _note)
     for number, path in enumerate(calibration.files, 1):
         if len(windows) >= MAX_WINDOWS:
             break
-        note(f"int8 calibration: preparing video {number}/{len(calibration.files)} ({path.name})")
+        _note(f"int8 calibration: preparing video {number}/{len(calibration.files)} ({path.name})")
         try:
             for taken, window in enumerate(iter_windows(path, (calibration.stream,), options), 1):
                 windows.append(window.clips[calibration.stream.name])
                 if taken >= per_video or len(windows) >= MAX_WINDOWS:
                     break
         except I3DError as err:
-            note(f"warning: int8 calibration skips {path.name}: {err}")
+            _note(f"warning: int8 calibration skips {path.name}: {err}")
     if not windows:
         raise InputError(f"none of the {len(calibration.files)} calibration video(s) could be prepared")
     return windows
@@ -186,7 +186,7 @@ def int8_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOption
           f"calibrated on {calibration.description}")
     start = time.perf_counter()
     model, _ = float_model(ws, store, load)
-    windows = video_windows(calibration, _note) if calibration.videos else sample_windows(calibration)
+    windows = video_windows(calibration) if calibration.videos else sample_windows(calibration)
     quantized = quantize(model, windows)
     _note(f"int8 {ws.name} ready in {time.perf_counter() - start:.0f} s ({len(windows)} calibration windows)")
     if load.checkpoint is None:
