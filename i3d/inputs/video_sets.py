@@ -41,10 +41,6 @@ class VideoSet:
     def __len__(self) -> int:
         return len(self.paths) if self.array is None else len(self.array)
 
-    def name(self, index: int) -> str:
-        """How messages name video ``index``: its path, or the array's name and index."""
-        return self.paths[index] if self.array is None else f"{self.source}[{index}]"
-
     def frames(self, index: int, count: int) -> np.ndarray:
         """The first ``count`` frames of video ``index``, uint8 (count, H, W, 3) RGB."""
         from .video import first_folder_frames, first_video_frames

@@ -143,7 +143,6 @@ class _Embedder:
         cache_dir = options.cache_dir if precision == "fp32" else None
         self.cache = EmbeddingCache(cache_dir, self.ws.num_classes)
         self.seconds = {"load": 0.0, "embedding": 0.0}
-        self.embedded = 0  # videos run through the network so far
 
     @property
     def weights(self) -> dict[str, str]:
@@ -159,8 +158,9 @@ class _Embedder:
             self.seconds["load"] += time.perf_counter() - mark
         return self.recognizer.runners["rgb"]
 
-    def embed(self, videos: VideoSet, label: str) -> tuple[np.ndarray, int]:
-        """((N, 400) float32 embeddings in the set's order, how many were found in the cache).
+    def embed(self, videos: VideoSet, label: str) -> tuple[np.ndarray, int, int]:
+        """((N, 400) float32 embeddings in the set's order, how many were found in the cache, how many
+        were run through the network now).
 
         With a cache, videos found there are not embedded, nor are repeats of one video's content.
         """
@@ -185,7 +185,7 @@ class _Embedder:
         for index, key in enumerate(keys):
             if key is not None and first_of[key] != index:
                 out[index] = out[first_of[key]]
-        return out, hits
+        return out, hits, len(todo)
 
     def _embed(self, videos: VideoSet, todo: list[int], keys: list[str | None], out: np.ndarray, label: str) -> None:
         """Embed videos ``todo`` into ``out`` in batches, reading the next batch while one runs; cache each."""
@@ -213,16 +213,13 @@ class _Embedder:
                         self.cache.put(keys[index], row)
                 bar.update(len(batch))
         self.seconds["embedding"] += time.perf_counter() - mark
-        self.embedded += len(todo)
 
     def stats(self, side: VideoSet | VideoStats, label: str) -> tuple[VideoStats, SideSummary]:
         if isinstance(side, VideoStats):
             return side, SideSummary(side.source, side.count, from_stats=True)
-        before = self.embedded
-        embeddings, cached = self.embed(side, label)
+        embeddings, cached, embedded = self.embed(side, label)
         mean, cov = moments(embeddings)
         stats = VideoStats(mean, cov, len(embeddings), self.settings, self.backend, source=side.source)
-        embedded = self.embedded - before
         return stats, SideSummary(side.source, len(embeddings), embedded, cached)
 
 
