@@ -12,6 +12,7 @@ write it costs one warning line, never the run.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -30,6 +31,13 @@ _swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sw
 
 class _Corrupt(Exception):
     """An entry that was read but is not a valid entry; the message says why."""
+
+
+def entry_key(payload: dict) -> str:
+    """Hex sha256 naming an entry: ``payload`` (content hash, settings, format) as canonical JSON, so key
+    order does not matter."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _read_exact(f, buffer: memoryview) -> int:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
-import json
 import os
 import sys
 import warnings
@@ -48,7 +47,7 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from ..cache_entries import load_entry, save_entry, sweep_stale_temporaries
+from ..cache_entries import entry_key, load_entry, save_entry, sweep_stale_temporaries
 from ..errors import InputError, OptionError
 from ..processes import available_cores, spawn_pool, terminate_pool
 from ..quiet import quiet_opencv
@@ -174,10 +173,7 @@ def flow_cache_key(video_sha256: str, params: dict) -> str:
     end, max_frames, short side, ...). The OpenCV version and cache format are
     added here. Keys are canonical JSON, so dict order does not matter.
     """
-    payload = {"content": video_sha256, "params": params,
-               "opencv": cv2.__version__, "format": CACHE_FORMAT}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return entry_key({"content": video_sha256, "params": params, "opencv": cv2.__version__, "format": CACHE_FORMAT})
 
 
 def _outside_bounds(arr: np.ndarray) -> str | None:

@@ -9,14 +9,12 @@ a failure to read or write costs one warning line, never the run).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..cache_entries import load_entry, save_entry, sweep_stale_temporaries
+from ..cache_entries import entry_key, load_entry, save_entry, sweep_stale_temporaries
 
 CACHE_FORMAT = 2  # 2: entries are checksummed .npy files
 TRAILER = b"I3D-EMBEDDING-SHA256\n"
@@ -26,9 +24,7 @@ WHAT = "embedding cache"
 
 def cache_key(content_sha256: str, params: dict) -> str:
     """Hex sha256 naming an entry: the video's content hash plus ``params`` (canonical JSON)."""
-    text = json.dumps({"content": content_sha256, "params": params, "format": CACHE_FORMAT}, sort_keys=True,
-                      separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return entry_key({"content": content_sha256, "params": params, "format": CACHE_FORMAT})
 
 
 class EmbeddingCache:
