@@ -57,7 +57,7 @@ def main() -> None:
     from i3d.preprocess.windows import VideoOptions, iter_windows
     from i3d.runtime.base import EngineOptions
     from i3d.tasks.batch import BatchOptions, run_batch
-    from i3d.tasks.datasets import ListOptions, load_dataset
+    from i3d.inputs.datasets import ListOptions, load_dataset
     from i3d.tasks.recognizer import Recognizer
 
     dataset = load_dataset(DEVSET / "labels.tsv", ListOptions(root=DEVSET / "clips", path_column="file",

@@ -197,7 +197,7 @@ def devset_accuracy(folder: Path, precisions: tuple[str, ...] = ("fp32", *PRECIS
     settings: top-1 agreement with fp32 over every clip, top-1/top-5 accuracy over the labelled ones."""
     from i3d.preprocess.windows import VideoOptions, iter_windows
     from i3d.runtime.base import EngineOptions
-    from i3d.tasks.datasets import ListOptions, load_dataset, match_labels
+    from i3d.inputs.datasets import ListOptions, load_dataset, match_labels
     from i3d.tasks.recognizer import Recognizer
     from i3d.weights.loading import LoadOptions
 

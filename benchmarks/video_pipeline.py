@@ -89,7 +89,7 @@ def stand_in_flow_weights(folder: Path) -> str:
 _RUN_WITH_STAND_IN = """
 import dataclasses, json, sys
 import i3d
-from i3d.preprocess.windows import default_cache_dir
+from i3d.caches import default_cache_dir
 from i3d.weights.sets import get_weight_set
 flow = dataclasses.replace(get_weight_set("flow", "kinetics"), index_sha256=sys.argv[1])
 result = i3d.classify(sys.argv[2], ("rgb", "flow"), weight_sets={"flow": flow},

@@ -22,40 +22,40 @@ __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "I3DError", "
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
-    "FVDOptions": "i3d.tasks.fvd",
-    "FVDResult": "i3d.tasks.fvd",
-    "Features": "i3d.tasks.results",
+    "FVDOptions": "i3d.tasks.fvd.measure",
+    "FVDResult": "i3d.tasks.fvd.measure",
+    "Features": "i3d.results",
     "I3DError": "i3d.errors",
     "InputError": "i3d.errors",
     "LoadOptions": "i3d.weights.loading",
     "OptionError": "i3d.errors",
-    "Prediction": "i3d.tasks.results",
+    "Prediction": "i3d.results",
     "Recognizer": "i3d.tasks.recognizer",
-    "Result": "i3d.tasks.results",
+    "Result": "i3d.results",
     "VideoOptions": "i3d.preprocess.windows",
-    "VideoStats": "i3d.tasks.fvd_stats",
+    "VideoStats": "i3d.tasks.fvd.stats",
     "WeightSet": "i3d.weights.sets",
     "WeightStore": "i3d.weights.store",
     "WeightsError": "i3d.errors",
     "classify": "i3d.tasks.recognizer",
     "extract_features": "i3d.tasks.recognizer",
-    "fvd": "i3d.tasks.fvd",
-    "fvd_embeddings": "i3d.tasks.fvd",
-    "fvd_stats": "i3d.tasks.fvd",
-    "load_stats": "i3d.tasks.fvd_stats",
+    "fvd": "i3d.tasks.fvd.measure",
+    "fvd_embeddings": "i3d.tasks.fvd.measure",
+    "fvd_stats": "i3d.tasks.fvd.measure",
+    "load_stats": "i3d.tasks.fvd.stats",
 }
 
 if TYPE_CHECKING:
-    from .errors import I3DError, InputError, OptionError, WeightsError
-    from .preprocess.windows import VideoOptions
-    from .runtime.base import EngineOptions
-    from .tasks.fvd import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
-    from .tasks.fvd_stats import VideoStats, load_stats
-    from .tasks.recognizer import Recognizer, classify, extract_features
-    from .tasks.results import Features, Prediction, Result
-    from .weights.loading import LoadOptions
-    from .weights.sets import WeightSet
-    from .weights.store import WeightStore
+    from i3d.errors import I3DError, InputError, OptionError, WeightsError
+    from i3d.preprocess.windows import VideoOptions
+    from i3d.runtime.base import EngineOptions
+    from i3d.tasks.fvd.measure import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
+    from i3d.tasks.fvd.stats import VideoStats, load_stats
+    from i3d.tasks.recognizer import Recognizer, classify, extract_features
+    from i3d.results import Features, Prediction, Result
+    from i3d.weights.loading import LoadOptions
+    from i3d.weights.sets import WeightSet
+    from i3d.weights.store import WeightStore
 
 
 def __getattr__(name: str):

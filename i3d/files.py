@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import OptionError
+from i3d.errors import OptionError
 
 STALE_AFTER_S = 3600.0
 """A cache's temporary file or folder older than this (mtime) is a left-over of a killed run."""

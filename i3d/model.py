@@ -12,13 +12,13 @@ checkpoint key by name: see :func:`checkpoint_key`.
 
 from __future__ import annotations
 
-from .quiet import silence_tensorflow
+from i3d.quiet import silence_tensorflow
 
 silence_tensorflow()  # Keras imports TensorFlow: keep its start-up lines off the user's terminal
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from .limits import HEAD_GRID, MIN_FRAMES, check_clip_shape  # noqa: E402
+from i3d.limits import HEAD_GRID, MIN_FRAMES, check_clip_shape  # noqa: E402
 
 # (Branch_0 1x1, Branch_1 1x1 -> 3x3, Branch_2 1x1 -> 3x3, Branch_3 pool -> 1x1)
 _MIXED = {

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import OptionError
-from .limits import MIN_FRAMES
-from .preprocess import transforms
+from i3d.errors import OptionError
+from i3d.limits import MIN_FRAMES
+from i3d import transforms
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Dataset layouts, label matching and shards (i3d.tasks.datasets) on synthetic files; one check on the dev set."""
+"""Dataset layouts, label matching and shards (i3d.inputs.datasets) on synthetic files; one check on the dev set."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from support import SHARED
 
 from i3d.errors import InputError, OptionError
-from i3d.tasks.datasets import (
+from i3d.inputs.datasets import (
     VIDEO_EXTENSIONS,
     Dataset,
     ListOptions,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support import copy_rgb_cache, run_cli, stand_in_flow_set
 
-from i3d.tasks.results import fuse_logits, softmax, top_k
+from i3d.results import fuse_logits, softmax, top_k
 
 
 @pytest.fixture(scope="module")

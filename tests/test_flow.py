@@ -12,7 +12,7 @@ from support import SAMPLES, counting_pairs, write_video
 import i3d.preprocess.flow as flow_mod
 from i3d.errors import InputError, OptionError
 from i3d.preprocess.flow import compute_flow, flow_cache_key, frames_sha256, stream_flow
-from i3d.preprocess.transforms import flow_clip
+from i3d.transforms import flow_clip
 
 SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
 

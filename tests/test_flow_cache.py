@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from support import ROOT, counting_pairs
 
-import i3d.cache_entries as cache_entries
+import i3d.caches as cache_entries
 import i3d.preprocess.flow as flow_mod
 from i3d.preprocess.flow import CACHE_TRAILER, FLOW_BOUND, compute_flow, stream_flow
 

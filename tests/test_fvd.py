@@ -11,7 +11,7 @@ import pytest
 from support import needs_shared, run_cli, write_video
 
 import i3d
-from i3d.tasks.frechet import frechet_distance, moments
+from i3d.tasks.fvd.frechet import frechet_distance, moments
 
 REFERENCE_EXAMPLE = 133.909
 """The reference's own example (16 videos of 15 frames at 64x64, zeros against 255) through the original graph."""
@@ -97,7 +97,7 @@ def test_module_runs_our_verified_weights(reference, shared_store):
 
 @needs_shared
 def test_model_input_is_the_reference_input_bit_for_bit(reference, real):
-    from i3d.tasks.fvd import model_input
+    from i3d.tasks.fvd.measure import model_input
 
     theirs = reference.session.run(reference.scaled, {reference.frames: real[0]})
     ours = model_input(real[0])

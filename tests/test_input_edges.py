@@ -21,7 +21,7 @@ from i3d.errors import InputError, OptionError
 from i3d.inputs import arrays
 from i3d.inputs.arrays import load_clip
 from i3d.inputs.video import _read_image, iter_frames_dir, read_frames_dir, read_video
-from i3d.preprocess.transforms import MAX_ASPECT, center_crop, prepare_frame, resize_short_side
+from i3d.transforms import MAX_ASPECT, center_crop, prepare_frame, resize_short_side
 from i3d.preprocess.windows import VideoOptions, stream_frames
 from i3d.streams import streams_named
 
@@ -197,7 +197,7 @@ def test_stream_frames_prepare_extreme_videos_by_crop(tmp_path):
 _RSS_CHILD = """
 import resource, sys
 import numpy as np
-from i3d.preprocess import transforms
+from i3d import transforms
 from i3d.preprocess.windows import VideoOptions, iter_windows
 from i3d.streams import streams_named
 

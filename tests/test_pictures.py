@@ -14,7 +14,7 @@ import pytest
 from support import ARM_WRESTLING, needs_video, run_cli
 
 from i3d.errors import OptionError
-from i3d.tasks.results import Result, WindowResult, WindowSpan, top_k
+from i3d.results import Result, WindowResult, WindowSpan, top_k
 from i3d.weights.sets import get_weight_set
 
 CATEGORIES = get_weight_set("rgb", "kinetics").categories

@@ -14,7 +14,7 @@ from support import write_labelled_videos
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
 from i3d.tasks.batch import BatchOptions, run_batch
-from i3d.tasks.datasets import ListOptions, load_dataset
+from i3d.inputs.datasets import ListOptions, load_dataset
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
 

@@ -7,7 +7,7 @@ import pytest
 from support import write_video
 
 from i3d.errors import OptionError
-from i3d.preprocess import transforms
+from i3d import transforms
 from i3d.preprocess.windows import VideoOptions
 from i3d.streams import FLOW, RGB
 

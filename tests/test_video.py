@@ -1,4 +1,4 @@
-"""Tests for i3d.inputs.video (decoding, 25 fps resampling, resizing), i3d.preprocess.transforms (crops)
+"""Tests for i3d.inputs.video (decoding, 25 fps resampling, resizing), i3d.transforms (crops)
 and i3d.preprocess.windows (sliding windows)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from support import SAMPLES, write_video
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.video import DecodedVideo, TimestampClock, read_frames_dir, read_video
-from i3d.preprocess.transforms import center_crop, rgb_clip
+from i3d.transforms import center_crop, rgb_clip
 from i3d.preprocess.windows import sliding_windows
 
 SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
@@ -259,7 +259,7 @@ def test_variable_frame_rate_follows_timestamps():
 
 def test_rgb_scaling_table_is_the_arithmetic_bit_for_bit():
     """The LUT gives exactly float32 ``x / 255 * 2 - 1`` for every uint8 value, into ``out`` too."""
-    from i3d.preprocess.transforms import rgb_to_unit_range
+    from i3d.transforms import rgb_to_unit_range
 
     values = np.arange(256, dtype=np.uint8)
     arithmetic = values.astype(np.float32) / np.float32(255) * np.float32(2) - np.float32(1)

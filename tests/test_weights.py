@@ -177,16 +177,16 @@ def test_cache_is_written_then_used_and_a_tampered_cache_is_rebuilt(rgb_kinetics
 
 @needs_shared
 def test_verify_command(shared_weights_dir):
-    proc = run_cli("verify", "--set", "rgb_scratch", "--offline", "--index", str(index_path("rgb_scratch")),
-                   weights_dir=shared_weights_dir, module="i3d.weights")
+    proc = run_cli("weights", "verify", "--set", "rgb_scratch", "--offline", "--index", str(index_path("rgb_scratch")),
+                   weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 0, proc.stderr
     assert "all 230 tensors bit-identical" in proc.stdout
     # and file-level: the network's weights make DeepMind's published data file
     assert ("git blob id fa7df95674dbf3579e7fccd954e51e706b4734c1 (sha256 "
             "40cda3a73eba49c7cec1b125cf2197c122a1c4e08a50031b91889e9be252d1ac): DeepMind's published file, "
             "byte for byte") in proc.stdout
-    proc = run_cli("verify", "--set", "rgb_kinetics", "--offline", "--index", str(index_path("rgb_imagenet")),
-                   weights_dir=shared_weights_dir, module="i3d.weights")
+    proc = run_cli("weights", "verify", "--set", "rgb_kinetics", "--offline", "--index", str(index_path("rgb_imagenet")),
+                   weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 4
     assert "230 of 230 tensors differ" in proc.stderr
 

@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..processes import available_cores
-from .common import (
+from i3d.processes import available_cores
+from i3d.commands.common import (
     TYPES,
     Parser,
     add_engine_arguments,
@@ -126,11 +126,11 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         import dataclasses
         import json
 
-        from ..streams import streams_named
-        from ..tasks.batch import FAILED_EXIT, BatchOptions, run_batch
-        from ..tasks.datasets import ListOptions, load_dataset, parse_shard, read_label_map
-        from ..tasks.recognizer import Recognizer
-        from ..weights.loading import LoadOptions
+        from i3d.streams import streams_named
+        from i3d.tasks.batch import FAILED_EXIT, BatchOptions, run_batch
+        from i3d.inputs.datasets import ListOptions, load_dataset, parse_shard, read_label_map
+        from i3d.tasks.recognizer import Recognizer
+        from i3d.weights.loading import LoadOptions
 
         check_pretrain_type(args.pretrain, args.type)
         if args.offline:
@@ -168,8 +168,8 @@ def _precision_text(record: dict | None) -> str:
 
 
 def _ray_options(args: argparse.Namespace):
-    from ..tasks.ray_engine import RayOptions
-    from ..weights.store import WeightStore
+    from i3d.tasks.ray_engine import RayOptions
+    from i3d.weights.store import WeightStore
 
     return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
                       task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))

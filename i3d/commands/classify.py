@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import (
+from i3d.commands.common import (
     TYPES,
     Parser,
     UsageError,
@@ -66,7 +66,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
 
 def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, streams: tuple[str, ...]):
     """(what to classify, how the JSON names it): a video or frames folder, or the .npy clips (or the sample)."""
-    from ..inputs.samples import sample_path
+    from i3d.inputs.samples import sample_path
 
     given = {"rgb": args.rgb, "flow": args.flow}
     for stream, path in given.items():
@@ -84,7 +84,7 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, streams: 
     for stream in streams:
         path = given[stream] or sample_path(stream)
         if given[stream] is None and not path.is_file():
-            from ..errors import InputError
+            from i3d.errors import InputError
 
             raise InputError(f"{path}: sample clip missing; run `python -m i3d samples` "
                              "(or `--from DIR` with the GIF previews) first")
@@ -94,8 +94,8 @@ def _source(parser: argparse.ArgumentParser, args: argparse.Namespace, streams: 
 
 def _check_pictures(args: argparse.Namespace, described: dict) -> None:
     """Refuse --annotate without a video and picture names no run could write, before any work is done."""
-    from ..report.charts import check_chart_path
-    from ..report.video_writer import check_video_path
+    from i3d.report.charts import check_chart_path
+    from i3d.report.video_writer import check_video_path
 
     if args.annotate is not None:
         if "video" not in described:
@@ -107,10 +107,10 @@ def _check_pictures(args: argparse.Namespace, described: dict) -> None:
 
 def _write_pictures(args: argparse.Namespace, result, source) -> None:
     """Write --annotate and --plot; each says what it wrote on stderr (stdout keeps the table or JSON)."""
-    from ..files import reason
+    from i3d.files import reason
 
     if args.annotate is not None:
-        from ..report.annotate import annotate_video
+        from i3d.report.annotate import annotate_video
 
         try:
             video = annotate_video(result, source, args.annotate, progress=sys.stderr.isatty())
@@ -119,7 +119,7 @@ def _write_pictures(args: argparse.Namespace, result, source) -> None:
         print(f"wrote {video.path}: {video.frames} frames, {video.width}x{video.height} at {video.fps:g} fps, "
               f"{video.codec}", file=sys.stderr)
     if args.plot is not None:
-        from ..report.charts import plot_result, result_chart_size
+        from i3d.report.charts import plot_result, result_chart_size
 
         try:
             plot_result(result, args.plot)
@@ -131,9 +131,9 @@ def _write_pictures(args: argparse.Namespace, result, source) -> None:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Classify as the flags say; returns the text to print."""
-    from ..report.tables import format_json, format_table, result_dict
-    from ..tasks.recognizer import classify
-    from ..weights.loading import LoadOptions
+    from i3d.report.tables import format_json, format_table, result_dict
+    from i3d.tasks.recognizer import classify
+    from i3d.weights.loading import LoadOptions
 
     streams = TYPES[args.type]
     check_pretrain_type(args.pretrain, args.type)

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import I3DError, InputError, OptionError, WeightsError
+from i3d.errors import I3DError, InputError, OptionError, WeightsError
 
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = ((OptionError, 2), (InputError, 3), (WeightsError, 4))
 TYPES = {"rgb": ("rgb",), "optical_flow": ("flow",), "both": ("rgb", "flow")}
@@ -134,7 +134,7 @@ def run_command(action: Callable[[], int | None], debug: bool = False) -> int:
 
 def add_pretrain_argument(parser: argparse.ArgumentParser) -> None:
     """--pretrain: which training the weights come from (one of the weight sets' pretrainings)."""
-    from ..weights.sets import PRETRAINS
+    from i3d.weights.sets import PRETRAINS
 
     parser.add_argument("--pretrain", choices=PRETRAINS, default="kinetics",
                         help="kinetics: Kinetics-400 only (default); bothsets: ImageNet + Kinetics-400; "
@@ -143,7 +143,7 @@ def add_pretrain_argument(parser: argparse.ArgumentParser) -> None:
 
 def check_pretrain_type(pretrain: str, kind: str) -> None:
     """A --type that runs a stream DeepMind published no weights for under --pretrain is a usage error."""
-    from ..weights.sets import TRAINED_ON, pretrain_streams
+    from i3d.weights.sets import TRAINED_ON, pretrain_streams
 
     published = pretrain_streams(pretrain)
     missing = [stream for stream in TYPES[kind] if stream not in published]
@@ -207,7 +207,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser, mixed_precision: bool 
 
 def engine_options(args: argparse.Namespace):
     """EngineOptions from --backend, --mixed-precision, --precision and --calibration."""
-    from ..runtime.base import EngineOptions
+    from i3d.runtime.base import EngineOptions
 
     return EngineOptions(args.backend, getattr(args, "mixed_precision", False), args.precision, args.calibration)
 
@@ -230,7 +230,8 @@ def refuse_unused_video_flags(parser: argparse.ArgumentParser, args: argparse.Na
 
 def video_options(args: argparse.Namespace):
     """VideoOptions from the preprocessing flags (progress bars when stderr is a terminal)."""
-    from ..preprocess.windows import DEFAULT_WINDOW, VideoOptions, default_cache_dir
+    from i3d.caches import default_cache_dir
+    from i3d.preprocess.windows import DEFAULT_WINDOW, VideoOptions
 
     return VideoOptions(start=args.start, end=args.end, max_frames=args.max_frames, crop=args.crop,
                         flow_algorithm=args.flow_algorithm, flow_workers=args.flow_workers,
@@ -256,6 +257,6 @@ def forbid_network() -> None:
 
 def weight_store():
     """The weights folder commands use: ``$I3D_WEIGHTS_DIR`` or the project's ``weights/``."""
-    from ..weights.store import WeightStore
+    from i3d.weights.store import WeightStore
 
     return WeightStore.from_environment()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import batch
+from i3d.commands import batch
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d features") -> int:

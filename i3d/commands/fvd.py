@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import (
+from i3d.commands.common import (
     Parser,
     UsageError,
     add_engine_arguments,
@@ -81,9 +81,9 @@ def _side(summary) -> dict:
 
 def run(args: argparse.Namespace) -> str:
     """Compute FVD as the flags say; returns the text to print."""
-    from ..preprocess.windows import default_cache_dir
-    from ..tasks.fvd import FVDOptions, fvd
-    from ..weights.loading import LoadOptions
+    from i3d.caches import default_cache_dir
+    from i3d.tasks.fvd.measure import FVDOptions, fvd
+    from i3d.weights.loading import LoadOptions
 
     if args.save_stats is not None and args.save_stats == args.save_generated_stats:
         raise UsageError("--save-stats and --save-generated-stats name the same file")

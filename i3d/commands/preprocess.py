@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import TYPES, Parser, UsageError, add_preprocessing_arguments, run_command, video_options
+from i3d.commands.common import TYPES, Parser, UsageError, add_preprocessing_arguments, run_command, video_options
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def _check_outputs(out: Path, preview: Path | None) -> None:
     if not os.access(out, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: the folder is not writable; choose another")
     if preview is not None:
-        from ..quiet import quiet_opencv
+        from i3d.quiet import quiet_opencv
 
         quiet_opencv()
         import cv2
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None, prog: str = "i3d preprocess") -> int:
     args = build_parser(prog).parse_args(argv)
 
     def write() -> None:
-        from ..report.npy import save_clips
-        from ..streams import streams_named
+        from i3d.report.npy import save_clips
+        from i3d.streams import streams_named
 
         _check_outputs(args.out, args.preview)
         streams = streams_named(TYPES[args.type])
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d preprocess") -> int:
         for stream, path in paths.items():
             print(f"wrote {path} {shapes[stream]}")
         if args.preview:
-            from ..report.preview import save_preview
+            from i3d.report.preview import save_preview
 
             clips = {stream: np.load(path, mmap_mode="r") for stream, path in paths.items()}
             try:

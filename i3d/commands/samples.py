@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Parser, run_command
+from i3d.commands.common import Parser, run_command
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d samples") -> int:
-    from ..inputs.samples import DATA_DIR
+    from i3d.inputs.samples import DATA_DIR
 
     parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", type=Path,
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d samples") -> int:
     args = parser.parse_args(argv)
 
     def prepare() -> None:
-        from ..inputs.samples import clips_from_gifs, download_clips, write_clips
+        from i3d.inputs.samples import clips_from_gifs, download_clips, write_clips
 
         clips = clips_from_gifs(args.source) if args.source else download_clips()
         for path in write_clips(clips, args.out):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import OptionError, WeightsError
-from .common import Parser, UsageError, forbid_network, message, run_command, weight_store
+from i3d.errors import OptionError, WeightsError
+from i3d.commands.common import Parser, UsageError, forbid_network, message, run_command, weight_store
 
 
 def _default_index(ws, store) -> Path:
@@ -26,12 +26,12 @@ def _default_index(ws, store) -> Path:
 def _verify(args: argparse.Namespace) -> None:
     """Per tensor: the loaded network against an index. Per file: the data file the network makes, and
     DeepMind's data file in the store when there is one, against the published file's git blob id."""
-    from ..files import sha256_file
-    from ..weights.checkpoint import compare_with_index, read_index
-    from ..weights.download import check_data_file
-    from ..weights.export import rebuilt_data_file
-    from ..weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
-    from ..weights.sets import CHECKPOINT_FILES, weight_set_by_name
+    from i3d.files import sha256_file
+    from i3d.weights.checkpoint import compare_with_index, read_index
+    from i3d.weights.download import check_data_file
+    from i3d.weights.export import rebuilt_data_file
+    from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
+    from i3d.weights.sets import CHECKPOINT_FILES, weight_set_by_name
 
     ws = weight_set_by_name(args.set)
     store = weight_store()
@@ -66,9 +66,9 @@ def _verify(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from ..weights.export import export_weights
-    from ..weights.loading import LoadOptions
-    from ..weights.sets import weight_set_by_name
+    from i3d.weights.export import export_weights
+    from i3d.weights.loading import LoadOptions
+    from i3d.weights.sets import weight_set_by_name
 
     ws = weight_set_by_name(args.set)
     try:
@@ -90,7 +90,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    from ..weights.sets import WEIGHT_SETS
+    from i3d.weights.sets import WEIGHT_SETS
 
     store = weight_store()
     for ws in WEIGHT_SETS.values():
@@ -103,9 +103,9 @@ def _info(args: argparse.Namespace) -> None:
 
 def _fetch(args: argparse.Namespace) -> None:
     """One stdout line per set (where it came from, or why not); one error line if any is missing."""
-    from ..model import build_i3d
-    from ..weights.loading import LoadOptions, load_weights
-    from ..weights.sets import WEIGHT_SETS, weight_set_by_name
+    from i3d.model import build_i3d
+    from i3d.weights.loading import LoadOptions, load_weights
+    from i3d.weights.sets import WEIGHT_SETS, weight_set_by_name
 
     store, failed = weight_store(), []
     for ws in [weight_set_by_name(name) for name in args.sets or [ws.name for ws in WEIGHT_SETS.values()]]:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     if getattr(args, "offline", False):
         forbid_network()
 
-    from ..quiet import silence_tensorflow
+    from i3d.quiet import silence_tensorflow
 
     if args.command != "info":
         silence_tensorflow()

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from ..errors import InputError
-from ..limits import CLIP_SIZE, check_clip_shape
+from i3d.errors import InputError
+from i3d.limits import CLIP_SIZE, check_clip_shape
 
 RANGE_TOLERANCE = 1e-3
 """How far past [-1, 1] a value may lie before the clip is refused as wrongly scaled."""
@@ -21,7 +21,7 @@ NPY_MAGIC = b"\x93NUMPY"
 
 
 if TYPE_CHECKING:
-    from ..streams import Stream
+    from i3d.streams import Stream
 
 
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),

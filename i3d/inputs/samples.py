@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import I3DError, InputError
-from ..files import atomic_path
-from ..streams import STREAMS
-from .arrays import validate_clip
+from i3d.errors import I3DError, InputError
+from i3d.files import atomic_path
+from i3d.streams import STREAMS
+from i3d.inputs.arrays import validate_clip
 
 SAMPLE = "v_CricketShot_g04_c01"
 SAMPLE_URL = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/{name}_{stream}.npy"
@@ -36,7 +36,7 @@ def sample_path(stream: str, data_dir: Path = DATA_DIR) -> Path:
 
 
 def _read_gif(path: Path) -> np.ndarray:
-    from ..quiet import quiet_opencv
+    from i3d.quiet import quiet_opencv
 
     quiet_opencv()
     import cv2

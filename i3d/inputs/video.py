@@ -2,7 +2,7 @@
 
 DeepMind's Kinetics pipeline (Carreira & Zisserman 2017) starts by resampling
 every video to 25 fps; the resizes and crops that follow live in
-:mod:`i3d.preprocess.transforms` and reach the decoder as a ``prepare``
+:mod:`i3d.transforms` and reach the decoder as a ``prepare``
 callable, applied once to each source frame that is picked.
 
 Resampling is by timestamp: output frame k sits at time k/fps on a global grid
@@ -37,16 +37,18 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError, OptionError
-from ..limits import MIN_FRAMES
-from ..quiet import quiet_opencv
-from .arrays import file_kind, regular_file, stat_input
+from i3d.errors import InputError, OptionError
+from i3d.limits import MIN_FRAMES
+from i3d.quiet import quiet_opencv
+from i3d.inputs.arrays import file_kind, regular_file, stat_input
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
 
-from ..preprocess.transforms import resize_short_side  # noqa: E402
+from i3d.transforms import resize_short_side  # noqa: E402
 
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
+                                     ".flv", ".gif", ".3gp", ".ogv")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _EPS = 1e-3  # seconds: a source frame this close after a grid time still counts as "at" it
 _GRID_TOL = 1e-6  # tolerance when turning start/end seconds into grid indices

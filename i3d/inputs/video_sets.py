@@ -1,6 +1,6 @@
 """One side of an FVD comparison as a set of videos: a folder, or an array of uint8 videos.
 
-A folder holds video files (:data:`~i3d.tasks.datasets.VIDEO_EXTENSIONS`) and/or
+A folder holds video files (:data:`~i3d.inputs.datasets.VIDEO_EXTENSIONS`) and/or
 frame folders (numbered images), taken in natural name order; hidden entries and
 other files are passed over. An array is uint8 ``(N, T, H, W, 3)`` RGB, given in
 memory or as a ``.npy`` file (memory-mapped, never unpickled) or a ``.npz`` holding
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import sha256_file
-from .arrays import NPY_MAGIC, regular_file, stat_input
+from i3d.errors import InputError
+from i3d.files import sha256_file
+from i3d.inputs.arrays import NPY_MAGIC, regular_file, stat_input
 
 VideoSource = str | os.PathLike | np.ndarray
 """A folder of videos or frame folders, a ``.npy``/``.npz`` file of uint8 videos, or such an array."""
@@ -43,7 +43,7 @@ class VideoSet:
 
     def frames(self, index: int, count: int) -> np.ndarray:
         """The first ``count`` frames of video ``index``, uint8 (count, H, W, 3) RGB."""
-        from .video import first_folder_frames, first_video_frames
+        from i3d.inputs.video import first_folder_frames, first_video_frames
 
         if self.array is not None:
             return np.ascontiguousarray(self.array[index, :count])
@@ -68,7 +68,7 @@ class VideoSet:
                 return sha256_file(path)
             except OSError as err:
                 raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-        from .video import image_paths
+        from i3d.inputs.video import image_paths
 
         digest = hashlib.sha256(b"frames\n")
         for image in image_paths(path)[:count]:
@@ -116,8 +116,8 @@ def check_videos(videos, name: str, frames: int) -> np.ndarray:
 
 
 def _folder(path: Path) -> VideoSet:
-    from ..tasks.datasets import VIDEO_EXTENSIONS
-    from .video import IMAGE_EXTENSIONS, _natural_key
+    from i3d.inputs.video import VIDEO_EXTENSIONS
+    from i3d.inputs.video import IMAGE_EXTENSIONS, _natural_key
 
     try:
         entries = sorted(os.scandir(path), key=lambda e: _natural_key(e.name))

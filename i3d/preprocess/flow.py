@@ -47,11 +47,11 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from ..cache_entries import entry_key, load_entry, save_entry, sweep_stale_temporaries
-from ..errors import InputError, OptionError
-from ..processes import available_cores, spawn_pool, terminate_pool
-from ..quiet import quiet_opencv
-from . import tvl1
+from i3d.caches import entry_key, load_entry, save_entry, sweep_stale_temporaries
+from i3d.errors import InputError, OptionError
+from i3d.processes import available_cores, spawn_pool, terminate_pool
+from i3d.quiet import quiet_opencv
+from i3d.preprocess import tvl1
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402

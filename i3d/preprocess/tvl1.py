@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..interrupts import keep_interrupts
-from ..processes import available_cores
-from ..quiet import quiet_opencv
+from i3d.interrupts import keep_interrupts
+from i3d.processes import available_cores
+from i3d.quiet import quiet_opencv
 
 quiet_opencv()
 import cv2  # noqa: E402
@@ -97,7 +97,7 @@ def _numba_cache_dir() -> str | None:
     """A writable folder for compiled code, or None to leave the choice to numba."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
-    from .windows import default_cache_dir
+    from i3d.caches import default_cache_dir
 
     folder = default_cache_dir() / "numba"
     try:
@@ -120,7 +120,7 @@ def load_engine() -> Engine:
         import numba
         from numba.core import config
 
-        from . import tvl1_kernels
+        from i3d.preprocess import tvl1_kernels
 
         folder = _numba_cache_dir()
         saved = config.CACHE_DIR

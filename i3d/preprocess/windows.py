@@ -27,10 +27,10 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..inputs.arrays import validate_clip
-from ..streams import Stream
-from . import transforms
+from i3d.errors import InputError, OptionError
+from i3d.inputs.arrays import validate_clip
+from i3d.streams import Stream
+from i3d import transforms
 
 DEFAULT_WINDOW = 250
 """Frames per window: 10 s at 25 fps, the length of a Kinetics clip."""
@@ -38,16 +38,7 @@ DEFAULT_WINDOW = 250
 MAX_WINDOW = 25 * 60 * 60
 """The longest window a caller may ask for: one hour at 25 fps."""
 
-CACHE_DIR_ENV = "I3D_CACHE_DIR"
 T = TypeVar("T")
-
-
-def default_cache_dir() -> Path:
-    """The cache folder: ``$I3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/i3d``, else ``~/.cache/i3d``."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "i3d"
 
 
 @dataclass(frozen=True)
@@ -68,8 +59,8 @@ class VideoOptions:
 
     def check(self, streams: tuple[Stream, ...]) -> None:
         """Refuse settings no window could satisfy (OptionError)."""
-        from ..inputs.video import check_range
-        from .flow import check_flow_settings
+        from i3d.inputs.video import check_range
+        from i3d.preprocess.flow import check_flow_settings
 
         check_range(self.fps, self.start, self.end, self.max_frames)
         transforms.check_crop(self.crop)
@@ -112,7 +103,7 @@ class _Frame:
 
 def stream_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[tuple[np.ndarray, float, int]]:
     """(RGB frame at short side 256, seconds, source index) from a video file or a frames folder."""
-    from ..inputs.video import iter_frames_dir, iter_video
+    from i3d.inputs.video import iter_frames_dir, iter_video
 
     reader = iter_frames_dir if Path(source).is_dir() else iter_video
     return reader(source, fps=options.fps, start=options.start, end=options.end,
@@ -138,7 +129,7 @@ def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
 
 
 def _with_flow_crops(items: Iterable[_Frame], flow_streams: list[Stream], options: VideoOptions) -> Iterator[_Frame]:
-    from .flow import stream_flow
+    from i3d.preprocess.flow import stream_flow
 
     paired = stream_flow(items, lambda item: item.image, algorithm=options.flow_algorithm,
                          workers=options.flow_workers, progress=options.progress, cache_dir=options.flow_cache)

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..tasks.results import Result, WindowResult, softmax
-from .video_writer import check_video_path, open_video
+from i3d.errors import InputError, OptionError
+from i3d.results import Result, WindowResult, softmax
+from i3d.report.video_writer import check_video_path, open_video
 
 ROWS = 3
 """Classes drawn per window."""
@@ -200,7 +200,7 @@ def source_frames(source: str | os.PathLike, result: Result, *,
     :mod:`i3d.inputs.video`), so a constant-rate video gives each of its frames
     once; a frames folder is read at 25 fps.
     """
-    from ..inputs.video import iter_frames_dir, iter_video, source_fps
+    from i3d.inputs.video import iter_frames_dir, iter_video, source_fps
 
     if not result.windows:
         raise OptionError("result", "has no windows to draw; classify a video or a frames folder")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path, check_output_file
-from ..tasks.results import Result, softmax
+from i3d.files import atomic_path, check_output_file
+from i3d.results import Result, softmax
 
 WIDTH = 1000
 DPI = 100

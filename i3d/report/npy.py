@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import OptionError
-from ..files import atomic_path
-from ..preprocess.transforms import CROP_SIZE, VIEWS
-from ..preprocess.windows import check_length, iter_clip_frames
+from i3d.errors import OptionError
+from i3d.files import atomic_path
+from i3d.transforms import CROP_SIZE, VIEWS
+from i3d.preprocess.windows import check_length, iter_clip_frames
 
 if TYPE_CHECKING:
-    from ..preprocess.windows import VideoOptions
-    from ..streams import Stream
+    from i3d.preprocess.windows import VideoOptions
+    from i3d.streams import Stream
 
 _HEADER_ROOM = 20  # digits reserved for T: any frame count fits without moving the data
 

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ..quiet import quiet_opencv
+from i3d.quiet import quiet_opencv
 
 
 def _rgb_tiles(clip: np.ndarray, picks: np.ndarray) -> list[np.ndarray]:

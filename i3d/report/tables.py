@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..tasks.results import Prediction, Result, WindowResult
+from i3d.results import Prediction, Result, WindowResult
 
 
 def prediction_dict(prediction: Prediction) -> dict:

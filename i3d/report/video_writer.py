@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_path, check_output_file
+from i3d.files import atomic_path, check_output_file
 
 VIDEO_TYPES = {".mp4": "h264", ".webm": "vp9", ".gif": "gif"}
 """The video types written, by extension, and their codec."""

@@ -16,10 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..weights.loading import LoadOptions
-from ..weights.sets import WeightSet
-from ..weights.store import WeightStore
+from i3d.errors import InputError, OptionError
+from i3d.weights.loading import LoadOptions
+from i3d.weights.sets import WeightSet
+from i3d.weights.store import WeightStore
 
 BACKENDS = ("auto", "openvino", "tensorflow")
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -126,9 +126,9 @@ def open_runner(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptio
     engine = check_engine(engine)
     backend = engine.backend
     if backend == "openvino":
-        from .openvino import OpenVINORunner
+        from i3d.runtime.openvino import OpenVINORunner
 
         return OpenVINORunner.load(ws, store, load, precision=engine.precision, calibration=engine.calibration)
-    from .tensorflow import TensorFlowRunner
+    from i3d.runtime.tensorflow import TensorFlowRunner
 
     return TensorFlowRunner.load(ws, store, load, mixed_precision=engine.mixed_precision)

@@ -42,14 +42,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..files import sha256_file, usual_mode, warn_not_written
-from ..interrupts import keep_interrupts
-from ..quiet import no_openvino_telemetry
-from ..weights.loading import LoadOptions
-from ..weights.sets import WeightSet
-from ..weights.store import WeightStore
-from .base import TwoHeadRunner
+from i3d.errors import WeightsError
+from i3d.network import network_sha256
+from i3d.files import sha256_file, usual_mode, warn_not_written
+from i3d.interrupts import keep_interrupts
+from i3d.quiet import no_openvino_telemetry
+from i3d.weights.loading import LoadOptions
+from i3d.weights.sets import WeightSet
+from i3d.weights.store import WeightStore
+from i3d.runtime.base import TwoHeadRunner
 
 no_openvino_telemetry()  # before any `import openvino` below
 
@@ -59,20 +60,6 @@ READ_ATTEMPTS = 10
 """How often a reader starts again on an IR folder that was moved while it read it."""
 DIRECTORY_HANDLES = hasattr(os, "O_DIRECTORY") and os.open in os.supports_dir_fd
 """Whether files can be opened relative to an open folder (not on Windows)."""
-PACKAGE = Path(__file__).resolve().parents[1]
-NETWORK_FILES = ("model.py", "limits.py")
-"""The files, under the ``i3d`` package, that define the network an IR is converted from."""
-
-
-@lru_cache(maxsize=1)
-def network_sha256() -> str:
-    """sha256 over the files that define the network, so an IR made before a change to them is never reused."""
-    digest = hashlib.sha256()
-    for name in NETWORK_FILES:
-        digest.update(f"{name}:{sha256_file(PACKAGE / name)}\n".encode())
-    return digest.hexdigest()
-
-
 INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 """OpenVINO's inference-precision hint per precision; int8 layers come from the quantised model itself,
 and what they do not cover (pooling, softmax) stays float32."""
@@ -337,8 +324,8 @@ def float_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptio
         return ir_model(xml, weights), f"OpenVINO IR {folder}"
     if load.progress:
         print(f"preparing {ws.name} for OpenVINO (once; cached in {store.openvino_dir})", file=sys.stderr)
-    from ..model import with_features
-    from .tensorflow import keras_model
+    from i3d.model import with_features
+    from i3d.runtime.tensorflow import keras_model
 
     with keep_interrupts():  # TensorFlow and OpenVINO may turn Ctrl-C into another exception
         model, _ = keras_model(ws, store, load)
@@ -382,7 +369,7 @@ class OpenVINORunner(TwoHeadRunner):
         if precision != "int8":
             model, source = float_model(ws, store, load)
             return cls(model, source=source, hint=hint, precision=precision)
-        from .quantize import int8_model
+        from i3d.runtime.quantize import int8_model
 
         model, source, calibration_sha256 = int8_model(ws, store, load, calibration)
         return cls(model, source=source, hint=hint, precision=precision, calibration_sha256=calibration_sha256)

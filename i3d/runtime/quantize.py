@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import I3DError, InputError
-from ..files import sha256_file
-from ..interrupts import keep_interrupts
-from ..streams import Stream
-from ..weights.loading import LoadOptions
-from ..weights.sets import WeightSet
-from ..weights.store import WeightStore
-from .openvino import Variant, float_model, ir_model, read_ir, save_ir
+from i3d.errors import I3DError, InputError
+from i3d.files import sha256_file
+from i3d.interrupts import keep_interrupts
+from i3d.streams import Stream
+from i3d.weights.loading import LoadOptions
+from i3d.weights.sets import WeightSet
+from i3d.weights.store import WeightStore
+from i3d.runtime.openvino import Variant, float_model, ir_model, read_ir, save_ir
 
 CALIBRATION_FORMAT = 1
 """Changes when the way calibration windows are made changes, so older int8 models are not reused."""
@@ -60,7 +60,7 @@ def calibration_for(stream: Stream, folder: Path | None = None) -> Calibration:
     of them makes a new int8 model. InputError when there is nothing to calibrate on.
     """
     if folder is None:
-        from ..inputs import samples
+        from i3d.inputs import samples
 
         files = (samples.sample_path(stream.name, samples.DATA_DIR),)
         if not files[0].is_file():
@@ -69,7 +69,7 @@ def calibration_for(stream: Stream, folder: Path | None = None) -> Calibration:
         description = f"{2 * len(SAMPLE_STARTS)} windows of the sample clip {files[0].name}"
         names = [files[0].name]
     else:
-        from ..tasks.datasets import VIDEO_EXTENSIONS
+        from i3d.inputs.video import VIDEO_EXTENSIONS
 
         folder = Path(folder)
         files = tuple(sorted(path for path in folder.rglob("*") if path.name.lower().endswith(VIDEO_EXTENSIONS)
@@ -100,7 +100,7 @@ def _note(text: str) -> None:
 
 def sample_windows(calibration: Calibration) -> list[np.ndarray]:
     """The sample clip's calibration windows: 64 frames from each of :data:`SAMPLE_STARTS`, and their mirrors."""
-    from ..inputs.arrays import load_clip
+    from i3d.inputs.arrays import load_clip
 
     clip = load_clip(calibration.files[0], calibration.stream)
     windows = [np.ascontiguousarray(clip[:, start:start + CALIBRATION_FRAMES]) for start in SAMPLE_STARTS]
@@ -110,7 +110,8 @@ def sample_windows(calibration: Calibration) -> list[np.ndarray]:
 def video_windows(calibration: Calibration) -> list[np.ndarray]:
     """Calibration windows of the videos: each prepared as any video (centre crop, 25 fps, flow by TV-L1),
     cut into 64-frame windows, at most :data:`MAX_WINDOWS` in all, spread over the videos."""
-    from ..preprocess.windows import VideoOptions, default_cache_dir, iter_windows
+    from i3d.caches import default_cache_dir
+    from i3d.preprocess.windows import VideoOptions, iter_windows
 
     options = VideoOptions(window=CALIBRATION_FRAMES, flow_cache=default_cache_dir() / "flow")
     per_video = max(1, -(-MAX_WINDOWS // len(calibration.files)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import OptionError
-from ..weights.loading import LoadOptions
-from ..weights.sets import WeightSet
-from ..weights.store import WeightStore
-from .base import TwoHeadRunner
+from i3d.errors import OptionError
+from i3d.weights.loading import LoadOptions
+from i3d.weights.sets import WeightSet
+from i3d.weights.store import WeightStore
+from i3d.runtime.base import TwoHeadRunner
 
 
 def keras_model(ws: WeightSet, store: WeightStore, load: LoadOptions, mixed_precision: bool = False):
@@ -18,14 +18,14 @@ def keras_model(ws: WeightSet, store: WeightStore, load: LoadOptions, mixed_prec
 
     TF32 is off unless mixed precision is asked for: it changes logits.
     """
-    from ..quiet import silence_tensorflow
+    from i3d.quiet import silence_tensorflow
 
     silence_tensorflow()
     import keras
     import tensorflow as tf
 
-    from ..model import build_i3d
-    from ..weights.loading import load_weights
+    from i3d.model import build_i3d
+    from i3d.weights.loading import load_weights
 
     if mixed_precision and not tf.config.list_physical_devices("GPU"):
         raise OptionError("mixed_precision", "needs a GPU: TensorFlow has no float16 3D pooling on the CPU")
@@ -46,7 +46,7 @@ class TensorFlowRunner(TwoHeadRunner):
     def __init__(self, model, source: str = "in memory") -> None:
         import tensorflow as tf
 
-        from ..model import with_features
+        from i3d.model import with_features
 
         self.source = source
         self.precision = "fp16-mixed" if model.dtype_policy.name == "mixed_float16" else "fp32"

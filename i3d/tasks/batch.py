@@ -37,20 +37,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import I3DError, OptionError
-from ..files import atomic_path
-from ..preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, iter_cropped_windows
-from ..processes import spawn_pool, terminate_pool
-from ..streams import streams_named
-from .datasets import Dataset, VideoItem, match_labels, shard
-from .recognizer import Recognizer
-from .results import Features, Result
+from i3d.errors import I3DError, OptionError
+from i3d.files import atomic_path
+from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, iter_cropped_windows
+from i3d.processes import spawn_pool, terminate_pool
+from i3d.streams import streams_named
+from i3d.inputs.datasets import Dataset, VideoItem, match_labels, shard
+from i3d.tasks.recognizer import Recognizer
+from i3d.results import Features, Result
 
 CHARTS = ("confusion.png", "per_class_accuracy.png")
 """The charts :func:`summarise` draws beside the tables."""
 
 if TYPE_CHECKING:
-    from .ray_engine import RayOptions
+    from i3d.tasks.ray_engine import RayOptions
 
 ENGINES = ("local", "ray")
 SETTINGS_FORMAT = 1
@@ -97,7 +97,7 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, options: BatchOptio
     """Everything that changes a video's record: a folder's results are only reused under equal settings."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from ..preprocess.flow import flow_result_name
+    from i3d.preprocess.flow import flow_result_name
 
     try:
         tool = version("i3d")
@@ -234,7 +234,7 @@ def _prepared(path: str, stream_names: tuple[str, ...],
 
 def _one_decoding_thread() -> None:
     """Decoding workers' set-up: one FFmpeg thread per video, since the workers already share out the cores."""
-    from ..inputs.video import set_decode_threads
+    from i3d.inputs.video import set_decode_threads
 
     set_decode_threads(1)
 
@@ -383,7 +383,7 @@ def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recog
 
 
 def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, options: BatchOptions):
-    from .ray_engine import RayOptions, ray_outcomes
+    from i3d.tasks.ray_engine import RayOptions, ray_outcomes
 
     return ray_outcomes(items, recognizer, video, options.top_k, options.fusion, options.features,
                         options.ray or RayOptions())
@@ -466,10 +466,10 @@ def draw_charts(out: Path, truth: list[int], predicted: list[int], categories: t
     """
     if not truth:
         return
-    from ..files import warn_not_written
+    from i3d.files import warn_not_written
 
     try:
-        from ..report.charts import plot_confusion, plot_per_class_accuracy
+        from i3d.report.charts import plot_confusion, plot_per_class_accuracy
     except ImportError as err:
         warn_not_written(" and ".join(CHARTS), err)
         return
@@ -489,7 +489,7 @@ def check_batch_options(options: BatchOptions) -> BatchOptions:
     if options.engine not in ENGINES:
         raise OptionError("engine", f"is {options.engine!r}; choose from {', '.join(ENGINES)}")
     if options.engine == "ray":
-        from .ray_engine import RayOptions, check_ray
+        from i3d.tasks.ray_engine import RayOptions, check_ray
 
         check_ray(options.ray or RayOptions())
     return options

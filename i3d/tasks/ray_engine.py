@@ -27,12 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import I3DError, OptionError
-from ..preprocess.windows import CroppedWindow, VideoOptions
-from ..processes import available_cores
-from .datasets import VideoItem
-from .recognizer import Recognizer
-from .results import Features, Result
+from i3d.errors import I3DError, OptionError
+from i3d.preprocess.windows import CroppedWindow, VideoOptions
+from i3d.processes import available_cores
+from i3d.inputs.datasets import VideoItem
+from i3d.tasks.recognizer import Recognizer
+from i3d.results import Features, Result
 
 TASK_RETRIES = 3
 """Times a decoding task is run again after its worker process died."""
@@ -117,8 +117,8 @@ class ModelActor:
     """One copy of the network on a Ray worker: windows in, the video's result (and features) out."""
 
     def __init__(self, stream_names: tuple[str, ...], weight_sets: dict, engine, weights_dir: str) -> None:
-        from ..weights.loading import LoadOptions
-        from ..weights.store import WeightStore
+        from i3d.weights.loading import LoadOptions
+        from i3d.weights.store import WeightStore
 
         self.recognizer = Recognizer.load(stream_names, weight_sets=weight_sets,
                                           load=LoadOptions(download=False, progress=False),
@@ -127,7 +127,7 @@ class ModelActor:
     def run(self, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
         """(result, features, error, seconds) for one video's prepared windows (or the reason it has none)."""
-        from .batch import run_prepared
+        from i3d.tasks.batch import run_prepared
 
         return run_prepared(self.recognizer, prepared, top_k, fusion, features)
 
@@ -149,7 +149,7 @@ def _connect(ray, options: RayOptions) -> bool:
 def prepare(path: str, stream_names: tuple[str, ...],
             video: VideoOptions) -> tuple[list[CroppedWindow] | None, str | None]:
     """The decoding task: :func:`i3d.tasks.batch._prepared` (windows, or the reason there are none)."""
-    from .batch import _prepared
+    from i3d.tasks.batch import _prepared
 
     token = os.environ.get(CRASH_TOKEN_ENV)
     if token:
@@ -172,7 +172,7 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
     """
     options = check_ray(options)
     ray = import_ray()
-    from ..weights.store import WeightStore
+    from i3d.weights.store import WeightStore
 
     weights_dir = os.path.abspath(options.weights_dir or WeightStore.from_environment().root)
     stream_names = tuple(s.name for s in recognizer.streams)

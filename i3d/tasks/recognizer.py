@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import OptionError
-from ..preprocess.windows import VideoOptions, Window
-from ..runtime.base import EngineOptions, Runner, check_engine, open_runner
-from ..streams import Stream, streams_named
-from ..weights.loading import LoadOptions, ensure_available
-from ..weights.sets import WeightSet, get_weight_set
-from ..weights.store import WeightStore
-from .results import Features, Result, WindowResult, WindowSpan, check_fusion, fuse_logits
-from .results import top_k as ranked
-from .sources import Source, is_video, open_source
+from i3d.errors import OptionError
+from i3d.preprocess.windows import VideoOptions, Window
+from i3d.runtime.base import EngineOptions, Runner, check_engine, open_runner
+from i3d.streams import Stream, streams_named
+from i3d.weights.loading import LoadOptions, ensure_available
+from i3d.weights.sets import WeightSet, get_weight_set
+from i3d.weights.store import WeightStore
+from i3d.results import Features, Result, WindowResult, WindowSpan, check_fusion, fuse_logits
+from i3d.results import top_k as ranked
+from i3d.tasks.sources import Source, is_video, open_source
 
 TIMELINE_TOP = 3
 """Classes kept per window in a result's timeline."""

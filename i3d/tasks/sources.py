@@ -7,10 +7,10 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..errors import OptionError
-from ..inputs.arrays import load_clip, validate_clip
-from ..preprocess.windows import VideoOptions, Window, iter_windows
-from ..streams import Stream
+from i3d.errors import OptionError
+from i3d.inputs.arrays import load_clip, validate_clip
+from i3d.preprocess.windows import VideoOptions, Window, iter_windows
+from i3d.streams import Stream
 
 Source = str | os.PathLike | np.ndarray | Mapping[str, "np.ndarray | str | os.PathLike"]
 """A video file, a folder of numbered frames, one stream's clip, or clips (arrays or .npy files) by stream name."""

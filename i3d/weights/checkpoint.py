@@ -28,8 +28,8 @@ import cramjam
 import google_crc32c
 import numpy as np
 
-from ..errors import WeightsError
-from ..files import sha256_file
+from i3d.errors import WeightsError
+from i3d.files import sha256_file
 
 __all__ = ["IndexEntry", "check_tensors", "checkpoint_files", "compare_with_index", "is_saved_model_folder",
            "masked_crc32c", "read_checkpoint", "read_index", "verify_data_file"]

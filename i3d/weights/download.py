@@ -14,10 +14,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import WeightsError
-from ..files import atomic_path, git_blob_id
-from .checkpoint import read_checkpoint
-from .sets import CHECKPOINT_FILES, WeightSet
+from i3d.errors import WeightsError
+from i3d.files import atomic_path, git_blob_id
+from i3d.weights.checkpoint import read_checkpoint
+from i3d.weights.sets import CHECKPOINT_FILES, WeightSet
 
 
 def unavailable_message(ws: WeightSet, folder: Path, why: str) -> str:

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OptionError
-from ..files import atomic_path, git_blob_id, reason, sha256_file, usual_mode
-from .checkpoint import DATA_SUFFIX
-from .loading import LoadOptions, build_pretrained, model_tensors
-from .sets import CHECKPOINT_FILES, WeightSet, weight_set_by_name
-from .store import WeightStore, keras_weights_bytes
+from i3d.errors import OptionError
+from i3d.files import atomic_path, git_blob_id, reason, sha256_file, usual_mode
+from i3d.weights.checkpoint import DATA_SUFFIX
+from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors
+from i3d.weights.sets import CHECKPOINT_FILES, WeightSet, weight_set_by_name
+from i3d.weights.store import WeightStore, keras_weights_bytes
 
 FORMATS = ("deepmind", "keras")
 """What :func:`export_weights` writes: DeepMind's checkpoint files, or the Keras weights file."""
@@ -70,7 +70,7 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], ws: WeightSet, folder: s
     Returns the files with the data file's sha256, git blob id, and whether that
     is DeepMind's published file.
     """
-    from ..quiet import silence_tensorflow
+    from i3d.quiet import silence_tensorflow
 
     silence_tensorflow()
     import tensorflow as tf

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import WeightsError
+from i3d.errors import WeightsError
 
 STATISTICS = ("batch_norm/beta", "batch_norm/moving_mean", "batch_norm/moving_variance")
 """The per-channel batch-norm tensors (the model holds them as ``(C,)``)."""

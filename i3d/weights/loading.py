@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..files import sha256_file, warn_not_written
-from .checkpoint import checkpoint_files, read_checkpoint
-from .download import download_checkpoint, unavailable_message
-from .pypi import read_pypi_tensors
-from .sets import WeightSet
-from .store import Location, WeightStore
+from i3d.errors import WeightsError
+from i3d.files import sha256_file, warn_not_written
+from i3d.weights.checkpoint import checkpoint_files, read_checkpoint
+from i3d.weights.download import download_checkpoint, unavailable_message
+from i3d.weights.pypi import read_pypi_tensors
+from i3d.weights.sets import WeightSet
+from i3d.weights.store import Location, WeightStore
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class LoadOptions:
 
 def assign_tensors(model, tensors: dict[str, np.ndarray], scope: str) -> None:
     """Set every model variable from ``tensors`` by checkpoint name; all must match exactly."""
-    from ..model import checkpoint_key
+    from i3d.model import checkpoint_key
 
     wanted = {checkpoint_key(v.path, scope): v for v in model.weights}
     missing = sorted(set(wanted) - set(tensors))
@@ -64,7 +64,7 @@ def assign_tensors(model, tensors: dict[str, np.ndarray], scope: str) -> None:
 
 def model_tensors(model, scope: str) -> dict[str, np.ndarray]:
     """The model's variables as numpy arrays keyed by DeepMind checkpoint name."""
-    from ..model import checkpoint_key
+    from i3d.model import checkpoint_key
 
     return {checkpoint_key(v.path, scope): np.asarray(v.numpy()) for v in model.weights}
 
@@ -149,7 +149,7 @@ def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions 
 def build_pretrained(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions(),
                      frames: int | None = None):
     """Build the Keras I3D logits model for ``ws`` and load its weights."""
-    from ..model import build_i3d
+    from i3d.model import build_i3d
 
     model = build_i3d(channels=ws.stream.channels, num_classes=ws.num_classes, frames=frames, name=ws.name)
     load_weights(model, ws, store, options)

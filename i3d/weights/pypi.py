@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsError
-from ..files import sha256_file
-from .sets import PyPISource
+from i3d.errors import WeightsError
+from i3d.files import sha256_file
+from i3d.weights.sets import PyPISource
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):

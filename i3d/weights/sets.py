@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import I3DError, OptionError
-from ..streams import FLOW, RGB, Stream, stream_named
-from .layout import KINETICS_400, KINETICS_600, TFHUB_MODULE, CheckpointLayout
+from i3d.errors import I3DError, OptionError
+from i3d.streams import FLOW, RGB, Stream, stream_named
+from i3d.weights.layout import KINETICS_400, KINETICS_600, TFHUB_MODULE, CheckpointLayout
 
 DEEPMIND_BASE_URL = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/checkpoints"
 CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001")

@@ -32,10 +32,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import STALE_AFTER_S, atomic_path, remove_older_than, sha256_file
-from .checkpoint import DATA_SUFFIX, checkpoint_files, is_saved_model_folder
-from .pypi import installed_path
-from .sets import CHECKPOINT_FILES, WeightSet
+from i3d.files import STALE_AFTER_S, atomic_path, remove_older_than, sha256_file
+from i3d.weights.checkpoint import DATA_SUFFIX, checkpoint_files, is_saved_model_folder
+from i3d.weights.pypi import installed_path
+from i3d.weights.sets import CHECKPOINT_FILES, WeightSet
 
 WEIGHTS_DIR_ENV = "I3D_WEIGHTS_DIR"
 TFHUB_CACHE_ENV = "TFHUB_CACHE_DIR"

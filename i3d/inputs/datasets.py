@@ -86,10 +86,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError, OptionError
+from i3d.errors import InputError, OptionError
+from i3d.inputs.video import VIDEO_EXTENSIONS
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
-                                     ".flv", ".gif", ".3gp", ".ogv")
 LIST_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".txt", ".jsonl")
 LAYOUTS: tuple[str, ...] = ("folder", "class-folders", "list", "ucf-split", "kinetics-csv")
 PATH_COLUMNS: tuple[str, ...] = ("path", "file", "video", "filename")

@@ -2,7 +2,7 @@
 
 One entry per video, ``<key>.npy``, named by a sha256 of the video's content and
 everything that changes its embedding (settings, weights, network code, backend),
-stored and checked as every cache entry of the tool is (:mod:`i3d.cache_entries`:
+stored and checked as every cache entry of the tool is (:mod:`i3d.caches`:
 a checksummed ``.npy``, written atomically; a bad one is removed and recomputed;
 a failure to read or write costs one warning line, never the run).
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache_entries import entry_key, load_entry, save_entry, sweep_stale_temporaries
+from i3d.caches import entry_key, load_entry, save_entry, sweep_stale_temporaries
 
 CACHE_FORMAT = 2  # 2: entries are checksummed .npy files
 TRAILER = b"I3D-EMBEDDING-SHA256\n"

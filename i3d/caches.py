@@ -23,10 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import STALE_AFTER_S, atomic_path, reason, remove_older_than
+from i3d.files import STALE_AFTER_S, atomic_path, reason, remove_older_than
 
+CACHE_DIR_ENV = "I3D_CACHE_DIR"
 _TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.npy\.[A-Za-z0-9_]+\.tmp\.npy")  # atomic_path's temporary names
 _swept: dict[str, float] = {}  # cache folder -> time.monotonic() of its last sweep for stale temporaries
+
+
+def default_cache_dir() -> Path:
+    """The cache folder: ``$I3D_CACHE_DIR``, else ``$XDG_CACHE_HOME/i3d``, else ``~/.cache/i3d``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "i3d"
 
 
 class _Corrupt(Exception):

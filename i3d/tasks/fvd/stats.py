@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import atomic_path
-from ..inputs.arrays import NPY_MAGIC, regular_file
-from ..weights.sets import WeightSet
+from i3d.errors import InputError
+from i3d.files import atomic_path
+from i3d.inputs.arrays import NPY_MAGIC, regular_file
+from i3d.weights.sets import WeightSet
 
 STATS_FORMAT = 1
 STATS_KEYS = ("mean", "cov", "count", "settings", "backend")

@@ -13,12 +13,12 @@ first ``frames`` frames (as stored: no frame-rate resampling); every frame is re
 to 224x224 with TF1's legacy bilinear sampling (aspect ratio squashed, no crop,
 :mod:`i3d.preprocess.legacy_bilinear`), scaled as ``2x/255 - 1``, and the network's
 400 logits averaged over time are the embedding. The distance between the two sides'
-Gaussians is tf-gan's, in float64 (:mod:`i3d.tasks.frechet`).
+Gaussians is tf-gan's, in float64 (:mod:`i3d.tasks.fvd.frechet`).
 
 Embeddings run in batches on the fast backend (OpenVINO on a CPU) and, with a cache
-folder, are kept per video (:mod:`i3d.tasks.embedding_cache`), so a rerun after adding
+folder, are kept per video (:mod:`i3d.tasks.fvd.embedding_cache`), so a rerun after adding
 videos embeds only the new ones. A side's statistics can be saved and stand in for it
-(:mod:`i3d.tasks.fvd_stats`).
+(:mod:`i3d.tasks.fvd.stats`).
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..inputs.video_sets import VideoSet, VideoSource, open_video_set
-from ..limits import CLIP_SIZE, MIN_FRAMES
-from ..preprocess.legacy_bilinear import resize_bilinear_legacy
-from ..runtime.base import EngineOptions, check_engine
-from ..weights.loading import LoadOptions
-from ..weights.sets import WeightSet, get_weight_set
-from ..weights.store import WeightStore
-from .embedding_cache import EmbeddingCache, cache_key
-from .frechet import frechet_distance, moments
-from .fvd_stats import VideoStats, check_compatible, fvd_settings, is_stats_file, load_stats
+from i3d.errors import InputError, OptionError
+from i3d.inputs.video_sets import VideoSet, VideoSource, open_video_set
+from i3d.limits import CLIP_SIZE, MIN_FRAMES
+from i3d.preprocess.legacy_bilinear import resize_bilinear_legacy
+from i3d.runtime.base import EngineOptions, check_engine
+from i3d.weights.loading import LoadOptions
+from i3d.weights.sets import WeightSet, get_weight_set
+from i3d.weights.store import WeightStore
+from i3d.tasks.fvd.embedding_cache import EmbeddingCache, cache_key
+from i3d.tasks.fvd.frechet import frechet_distance, moments
+from i3d.tasks.fvd.stats import VideoStats, check_compatible, fvd_settings, is_stats_file, load_stats
 
 DEFAULT_FRAMES = 16
 RECOMMENDED_VIDEOS = 400
@@ -122,7 +122,7 @@ class _Embedder:
     """Embeds video sets with the reference network, loaded on first need, through the cache."""
 
     def __init__(self, options: FVDOptions, load: LoadOptions, store: WeightStore | None, recognizer) -> None:
-        from ..runtime.openvino import network_sha256
+        from i3d.network import network_sha256
 
         self.options, self.load, self.store, self.recognizer = options, load, store, recognizer
         self.ws = reference_weight_set()
@@ -150,7 +150,7 @@ class _Embedder:
 
     def _runner(self):
         if self.recognizer is None:
-            from .recognizer import Recognizer
+            from i3d.tasks.recognizer import Recognizer
 
             mark = time.perf_counter()
             self.recognizer = Recognizer.load("rgb", "kinetics", load=self.load, engine=self.options.engine,

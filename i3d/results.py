@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import OptionError
+from i3d.errors import OptionError
 
 FUSIONS = ("mean", "sum")
 

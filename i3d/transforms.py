@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError, OptionError
-from ..quiet import quiet_opencv
+from i3d.errors import InputError, OptionError
+from i3d.quiet import quiet_opencv
 
 SHORT_SIDE = 256
 CROP_SIZE = 224

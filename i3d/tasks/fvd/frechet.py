@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from i3d.errors import InputError
 
 SQRT_EPS = 1e-10
 """Singular values below this are left unrooted, as tf-gan does."""

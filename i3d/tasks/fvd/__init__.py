@@ -1,0 +1,1 @@
+"""Fréchet Video Distance: embeddings, their statistics, and the distance."""
