@@ -10,7 +10,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from i3d.errors import OptionError
@@ -89,6 +89,49 @@ def check_output_file(path: str | os.PathLike, option: str, suffixes: tuple[str,
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OptionError(option, f"{path}: the folder {parent} is not writable; choose another")
     return path
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()  # links followed
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path != folder and folder in path.parents
+
+
+def refuse_output_over_input(outputs: Mapping[str, str | os.PathLike | None],
+                             inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse, before any work, an output that would replace or change an input (OptionError, exit 2).
+
+    ``outputs`` maps each output's option (``annotate``, ``save_stats``...) to its path;
+    ``None`` entries are skipped on both sides. An output is refused when it is an input
+    (compared resolved, symbolic links followed, hard links by inode), when it lies inside
+    an input folder (a plot written among the frames it was made from), or when an input
+    lies inside an output folder that the run fills.
+    """
+    sources = [Path(path) for path in inputs if path is not None]
+    resolved_sources = [(source, source.resolve(), _identity(source)) for source in sources]
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        target = Path(path)
+        resolved = target.resolve()
+        identity = _identity(target)
+        for source, resolved_source, source_identity in resolved_sources:
+            same = resolved == resolved_source or (identity is not None and identity == source_identity)
+            if same:
+                raise OptionError(option, f"{target} is also an input ({source}); writing it would destroy "
+                                          "the input: choose another name")
+            if resolved_source.is_dir() and _inside(resolved, resolved_source):
+                raise OptionError(option, f"{target} is inside the input folder {source}; writing it would change "
+                                          "the input: choose a name outside it")
+            if resolved.is_dir() and _inside(resolved_source, resolved):
+                raise OptionError(option, f"{target} holds the input {source}; choose an output folder apart "
+                                          "from the inputs")
 
 
 def reason(err: BaseException, limit: int = 200) -> str:

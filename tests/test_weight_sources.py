@@ -219,6 +219,20 @@ def test_export_into_an_unwritable_place_is_one_usage_line(tmp_path, capsys):
         export_weights("rgb_kinetics", tmp_path, "onnx")
 
 
+def test_export_never_replaces_files_already_there(exported, shared_store, tmp_path):
+    folder, result = exported
+    before = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    with pytest.raises(OptionError, match=r"overwrite was not given and .*model.ckpt.index exists; add --overwrite"):
+        export_weights("rgb_kinetics", folder, store=shared_store, load=OFFLINE)
+    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == before
+    (tmp_path / "rgb_kinetics.weights.h5").write_bytes(b"mine")
+    with pytest.raises(OptionError, match="rgb_kinetics.weights.h5 exists"):
+        export_weights("rgb_kinetics", tmp_path, "keras", store=shared_store, load=OFFLINE)
+    assert (tmp_path / "rgb_kinetics.weights.h5").read_bytes() == b"mine"
+    again = export_weights("rgb_kinetics", folder, store=shared_store, load=OFFLINE, overwrite=True)
+    assert again.data_sha256 == result.data_sha256
+
+
 # ---- a TF-Hub module folder as a source ---------------------------------------------------
 
 @pytest.fixture()

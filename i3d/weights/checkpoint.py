@@ -18,6 +18,7 @@ A checkpoint is named by its prefix (``.../model.ckpt``), a folder holding
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ _FOOTER_SIZE = 48  # two padded BlockHandles (40 bytes) + 8-byte magic
 _TRAILER_SIZE = 5  # 1-byte compression type + 4-byte masked crc32c
 _RAW, _SNAPPY = 0, 1  # a table block's compression types
 DATA_SUFFIX = ".data-00000-of-00001"
+MAX_INDEX_BYTES = 16 << 20
+"""The largest ``.index`` read: DeepMind's are 10-40 KB (a few hundred tensors); a larger file is not one."""
 
 # TensorFlow's DataType enum (types.proto), the values a bundle can hold.
 _DTYPES = {
@@ -206,13 +209,25 @@ def _block_entries(block: memoryview) -> Iterator[tuple[bytes, memoryview]]:
         pos += value_len
 
 
+def _regular_file_opener(path: str, flags: int) -> int:
+    """Open without blocking (a FIFO) and refuse anything but a regular file before a byte is read."""
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError("not a regular file")
+    return fd
+
+
 def read_index(path: str | os.PathLike[str]) -> dict[str, IndexEntry]:
     """Parse a V2 checkpoint ``.index`` file into {tensor name: IndexEntry}.
 
     Raises ValueError naming the file if it is truncated or malformed.
     """
-    with open(path, "rb") as f:
-        data = memoryview(f.read())
+    with open(path, "rb", opener=_regular_file_opener) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_INDEX_BYTES:
+            raise ValueError(f"{size} bytes, more than any checkpoint index ({MAX_INDEX_BYTES} at most)")
+        data = memoryview(f.read(MAX_INDEX_BYTES + 1))
     try:
         if len(data) < _FOOTER_SIZE:
             raise ValueError(f"file is {len(data)} bytes, shorter than a table footer")

@@ -122,19 +122,32 @@ def rebuilt_data_file(model, ws: WeightSet) -> Exported:
         return write_checkpoint(model_tensors(model, ws.stream.scope), ws, tmp)
 
 
+def export_targets(ws: WeightSet, folder: str | os.PathLike, file_format: str = "deepmind") -> tuple[Path, ...]:
+    """The files an export of ``ws`` in ``file_format`` writes into ``folder``."""
+    folder = Path(folder)
+    if file_format == "keras":
+        return (folder / f"{ws.name}.weights.h5",)
+    return tuple(folder / name for name in CHECKPOINT_FILES)
+
+
 def export_weights(ws: WeightSet | str, folder: str | os.PathLike, file_format: str = "deepmind", *,
-                   store: WeightStore | None = None, load: LoadOptions = LoadOptions()) -> Exported:
+                   store: WeightStore | None = None, load: LoadOptions = LoadOptions(),
+                   overwrite: bool = False) -> Exported:
     """Load the set ``ws`` (a WeightSet, or a name such as ``rgb_kinetics`` or ``rgb_scratch``) verified, from
     wherever ``store`` finds it, and write it into ``folder`` in ``file_format`` (:data:`FORMATS`).
 
     ``deepmind`` writes ``model.ckpt.index`` and ``model.ckpt.data-00000-of-00001``, a
     checkpoint any TensorFlow code reading DeepMind's files can read; ``keras`` writes
     ``<set>.weights.h5``. ``store`` defaults to ``$I3D_WEIGHTS_DIR`` or the project's
-    ``weights/``.
+    ``weights/``. Files already in ``folder`` are never replaced unless ``overwrite``.
     """
     if file_format not in FORMATS:
         raise OptionError("format", f"is {file_format!r}; choose from {', '.join(FORMATS)}")
     ws = weight_set_by_name(ws) if isinstance(ws, str) else ws
+    existing = [path for path in export_targets(ws, folder, file_format) if os.path.lexists(path)]
+    if existing and not overwrite:
+        raise OptionError("overwrite", f"was not given and {existing[0]} exists; add --overwrite to replace it, "
+                                       "or choose another folder")
     _prepare(Path(folder))  # before seconds of loading
     store = store or WeightStore.from_environment()
     model = build_pretrained(ws, store, load)
