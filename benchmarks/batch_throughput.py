@@ -26,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT.parent / "shared" / "devset"
-sys.path.insert(0, str(ROOT))
 
 
 def cpu_name() -> str:
@@ -57,7 +56,8 @@ def main() -> None:
     from i3d.preprocess.windows import VideoOptions, iter_windows
     from i3d.runtime.base import EngineOptions
     from i3d.tasks.batch import BatchOptions, run_batch
-    from i3d.inputs.datasets import ListOptions, load_dataset
+    from i3d.inputs.dataset_items import ListOptions
+    from i3d.inputs.datasets import load_dataset
     from i3d.tasks.recognizer import Recognizer
 
     dataset = load_dataset(DEVSET / "labels.tsv", ListOptions(root=DEVSET / "clips", path_column="file",

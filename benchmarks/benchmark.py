@@ -114,7 +114,7 @@ class Runners:
         import tensorflow as tf
 
         from i3d.model import build_i3d, with_features
-        from i3d.runtime.openvino import convert
+        from i3d.runtime.ir import convert
         from i3d.runtime.tensorflow import TensorFlowRunner
 
         tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -197,7 +197,9 @@ def devset_accuracy(folder: Path, precisions: tuple[str, ...] = ("fp32", *PRECIS
     settings: top-1 agreement with fp32 over every clip, top-1/top-5 accuracy over the labelled ones."""
     from i3d.preprocess.windows import VideoOptions, iter_windows
     from i3d.runtime.base import EngineOptions
-    from i3d.inputs.datasets import ListOptions, load_dataset, match_labels
+    from i3d.inputs.dataset_items import ListOptions
+    from i3d.inputs.datasets import load_dataset
+    from i3d.inputs.labels import match_labels
     from i3d.tasks.recognizer import Recognizer
     from i3d.weights.loading import LoadOptions
 

@@ -48,7 +48,6 @@ PAIR_SETS = [  # (video, first frame, what it stands for)
     (CLIPS / "other__skateboarding_dog__Video-LLaMA.mp4", 50, "portrait 256x455"),
     (CLIPS / "other__cricket__pipelinetask-HumanActivityRecognition.mp4", 10, "high motion, 455x256"),
 ]
-sys.path.insert(0, str(ROOT))
 
 
 def load() -> float:
@@ -67,9 +66,9 @@ def cpu_name() -> str:
 
 def gray_pairs(path: Path, first: int, pairs: int) -> np.ndarray:
     from i3d.preprocess.flow import gray_frames
-    from i3d.preprocess.windows import VideoOptions, stream_frames
+    from i3d.preprocess.windows import VideoOptions, iter_source_frames
 
-    frames = [frame for frame, _, _ in stream_frames(path, VideoOptions(max_frames=first + pairs + 1))]
+    frames = [frame for frame, _, _ in iter_source_frames(path, VideoOptions(max_frames=first + pairs + 1))]
     return gray_frames(np.stack(frames[first:first + pairs + 1]))
 
 
@@ -167,7 +166,6 @@ def end_to_end(video: Path) -> dict:
         env = dict(os.environ)
         sha = "-"
         if not real:
-            sys.path.insert(0, str(ROOT / "benchmarks"))
             from video_pipeline import stand_in_flow_weights
 
             weights = Path(tmp) / "weights"

@@ -182,3 +182,34 @@ def sweep_stale_temporaries(folder: str) -> None:
     except OSError:
         return
     remove_older_than(temporaries, STALE_AFTER_S)
+
+
+class EntryCache:
+    """One cache folder of entries named by their key: what the flow cache and the FVD embedding cache are.
+
+    ``what`` names the cache in warnings, ``trailer`` is its magic line and ``check`` says what is
+    wrong with a read array (or None). An entry that could not be read and cannot be removed is
+    not written again by this object (the reader already had its one warning line).
+    """
+
+    def __init__(self, folder: str | os.PathLike, what: str, trailer: bytes,
+                 check: Callable[[np.ndarray], str | None] | None = None) -> None:
+        self.folder = Path(folder)
+        self.what, self.trailer, self.check = what, trailer, check
+        self._not_writable: set[str] = set()
+        sweep_stale_temporaries(os.fspath(self.folder))  # left by killed runs
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.folder, f"{key}.npy")
+
+    def get(self, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The entry's float32 array of ``shape``, or None (absent, unreadable, or corrupt: removed)."""
+        array, may_store = load_entry(self.path(key), shape, self.what, self.trailer, self.check)
+        if array is None and not may_store:
+            self._not_writable.add(key)
+        return array
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        """Store ``array`` under ``key`` atomically; a failure is one warning line."""
+        if key not in self._not_writable:
+            save_entry(self.path(key), array, self.what, self.trailer)

@@ -1,7 +1,7 @@
 """The library's errors: ``ValueError`` subclasses whose messages speak of values.
 
 The command line maps each class to its exit code and an option's name to its
-flag (see :mod:`i3d.commands.common`); nothing here knows about flags.
+flag (see :mod:`i3d.commands.shell`); nothing here knows about flags.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from i3d.errors import OptionError
+from i3d.errors import InputError, OptionError
 
 STALE_AFTER_S = 3600.0
 """A cache's temporary file or folder older than this (mtime) is a left-over of a killed run."""
@@ -173,3 +173,29 @@ def remove_older_than(paths: Iterable[Path], seconds: float) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def read_regular_file(path: str | os.PathLike, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; InputError (one line naming ``what`` is
+    wanted) for a missing file, a folder, a FIFO or device (never blocked on: opened O_NONBLOCK and
+    checked before reading), or one that is too large."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; give {what}") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory; give {what}") from None
+    except OSError as err:
+        raise InputError(f"{name}: cannot open ({reason(err)}); give {what}") from None
+    with open(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{name}: not a regular file; give {what}")
+        if info.st_size > limit:
+            raise InputError(f"{name}: {info.st_size} bytes, more than the {limit >> 20} MiB allowed here; "
+                             f"give {what}")
+        try:
+            return handle.read(limit + 1)
+        except OSError as err:
+            raise InputError(f"{name}: cannot read ({reason(err)})") from None

@@ -57,6 +57,9 @@ class Stream:
         return self.finish(stacked, None if out is None else out[0])[np.newaxis]
 
 
+FLOW_ALGORITHMS = ("tvl1", "tvl1-opencv", "dis")
+"""How the flow stream's input can be computed (see :mod:`i3d.preprocess.flow`); tvl1 is DeepMind's."""
+
 RGB = Stream("rgb", 3, "RGB", needs_flow=False, frames_lost=0, crop=transforms.crop_frame,
              finish=transforms.rgb_to_unit_range,
              range_hint="RGB should be pixel / 127.5 - 1")

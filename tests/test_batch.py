@@ -16,7 +16,8 @@ from support import ROOT, write_labelled_videos
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
 from i3d.tasks.batch import BatchOptions, run_batch
-from i3d.inputs.datasets import ListOptions, load_dataset
+from i3d.inputs.dataset_items import ListOptions
+from i3d.inputs.datasets import load_dataset
 
 
 @pytest.fixture()

@@ -94,7 +94,7 @@ def tiny():
 def run_ir(xml: bytes, weights: bytes, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import openvino as ov
 
-    from i3d.runtime.openvino import ir_model
+    from i3d.runtime.ir import ir_model
 
     result = ov.Core().compile_model(ir_model(xml, weights), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(clip)
     return np.asarray(result[0]), np.asarray(result[1])
@@ -158,7 +158,7 @@ def test_reason_is_one_short_line():
 
 def test_room_for_the_keras_cache_but_not_the_ir(tmp_path, shared_weights_dir):
     pytest.importorskip("openvino")
-    from i3d.runtime.openvino import ir_dir
+    from i3d.runtime.ir import ir_dir
 
     size = sum((shared_weights_dir / name).stat().st_size for name in CACHE_FILES)
     with tmpfs(tmp_path / "weights", f"{size // 1024 + 1024}k") as weights:  # 1 MiB to spare: the IR is 50 MB
@@ -174,7 +174,7 @@ def test_room_for_the_keras_cache_but_not_the_ir(tmp_path, shared_weights_dir):
 def test_save_ir_turns_any_error_into_one_warning(tmp_path, tiny, monkeypatch, capsys):
     import openvino as ov
 
-    from i3d.runtime.openvino import ir_dir, read_ir, save_ir
+    from i3d.runtime.ir import ir_dir, read_ir, save_ir
 
     def broken(model, path, **kwargs):
         Path(path).write_text("<half")
@@ -193,7 +193,7 @@ def test_save_ir_turns_any_error_into_one_warning(tmp_path, tiny, monkeypatch, c
 
 @pytest.mark.parametrize("ir", ["absent", "corrupt"])
 def test_read_only_weights_folder_with_a_keras_cache_and_no_usable_ir(tmp_path, shared_weights_dir, tiny, ir):
-    from i3d.runtime.openvino import ir_dir, read_ir, save_ir, valid_ir
+    from i3d.runtime.ir import ir_dir, read_ir, save_ir, valid_ir
 
     with tmpfs(tmp_path / "weights", "200m") as weights:
         store = WeightStore(weights)
@@ -219,7 +219,7 @@ def test_concurrent_readers_always_get_a_verified_ir(tmp_path, tiny, capsys):
     """Readers (read_ir and run, valid_ir) against writers that save the IR over and over, then against
     one that discards and reinstalls it: a reader gets the verified IR or (while it is gone) None, never
     an error or a torn folder. The old delete-then-rename lost 3 of 12 runs."""
-    from i3d.runtime.openvino import _discard, read_ir, save_ir, valid_ir
+    from i3d.runtime.ir import _discard, read_ir, save_ir, valid_ir
 
     model, clip, expected = tiny
     store = WeightStore(tmp_path)
@@ -293,26 +293,26 @@ def test_concurrent_readers_always_get_a_verified_ir(tmp_path, tiny, capsys):
 
 def test_ir_reads_by_path_where_folders_cannot_be_opened(tmp_path, tiny, monkeypatch):
     """Windows has no file handles relative to a folder: read by path, still verified."""
-    from i3d.runtime import openvino as ov_runtime
+    from i3d.runtime import ir as ir_cache
 
-    monkeypatch.setattr(ov_runtime, "DIRECTORY_HANDLES", False)
+    monkeypatch.setattr(ir_cache, "DIRECTORY_HANDLES", False)
     model, clip, expected = tiny
     store = WeightStore(tmp_path)
-    folder = ov_runtime.save_ir(model, RGB, store)
-    found = ov_runtime.read_ir(RGB, store)
+    folder = ir_cache.save_ir(model, RGB, store)
+    found = ir_cache.read_ir(RGB, store)
     assert found[0] == folder and all(np.array_equal(a, b) for a, b in zip(run_ir(*found[1:], clip), expected))
     (folder / "model.xml").write_text((folder / "model.xml").read_text().replace("tiny", "tinY"))
-    assert ov_runtime.read_ir(RGB, store) is None and os.listdir(store.openvino_dir) == []  # discarded
+    assert ir_cache.read_ir(RGB, store) is None and os.listdir(store.openvino_dir) == []  # discarded
     (store.openvino_dir / folder.name).write_text("a stray file where the folder belongs")
-    assert ov_runtime.read_ir(RGB, store) is None and os.listdir(store.openvino_dir) == []
-    assert ov_runtime.save_ir(model, RGB, store) == folder
+    assert ir_cache.read_ir(RGB, store) is None and os.listdir(store.openvino_dir) == []
+    assert ir_cache.save_ir(model, RGB, store) == folder
 
 
 # ---- 5. temporaries left by killed runs ----------------------------------------------------
 
 
 def test_stale_temporaries_are_removed_when_a_cache_is_written(tmp_path, tiny, monkeypatch):
-    from i3d.runtime.openvino import ir_dir, save_ir
+    from i3d.runtime.ir import ir_dir, save_ir
 
     store = WeightStore(tmp_path)
     name = ir_dir(RGB, store).name
@@ -368,7 +368,7 @@ def test_stale_temporaries_are_removed_when_a_cache_is_written(tmp_path, tiny, m
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_ir_folder_and_files_have_the_usual_mode(tmp_path, tiny, umask):
-    from i3d.runtime.openvino import read_ir, save_ir
+    from i3d.runtime.ir import read_ir, save_ir
 
     previous = os.umask(umask)
     try:

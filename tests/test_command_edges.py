@@ -154,7 +154,7 @@ def test_sigterm_exits_143_in_one_line_and_leaves_no_partial_file(tmp_path):
 def test_warnings_and_messages_are_one_line(capsys):
     import warnings
 
-    from i3d.commands.common import run_command
+    from i3d.commands.shell import run_command
     from i3d.errors import InputError
 
     def warn_then_fail():
@@ -172,7 +172,7 @@ def test_a_file_name_with_a_newline_gives_one_line(tmp_path):
 
 
 def test_offline_means_no_network_at_all():
-    code = ("import urllib.request\nfrom i3d.commands.common import forbid_network\nforbid_network()\n"
+    code = ("import urllib.request\nfrom i3d.commands.shell import forbid_network\nforbid_network()\n"
             "try:\n    urllib.request.urlopen('http://127.0.0.1:9/', timeout=5)\n"
             "except OSError as err:\n    print(err)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -12,18 +12,10 @@ import pytest
 from support import SHARED
 
 from i3d.errors import InputError, OptionError
-from i3d.inputs.datasets import (
-    VIDEO_EXTENSIONS,
-    Dataset,
-    ListOptions,
-    VideoItem,
-    load_dataset,
-    match_labels,
-    normalise_label,
-    parse_shard,
-    read_label_map,
-    shard,
-)
+from i3d.inputs.dataset_items import Dataset, ListOptions, VideoItem, parse_shard, shard
+from i3d.inputs.datasets import load_dataset
+from i3d.inputs.labels import match_labels, normalise_label, read_label_map
+from i3d.inputs.video import VIDEO_EXTENSIONS
 from i3d.weights.sets import get_weight_set
 
 DEVSET = SHARED / "devset"

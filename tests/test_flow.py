@@ -11,7 +11,7 @@ from support import SAMPLES, counting_pairs, write_video
 
 import i3d.preprocess.flow as flow_mod
 from i3d.errors import InputError, OptionError
-from i3d.preprocess.flow import compute_flow, flow_cache_key, frames_sha256, stream_flow
+from i3d.preprocess.flow import compute_flow, flow_cache_key, frames_sha256, iter_flow_pairs
 from i3d.transforms import flow_clip
 
 SAMPLE = str(SAMPLES / "arm_wrestling.mp4")
@@ -214,7 +214,7 @@ def test_stream_flow_solves_each_pair_once(monkeypatch, chunk):
     frames = moving_square(1, 0, n=40, size=96, side=16)
     expected = compute_flow(frames, algorithm="dis", workers=1)
     calls = counting_pairs(monkeypatch)
-    out = list(stream_flow(range(len(frames)), lambda i: frames[i], algorithm="dis", workers=1, chunk=chunk))
+    out = list(iter_flow_pairs(range(len(frames)), lambda i: frames[i], algorithm="dis", workers=1, chunk=chunk))
     assert [item for item, _ in out] == list(range(40))
     assert out[-1][1] is None and all(field is not None for _, field in out[:-1])
     np.testing.assert_array_equal(np.stack([field for _, field in out[:-1]]), expected)
@@ -223,9 +223,9 @@ def test_stream_flow_solves_each_pair_once(monkeypatch, chunk):
 
 def test_stream_flow_short_streams():
     frames = moving_square(1, 0, n=2, size=48, side=16)
-    assert list(stream_flow([], lambda i: frames[i], algorithm="dis")) == []
-    assert [(i, f) for i, f in stream_flow([0], lambda i: frames[i], algorithm="dis")] == [(0, None)]
-    two = list(stream_flow([0, 1], lambda i: frames[i], algorithm="dis", workers=1))
+    assert list(iter_flow_pairs([], lambda i: frames[i], algorithm="dis")) == []
+    assert [(i, f) for i, f in iter_flow_pairs([0], lambda i: frames[i], algorithm="dis")] == [(0, None)]
+    two = list(iter_flow_pairs([0, 1], lambda i: frames[i], algorithm="dis", workers=1))
     assert [i for i, _ in two] == [0, 1] and two[1][1] is None
     np.testing.assert_array_equal(two[0][1], compute_flow(frames, algorithm="dis", workers=1)[0])
 

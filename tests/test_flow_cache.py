@@ -22,7 +22,7 @@ from support import ROOT, counting_pairs
 
 import i3d.caches as cache_entries
 import i3d.preprocess.flow as flow_mod
-from i3d.preprocess.flow import CACHE_TRAILER, FLOW_BOUND, compute_flow, stream_flow
+from i3d.preprocess.flow import CACHE_TRAILER, FLOW_BOUND, compute_flow, iter_flow_pairs
 
 
 def shifting_frames(n: int = 3, width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:
@@ -292,7 +292,7 @@ def test_disk_full_warns_once_per_folder_in_a_stream(monkeypatch, tmp_path):
     disk_full_writer(monkeypatch)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("default")  # Python's usual filter: a repeated line is shown once
-        out = list(stream_flow(range(7), lambda i: frames[i], algorithm="dis", workers=1, cache_dir=tmp_path,
+        out = list(iter_flow_pairs(range(7), lambda i: frames[i], algorithm="dis", workers=1, cache_dir=tmp_path,
                                chunk=2))
     assert len(cache_warnings(record)) == 1  # three chunks failed to write, one line
     assert np.stack([f for _, f in out[:-1]]).tobytes() == expected.tobytes()

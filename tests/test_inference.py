@@ -17,8 +17,9 @@ from support import ROOT, copy_rgb_cache, run_cli
 pytest.importorskip("openvino")
 from i3d.errors import OptionError  # noqa: E402
 from i3d.runtime import base  # noqa: E402
-from i3d.runtime import openvino as ov_runtime  # noqa: E402
-from i3d.runtime.openvino import OpenVINORunner, ir_dir, valid_ir  # noqa: E402
+from i3d.runtime import ir as ir_cache  # noqa: E402
+from i3d.runtime.ir import ir_dir, valid_ir  # noqa: E402
+from i3d.runtime.openvino import OpenVINORunner  # noqa: E402
 from i3d.runtime.tensorflow import TensorFlowRunner  # noqa: E402
 from i3d.weights.loading import LoadOptions  # noqa: E402
 from i3d.weights.sets import get_weight_set  # noqa: E402
@@ -70,7 +71,7 @@ def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_store, tmp_path_facto
     rebuilt = OpenVINORunner.load(RGB, private_store, OFFLINE)
     assert rebuilt.source == "converted from Keras" and valid_ir(RGB, private_store) == xml
 
-    monkeypatch.setattr(ov_runtime, "network_sha256", lambda: "0" * 64)  # the network changed
+    monkeypatch.setattr(ir_cache, "network_sha256", lambda: "0" * 64)  # the network changed
     assert valid_ir(RGB, private_store) is None
     monkeypatch.undo()
     OpenVINORunner.load(RGB, private_store, OFFLINE)

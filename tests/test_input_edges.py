@@ -20,9 +20,10 @@ from support import ARM_WRESTLING, ROOT, needs_video, run_cli, write_video
 from i3d.errors import InputError, OptionError
 from i3d.inputs import arrays
 from i3d.inputs.arrays import load_clip
-from i3d.inputs.video import _read_image, iter_frames_dir, read_frames_dir, read_video
+from i3d.inputs.frame_folders import iter_frames_dir, read_frames_dir, read_image
+from i3d.inputs.video import read_video
 from i3d.transforms import MAX_ASPECT, center_crop, prepare_frame, resize_short_side
-from i3d.preprocess.windows import VideoOptions, stream_frames
+from i3d.preprocess.windows import VideoOptions, iter_source_frames
 from i3d.streams import streams_named
 
 RGB = streams_named("rgb")[0]
@@ -101,7 +102,7 @@ def test_frames_folder_with_non_utf8_names_reads_like_the_original(tmp_path):
         with open(non_utf8(weird, b"%d\xe9.png" % i), "wb") as handle:  # Latin-1 e-acute: not UTF-8
             handle.write(data.tobytes())
     out = tmp_path / "frames.npy"
-    code = ("import sys, numpy as np; from i3d.inputs.video import read_frames_dir; "
+    code = ("import sys, numpy as np; from i3d.inputs.frame_folders import read_frames_dir; "
             "np.save(sys.argv[2], read_frames_dir(sys.argv[1]).frames)")
     proc = run_python(code, weird, str(out))
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # was -11 (segfault in cv2.imread)
@@ -134,10 +135,10 @@ def test_images_decode_from_memory_exactly_as_imread(tmp_path):
         path = tmp_path / name
         path.write_bytes(data)
         expected = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        got = _read_image(str(path))
+        got = read_image(str(path))
         assert got.dtype == np.uint8 and got.shape == expected.shape, name
         np.testing.assert_array_equal(got, expected, err_msg=name)
-    assert _read_image(str(tmp_path / "exif.jpg")).shape == (60, 40, 3)  # EXIF rotation applied, as imread does
+    assert read_image(str(tmp_path / "exif.jpg")).shape == (60, 40, 3)  # EXIF rotation applied, as imread does
 
 
 # ---- 2. memory is bounded for extreme aspect ratios -------------------------
@@ -190,7 +191,7 @@ def test_prepare_frame_centre_trims_the_source_and_full_keeps_it_all():
 def test_stream_frames_prepare_extreme_videos_by_crop(tmp_path):
     video = write_video(tmp_path / "wide.avi", 12, width=2000, height=4)
     for crop in ("center", "full"):
-        frames = [f for f, _, _ in stream_frames(video, VideoOptions(crop=crop))]
+        frames = [f for f, _, _ in iter_source_frames(video, VideoOptions(crop=crop))]
         assert len(frames) == 12 and {f.shape for f in frames} == {(256, 1024, 3)}, crop
 
 

@@ -288,7 +288,7 @@ def test_confusion_and_per_class_charts(tmp_path):
 
 def test_batch_charts_are_best_effort(tmp_path, monkeypatch, capsys):
     import i3d.report.charts as charts
-    from i3d.tasks.batch import draw_charts
+    from i3d.tasks.batch_folder import draw_charts
 
     rows = [("abseiling", 1, 1.0, 1.0), ("archery", 2, 0.5, 1.0)]
     draw_charts(tmp_path, [0, 5, 5], [0, 5, 0], CATEGORIES, rows)

@@ -222,13 +222,13 @@ def test_precision_is_an_openvino_mode(tmp_path):
 def test_batch_settings_record_the_precision(int8_store, cricket_clips, tmp_path):
     """A batch folder made in one precision refuses results of another (the numbers differ)."""
     from i3d.preprocess.windows import VideoOptions
-    from i3d.tasks.batch import BatchOptions, prepare_folder, settings_of
+    from i3d.tasks.batch_folder import prepare_folder, settings_of
     from i3d.tasks.recognizer import Recognizer
 
     fp32 = Recognizer.load("rgb", load=OFFLINE, engine=EngineOptions("openvino"), store=int8_store)
     int8 = Recognizer.load("rgb", load=OFFLINE, engine=EngineOptions("openvino", precision="int8"), store=int8_store)
     assert int8.engine.precision == "int8" and int8.precision == {"rgb": "int8"}
-    settings = {name: settings_of(r, VideoOptions(), BatchOptions(), None) for name, r in (("fp32", fp32),
+    settings = {name: settings_of(r, VideoOptions()) for name, r in (("fp32", fp32),
                                                                                             ("int8", int8))}
     assert settings["fp32"]["precision"] == {"asked": "fp32", "used": {"rgb": "fp32"}}
     assert settings["int8"]["precision"]["used"] == {"rgb": "int8"}

@@ -38,9 +38,9 @@ def test_decoding_workers_use_one_ffmpeg_thread_each_and_decode_the_same_frames(
     from support import SAMPLES, decode_threads
 
     from i3d.inputs import video
-    from i3d.tasks.batch import _one_decoding_thread
+    from i3d.tasks.video_work import one_decoding_thread
 
-    pool = spawn_pool(1, _one_decoding_thread)
+    pool = spawn_pool(1, one_decoding_thread)
     try:
         assert pool.submit(decode_threads).result(timeout=60) == 1
     finally:

@@ -1,41 +1,38 @@
 """engine="ray": the same records and features as the local engine, on a real local Ray cluster, even when
-the model actor is killed mid-run."""
+the model actor or a decoding worker is killed mid-run."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
-from support import write_labelled_videos
+from support import write_labelled_videos, write_video
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
 from i3d.tasks.batch import BatchOptions, run_batch
-from i3d.inputs.datasets import ListOptions, load_dataset
+from i3d.inputs.dataset_items import ListOptions
+from i3d.inputs.datasets import load_dataset
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
 
-from i3d.tasks.ray_engine import ACTOR_PREFIX, CRASH_TOKEN_ENV, RayOptions  # noqa: E402
+from i3d.tasks.ray_engine import ACTOR_PREFIX, RayOptions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def crash_token(tmp_path_factory):
-    """Create this file and the next decoding task to start kills its worker (the cluster's workers see the path)."""
-    return tmp_path_factory.mktemp("token") / "crash"
-
-
-@pytest.fixture(scope="module")
-def cluster(crash_token):
+def cluster():
     """A local two-CPU cluster for the module (one model actor and one decoding task at a time)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ[CRASH_TOKEN_ENV] = str(crash_token)  # inherited by the workers ray.init starts
     ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
-    del os.environ[CRASH_TOKEN_ENV]
 
 
 @pytest.fixture(scope="module")
@@ -137,16 +134,41 @@ def test_killing_the_model_actor_mid_run_loses_and_repeats_nothing(cluster, data
     assert_same_records(out, local_run)
 
 
-def test_a_decoding_task_killed_mid_run_is_retried_once(cluster, crash_token, dataset_dir, tmp_path, recognizer,
-                                                         local_run, shared_weights_dir):
-    out = tmp_path / "out"
-    seen = []
-    crash_token.write_text("")
-    report = run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=ray_options(shared_weights_dir),
-                       on_record=lambda record: seen.append(record["key"]))
-    assert not crash_token.exists()  # a task took the token and its worker died
-    assert sorted(seen) == KEYS and (report.processed, report.failed) == (6, 2)
-    assert_same_records(out, local_run)
+def _kill_first_decoding_worker(stop: threading.Event, killed: list) -> None:
+    """SIGKILL the first Ray worker seen running a decoding task (its title is ``ray::prepare_video``)."""
+    while not stop.is_set() and not killed:
+        for entry in Path("/proc").iterdir():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title == b"ray::prepare_video":
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+                return
+        time.sleep(0.005)
+
+
+def test_a_decoding_task_killed_mid_run_is_retried_once(cluster, tmp_path, recognizer, shared_weights_dir):
+    root = tmp_path / "videos" / "archery"
+    root.mkdir(parents=True)
+    write_video(root / "long.avi", 1500)  # about a second of decoding: long enough to be caught in the act
+    video = VideoOptions(window=10, stride=700)
+    local = run_batch(load(root.parent), tmp_path / "local", recognizer, video=video)
+    stop, killed, seen = threading.Event(), [], []
+    killer = threading.Thread(target=_kill_first_decoding_worker, args=(stop, killed))
+    killer.start()
+    try:
+        report = run_batch(load(root.parent), tmp_path / "out", recognizer, video=video,
+                           options=ray_options(shared_weights_dir), on_record=lambda record: seen.append(record))
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == 1  # a decoding worker died mid-task...
+    assert [r["key"] for r in seen] == ["archery/long.avi"] and (report.processed, report.failed) == (1, 0)
+    [want] = records(tmp_path / "local").values()  # ...and its video was decoded again, recorded once
+    assert (local.failed, seen[0]["status"], len(seen[0]["windows"])) == (0, "ok", len(want["windows"]))
+    np.testing.assert_allclose(seen[0]["logits"], want["logits"], atol=1e-5)
 
 
 def test_ray_options_are_checked_before_anything_runs(cluster, dataset_dir, tmp_path, recognizer):

@@ -16,7 +16,7 @@ from support import ARM_WRESTLING, ROOT, SHARED, counting_pairs, needs_shared
 
 from i3d.preprocess import tvl1
 from i3d.preprocess.flow import compute_flow, gray_frames
-from i3d.preprocess.windows import VideoOptions, stream_frames
+from i3d.preprocess.windows import VideoOptions, iter_source_frames
 
 CLIPS = SHARED / "devset" / "clips"
 HIGH_MOTION = CLIPS / "UCF101__v_Skijet_g13_c01.mp4"  # jet ski and spray: about 10 px mean motion, width 341
@@ -36,7 +36,7 @@ def differing(a: np.ndarray, b: np.ndarray) -> int:
 
 def tool_gray(path, first: int, count: int = 2) -> np.ndarray:
     """``count`` gray frames from frame ``first`` on, exactly as the tool prepares them for flow."""
-    frames = [frame for frame, _, _ in stream_frames(path, VideoOptions(max_frames=first + count))]
+    frames = [frame for frame, _, _ in iter_source_frames(path, VideoOptions(max_frames=first + count))]
     return gray_frames(np.stack(frames[first:first + count]))
 
 
@@ -141,7 +141,7 @@ def test_refuses_bad_images():
 
 @needs_shared
 def test_tool_engines_agree_and_share_the_cache(monkeypatch, tmp_path):
-    frames = np.stack([frame for frame, _, _ in stream_frames(ARM_WRESTLING, VideoOptions(max_frames=4))])
+    frames = np.stack([frame for frame, _, _ in iter_source_frames(ARM_WRESTLING, VideoOptions(max_frames=4))])
     ours = compute_flow(frames, algorithm="tvl1", cache_dir=tmp_path)
     calls = counting_pairs(monkeypatch)
     reference = compute_flow(frames, algorithm="tvl1-opencv", workers=1)
@@ -155,7 +155,7 @@ def test_tool_engines_agree_and_share_the_cache(monkeypatch, tmp_path):
 def test_flag_and_options_accept_both_engines():
     import argparse
 
-    from i3d.commands.common import add_preprocessing_arguments, video_options
+    from i3d.commands.flags import add_preprocessing_arguments, video_options
     from i3d.errors import OptionError
     from i3d.preprocess.flow import check_flow_settings
     from i3d.streams import streams_named
@@ -175,11 +175,11 @@ def test_batch_settings_treat_the_engines_alike():
     """A batch folder made with one TV-L1 engine resumes with the other: their flow is the same."""
     from types import SimpleNamespace
 
-    from i3d.tasks.batch import BatchOptions, settings_of
+    from i3d.tasks.batch_folder import settings_of
 
     recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino",
                                  precision_record=lambda: {"asked": "fp32", "used": {}})
-    settings = {name: settings_of(recognizer, VideoOptions(flow_algorithm=name), BatchOptions(), None)
+    settings = {name: settings_of(recognizer, VideoOptions(flow_algorithm=name))
                 for name in ("tvl1", "tvl1-opencv", "dis")}
     assert settings["tvl1"] == settings["tvl1-opencv"] != settings["dis"]
     assert settings["tvl1-opencv"]["video"]["flow_algorithm"] == "tvl1"

@@ -12,7 +12,8 @@ import pytest
 from support import SAMPLES, write_video
 
 from i3d.errors import InputError, OptionError
-from i3d.inputs.video import DecodedVideo, TimestampClock, read_frames_dir, read_video
+from i3d.inputs.frame_folders import read_frames_dir
+from i3d.inputs.video import DecodedVideo, TimestampClock, read_video
 from i3d.transforms import center_crop, rgb_clip
 from i3d.preprocess.windows import sliding_windows
 
@@ -244,11 +245,11 @@ def test_real_sample_clip():
 
 def test_variable_frame_rate_follows_timestamps():
     """Irregular source times: each 25 fps grid time takes the latest frame shown at or before it."""
-    from i3d.inputs.video import _pick_frames
+    from i3d.inputs.video import pick_frames
 
     times = [0.0, 0.01, 0.02, 0.15, 0.16, 0.17, 0.30, 0.45]  # bursts and gaps, as a VFR phone video
     source = [(np.full((8, 8, 3), i, np.uint8), t) for i, t in enumerate(times)]
-    picked = list(_pick_frames(source, name="vfr", fps=25.0, frame_duration=0.04, start=None, end=None,
+    picked = list(pick_frames(source, name="vfr", fps=25.0, frame_duration=0.04, start=None, end=None,
                                max_frames=None))
     grid = [k / 25 for k in range(len(picked))]
     expected = [max(i for i, t in enumerate(times) if t <= g + 1e-3) for g in grid]

@@ -17,7 +17,7 @@ silence_tensorflow()
 from i3d.errors import OptionError, WeightsError  # noqa: E402
 from i3d.files import git_blob_id, sha256_file  # noqa: E402
 from i3d.model import build_i3d  # noqa: E402
-from i3d.inputs.datasets import match_labels  # noqa: E402
+from i3d.inputs.labels import match_labels  # noqa: E402
 from i3d.weights.checkpoint import compare_with_index, read_index  # noqa: E402
 from i3d.weights.export import export_weights, write_checkpoint  # noqa: E402
 from i3d.weights.layout import KINETICS_600, TFHUB_MODULE  # noqa: E402

@@ -14,18 +14,11 @@ import sys
 from pathlib import Path
 
 from i3d.processes import available_cores
-from i3d.commands.common import (
-    TYPES,
-    Parser,
-    add_engine_arguments,
-    add_preprocessing_arguments,
-    add_pretrain_argument,
-    check_pretrain_type,
-    engine_options,
-    forbid_network,
-    run_command,
-    video_options,
+from i3d.commands.flags import (
+    TYPES, add_fusion_argument, add_engine_arguments, add_preprocessing_arguments, add_pretrain_argument,
+    check_pretrain_type, engine_options, video_options,
 )
+from i3d.commands.shell import FAILED_EXIT, Parser, forbid_network, run_command
 
 PRESETS = {"video-features": (64, 64)}
 """--preset NAME: (window, stride) conventions other feature extractors use."""
@@ -42,7 +35,7 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     parser.add_argument("--type", choices=tuple(TYPES), default="rgb", help="stream(s) to run (default: rgb)")
     add_pretrain_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
-    parser.add_argument("--fusion", choices=("mean", "sum"), default="mean")
+    add_fusion_argument(parser)
     add_engine_arguments(parser)
     listing = parser.add_argument_group("the list")
     listing.add_argument("--labels-from-folders", action="store_true",
@@ -62,8 +55,10 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=available_cores(), metavar="N",
                      help=f"processes decoding and preprocessing ahead of the network (default: {available_cores()}, "
                           "the cores; 0: inline)")
+    from i3d.tasks.batch import ENGINES
+
     cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
-    cluster.add_argument("--engine", choices=("local", "ray"), default="local",
+    cluster.add_argument("--engine", choices=ENGINES, default="local",
                          help="local: this machine (default); ray: decoding tasks and model actors on Ray")
     cluster.add_argument("--ray-address", metavar="ADDR",
                          help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
@@ -127,8 +122,10 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         import json
 
         from i3d.streams import streams_named
-        from i3d.tasks.batch import FAILED_EXIT, BatchOptions, run_batch
-        from i3d.inputs.datasets import ListOptions, load_dataset, parse_shard, read_label_map
+        from i3d.tasks.batch import BatchOptions, run_batch
+        from i3d.inputs.dataset_items import ListOptions, parse_shard
+        from i3d.inputs.datasets import load_dataset
+        from i3d.inputs.labels import read_label_map
         from i3d.tasks.recognizer import Recognizer
         from i3d.weights.loading import LoadOptions
 

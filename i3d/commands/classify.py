@@ -1,7 +1,7 @@
 """``evaluate.py`` / ``i3d classify``: classify clips with pretrained I3D streams.
 
 The command only parses flags, calls :func:`i3d.classify` and prints; see
-:mod:`i3d.commands.common` for exit codes.
+:mod:`i3d.commands.shell` for exit codes.
 """
 
 from __future__ import annotations
@@ -10,22 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from i3d.commands.common import (
-    TYPES,
-    Parser,
-    UsageError,
-    add_engine_arguments,
-    add_preprocessing_arguments,
-    add_pretrain_argument,
-    check_pretrain_type,
-    engine_options,
-    forbid_network,
-    precision_line,
-    refuse_unused_video_flags,
-    run_command,
-    video_options,
-    weight_store,
+from i3d.commands.flags import (
+    TYPES, add_fusion_argument, add_engine_arguments, add_preprocessing_arguments, add_pretrain_argument,
+    check_pretrain_type, engine_options, precision_line, refuse_unused_video_flags, video_options,
 )
+from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
 
 
 def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
@@ -45,8 +34,7 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=Path, metavar="DIR", help="a folder of numbered images taken at 25 fps")
     add_preprocessing_arguments(parser)
     parser.add_argument("--top-k", type=int, default=20, metavar="N", help="classes to show (default: 20)")
-    parser.add_argument("--fusion", choices=("mean", "sum"), default="mean",
-                        help="mean averages the streams' logits; sum reproduces DeepMind's printed sample")
+    add_fusion_argument(parser, help="mean averages the streams' logits; sum reproduces DeepMind's printed sample")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     pictures = parser.add_argument_group("pictures")
     pictures.add_argument("--annotate", type=Path, metavar="OUT",

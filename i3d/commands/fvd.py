@@ -1,7 +1,7 @@
 """``i3d fvd REAL GENERATED``: the Fréchet Video Distance, exactly as the reference implementation computes it.
 
 The command only parses flags, calls :func:`i3d.fvd` and prints; see
-:mod:`i3d.commands.common` for exit codes.
+:mod:`i3d.commands.shell` for exit codes.
 """
 
 from __future__ import annotations
@@ -11,15 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from i3d.commands.common import (
-    Parser,
-    UsageError,
-    add_engine_arguments,
-    engine_options,
-    forbid_network,
-    run_command,
-    weight_store,
-)
+from i3d.commands.flags import add_engine_arguments, engine_options
+from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
 
 
 def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:

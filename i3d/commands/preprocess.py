@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d.commands.common import TYPES, Parser, UsageError, add_preprocessing_arguments, run_command, video_options
+from i3d.commands.flags import TYPES, add_preprocessing_arguments, video_options
+from i3d.commands.shell import Parser, UsageError, run_command
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:

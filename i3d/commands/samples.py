@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from i3d.commands.common import Parser, run_command
+from i3d.commands.shell import Parser, run_command
 
 
 def main(argv: list[str] | None = None, prog: str = "i3d samples") -> int:

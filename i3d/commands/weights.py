@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from i3d.errors import OptionError, WeightsError
-from i3d.commands.common import Parser, UsageError, forbid_network, message, run_command, weight_store
+from i3d.commands.shell import Parser, UsageError, forbid_network, message, run_command, weight_store
 
 
 def _default_index(ws, store) -> Path:

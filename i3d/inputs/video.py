@@ -1,4 +1,4 @@
-"""Decode videos and folders of frames into RGB frames resampled to 25 fps.
+"""Decode videos into RGB frames resampled to 25 fps (folders of images: :mod:`i3d.inputs.frame_folders`).
 
 DeepMind's Kinetics pipeline (Carreira & Zisserman 2017) starts by resampling
 every video to 25 fps; the resizes and crops that follow live in
@@ -17,9 +17,8 @@ kept, never the full-resolution video.
 Paths are checked with ``os.stat`` before anything opens them: a FIFO or a
 device is refused (opening a FIFO would block), as are unreadable files. A
 video path that is not valid UTF-8 reaches OpenCV through an ASCII link to the
-same file, and images in a frames folder are read by Python and decoded from
-memory, so any file name the system allows works. Frame numbers in messages
-count from 1; a frames folder's messages name the image file.
+same file, so any file name the system allows works. Frame numbers in messages
+count from 1.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import math
 import os
 import re
 import shutil
-import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from tqdm import tqdm
 from i3d.errors import InputError, OptionError
 from i3d.limits import MIN_FRAMES
 from i3d.quiet import quiet_opencv
-from i3d.inputs.arrays import file_kind, regular_file, stat_input
+from i3d.inputs.arrays import regular_file
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
@@ -49,7 +47,7 @@ from i3d.transforms import resize_short_side  # noqa: E402
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv",
                                      ".flv", ".gif", ".3gp", ".ogv")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _EPS = 1e-3  # seconds: a source frame this close after a grid time still counts as "at" it
 _GRID_TOL = 1e-6  # tolerance when turning start/end seconds into grid indices
 
@@ -72,7 +70,7 @@ class DecodedVideo:
     source_indices: np.ndarray
 
 
-def _to_rgb(frame: np.ndarray) -> np.ndarray:
+def to_rgb(frame: np.ndarray) -> np.ndarray:
     """OpenCV BGR / BGRA / gray image -> RGB (3 channels)."""
     if frame.ndim == 2 or frame.shape[2] == 1:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
@@ -86,7 +84,7 @@ def _video_frame(name: str, index: int) -> str:
     return f"{name}: frame {index + 1} (counting from 1)"
 
 
-def _check_frame(frame: np.ndarray | None, what: str) -> np.ndarray:
+def check_frame(frame: np.ndarray | None, what: str) -> np.ndarray:
     """Refuse an empty, tiny or non-8-bit frame; ``what`` names it (a video's frame, an image file)."""
     if frame is None or frame.size == 0 or frame.ndim not in (2, 3):
         raise InputError(f"{what} is empty")
@@ -112,7 +110,7 @@ def check_range(fps: float, start: float | None, end: float | None, max_frames: 
         raise OptionError("max_frames", f"must be >= 1, not {max_frames}")
 
 
-def _check_args(fps: float, start: float | None, end: float | None, max_frames: int | None,
+def check_read_args(fps: float, start: float | None, end: float | None, max_frames: int | None,
                 min_frames: int) -> None:
     check_range(fps, start, end, max_frames)
     if min_frames < 1:
@@ -122,7 +120,7 @@ def _check_args(fps: float, start: float | None, end: float | None, max_frames: 
 Prepare = Callable[[np.ndarray], np.ndarray]
 
 
-def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
+def pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: float,
                  frame_duration: float, start: float | None, end: float | None,
                  max_frames: int | None, prepare: Prepare = resize_short_side,
                  label: Callable[[int], str] | None = None) -> Iterator[tuple[np.ndarray, float, int]]:
@@ -148,7 +146,7 @@ def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: 
         small = None
         while k < k_end and emitted < limit and k / fps + _EPS < until:
             if small is None:
-                small = prepare(_to_rgb(frame))
+                small = prepare(to_rgb(frame))
                 first_shape = first_shape or small.shape
                 if small.shape != first_shape:
                     raise InputError(f"{label(index)} is {frame.shape[1]}x{frame.shape[0]} px, a different"
@@ -173,7 +171,7 @@ def _pick_frames(source: Iterable[tuple[np.ndarray, float]], *, name: str, fps: 
         yield from emit(prev, index, prev_t + frame_duration)
 
 
-def _collect(picked: Iterable[tuple[np.ndarray, float, int]], name: str, fps: float, source_fps: float,
+def collect_frames(picked: Iterable[tuple[np.ndarray, float, int]], name: str, fps: float, source_fps: float,
              cropped: bool, min_frames: int) -> DecodedVideo:
     """Gather streamed frames into a DecodedVideo, refusing too few."""
     picked = list(picked)
@@ -216,7 +214,7 @@ class TimestampClock:
         return t
 
 
-def _natural_key(name: str) -> list:
+def natural_key(name: str) -> list:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
@@ -314,7 +312,7 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
             ok, frame = False, None
         if not ok:
             break
-        frame = _check_frame(frame, _video_frame(name, n))
+        frame = check_frame(frame, _video_frame(name, n))
         t = clock(cap.get(cv2.CAP_PROP_POS_MSEC))
         n += 1
         bar.update(1)
@@ -327,14 +325,14 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
                          "decode; repair or re-encode the file")
 
 
-def _stream_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
+def _iter_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
                    start: float | None, end: float | None, max_frames: int | None,
                    progress: bool, prepare: Prepare) -> Iterator[tuple[np.ndarray, float, int]]:
     """Resampled frames of an opened capture; releases it when done or abandoned."""
     try:
         with tqdm(total=count if count > 0 else None, desc=os.path.basename(name), unit="frame",
                   file=sys.stderr, disable=not progress, leave=False) as bar:
-            yield from _pick_frames(_decode(cap, name, src_fps, count, bar), name=name, fps=fps,
+            yield from pick_frames(_decode(cap, name, src_fps, count, bar), name=name, fps=fps,
                                     frame_duration=1 / src_fps, start=start, end=end,
                                     max_frames=max_frames, prepare=prepare)
     finally:
@@ -351,9 +349,9 @@ def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     however long the video is. A file that cannot be opened fails here, at once.
     """
     name = os.fspath(path)
-    _check_args(fps, start, end, max_frames, MIN_FRAMES)
+    check_read_args(fps, start, end, max_frames, MIN_FRAMES)
     cap, src_fps, count = _open_video(name)
-    return _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
+    return _iter_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
                           max_frames=max_frames, progress=progress, prepare=prepare)
 
 
@@ -382,97 +380,18 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     or truncated files and for fewer than ``min_frames`` output frames.
     """
     name = os.fspath(path)
-    _check_args(fps, start, end, max_frames, min_frames)
+    check_read_args(fps, start, end, max_frames, min_frames)
     cap, src_fps, count = _open_video(name)
-    picked = _stream_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
+    picked = _iter_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
                             max_frames=max_frames, progress=progress, prepare=prepare)
-    return _collect(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
+    return collect_frames(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
 
 
-def _read_image(path: str) -> np.ndarray:
-    """An image file as OpenCV's BGR array, read by Python and decoded from memory (any file name works)."""
-    info = regular_file(path, "an image")
-    if info.st_size == 0:
-        raise InputError(f"{path}: cannot read image (file is empty)")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except PermissionError:
-        raise InputError(f"{path}: permission denied; make the image readable") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read image ({err.strerror or err})") from None
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error:
-        image = None
-    if image is None:
-        raise InputError(f"{path}: cannot read image (not an image, damaged, or an unsupported format)")
-    return image
-
-
-def _list_images(name: str) -> list[str]:
-    """The image file names in folder ``name``, natural order; refuses a missing, unreadable or empty folder."""
-    info = stat_input(name, "directory")
-    if not stat.S_ISDIR(info.st_mode):
-        kind = "a file" if stat.S_ISREG(info.st_mode) else file_kind(info.st_mode)
-        raise InputError(f"{name}: not a directory ({kind}); give a folder of numbered images")
-    try:
-        entries = os.listdir(name)
-    except PermissionError:
-        raise InputError(f"{name}: permission denied; make the folder readable") from None
-    except OSError as err:
-        raise InputError(f"{name}: cannot list the folder ({err.strerror or err})") from None
-    files = sorted((f for f in entries if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)),
-                   key=_natural_key)
-    if not files:
-        raise InputError(f"{name}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder")
-    return files
-
-
-def iter_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
-                    end: float | None = None, max_frames: int | None = None,
-                    progress: bool = False,
-                    prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
-    """Stream a folder of numbered images like :func:`iter_video` (taken as already at ``fps``).
-
-    A missing, unreadable or image-less folder fails here, at once; a bad image
-    fails when it is reached, its message naming the image file.
-    """
-    name = os.fspath(directory)
-    _check_args(fps, start, end, max_frames, MIN_FRAMES)
-    paths = [os.path.join(name, f) for f in _list_images(name)]
-
-    def source() -> Iterator[tuple[np.ndarray, float]]:
-        for i, path in enumerate(tqdm(paths, desc=os.path.basename(name) or name, unit="frame",
-                                      file=sys.stderr, disable=not progress, leave=False)):
-            yield _check_frame(_read_image(path), f"{path}: image"), i / fps
-
-    return _pick_frames(source(), name=name, fps=fps, frame_duration=1 / fps, start=start, end=end,
-                        max_frames=max_frames, prepare=prepare, label=paths.__getitem__)
-
-
-def read_frames_dir(directory: str | os.PathLike, *, fps: float = 25.0,
-                    start: float | None = None, end: float | None = None,
-                    max_frames: int | None = None, progress: bool = False,
-                    min_frames: int = MIN_FRAMES, prepare: Prepare = resize_short_side) -> DecodedVideo:
-    """Read a folder of numbered images (natural sort: 2.png before 10.png) as a video.
-
-    The images are taken as already sampled at ``fps`` (no resampling); each is
-    resized to short side 256 and converted to RGB. start/end/max_frames as in
-    read_video.
-    """
-    name = os.fspath(directory)
-    _check_args(fps, start, end, max_frames, min_frames)
-    picked = iter_frames_dir(directory, fps=fps, start=start, end=end, max_frames=max_frames, progress=progress,
-                             prepare=prepare)
-    return _collect(picked, name, fps, fps, bool(start or end is not None or max_frames), min_frames)
-
-
-def _first(frames: Iterator[np.ndarray], count: int, name: str, unit: str) -> np.ndarray:
+def first_frames(frames: Iterator[np.ndarray], count: int, name: str, unit: str) -> np.ndarray:
     """The first ``count`` RGB frames of ``frames``, all of one size; InputError when there are fewer."""
     taken = []
     for frame in frames:
-        rgb = _to_rgb(frame)
+        rgb = to_rgb(frame)
         if taken and rgb.shape != taken[0].shape:
             raise InputError(f"{name}: {unit} {len(taken) + 1} is {rgb.shape[1]}x{rgb.shape[0]} px, a different "
                              f"size from the first; every frame must have the same size")
@@ -488,19 +407,7 @@ def first_video_frames(path: str | os.PathLike, count: int) -> np.ndarray:
     cap, src_fps, frame_count = _open_video(name)
     decoded = _decode(cap, name, src_fps or 25.0, frame_count, tqdm(disable=True))
     try:
-        return _first((frame for frame, _ in decoded), count, name, "frame")
+        return first_frames((frame for frame, _ in decoded), count, name, "frame")
     finally:
         decoded.close()
         cap.release()
-
-
-def image_paths(directory: str | os.PathLike) -> list[str]:
-    """The image files of a frames folder, natural order (2.png before 10.png); InputError when there are none."""
-    name = os.fspath(directory)
-    return [os.path.join(name, f) for f in _list_images(name)]
-
-
-def first_folder_frames(directory: str | os.PathLike, count: int) -> np.ndarray:
-    """The first ``count`` images of a frames folder (natural order) as uint8 (count, H, W, 3) RGB."""
-    images = (_check_frame(_read_image(path), f"{path}: image") for path in image_paths(directory)[:count])
-    return _first(images, count, os.fspath(directory), "image")

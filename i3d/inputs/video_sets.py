@@ -43,7 +43,8 @@ class VideoSet:
 
     def frames(self, index: int, count: int) -> np.ndarray:
         """The first ``count`` frames of video ``index``, uint8 (count, H, W, 3) RGB."""
-        from i3d.inputs.video import first_folder_frames, first_video_frames
+        from i3d.inputs.frame_folders import first_folder_frames
+        from i3d.inputs.video import first_video_frames
 
         if self.array is not None:
             return np.ascontiguousarray(self.array[index, :count])
@@ -68,7 +69,7 @@ class VideoSet:
                 return sha256_file(path)
             except OSError as err:
                 raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
-        from i3d.inputs.video import image_paths
+        from i3d.inputs.frame_folders import image_paths
 
         digest = hashlib.sha256(b"frames\n")
         for image in image_paths(path)[:count]:
@@ -117,10 +118,10 @@ def check_videos(videos, name: str, frames: int) -> np.ndarray:
 
 def _folder(path: Path) -> VideoSet:
     from i3d.inputs.video import VIDEO_EXTENSIONS
-    from i3d.inputs.video import IMAGE_EXTENSIONS, _natural_key
+    from i3d.inputs.video import IMAGE_EXTENSIONS, natural_key
 
     try:
-        entries = sorted(os.scandir(path), key=lambda e: _natural_key(e.name))
+        entries = sorted(os.scandir(path), key=lambda e: natural_key(e.name))
     except OSError as err:
         raise InputError(f"{path}: cannot list the folder ({err.strerror or err})") from None
     videos, images = [], 0

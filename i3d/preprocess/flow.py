@@ -16,7 +16,7 @@ fields; the network averages each stream over time, so their lengths need not
 match.
 
 A video's flow is computed once per frame pair, as its frames stream by
-(:func:`stream_flow`), in chunks of :data:`CHUNK_PAIRS` pairs counted from the
+(:func:`iter_flow_pairs`), in chunks of :data:`CHUNK_PAIRS` pairs counted from the
 first frame read, so the windows cut from a video (overlapping or not, of any
 length) share every pair. With a cache folder each chunk's clipped flow
 (float32, pixels) is stored as ``<cache_dir>/<key>.npy``, keyed by the SHA-256
@@ -47,9 +47,10 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from i3d.caches import entry_key, load_entry, save_entry, sweep_stale_temporaries
+from i3d.caches import EntryCache, entry_key
 from i3d.errors import InputError, OptionError
 from i3d.processes import available_cores, spawn_pool, terminate_pool
+from i3d.streams import FLOW_ALGORITHMS
 from i3d.quiet import quiet_opencv
 from i3d.preprocess import tvl1
 
@@ -57,7 +58,6 @@ quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr
 import cv2  # noqa: E402
 
 FLOW_BOUND = 20.0
-ALGORITHMS = ("tvl1", "tvl1-opencv", "dis")
 _SAME_FLOW = {"tvl1-opencv": "tvl1"}
 """Algorithms whose flow is bit-identical to another's, by the name their results are stored under."""
 CACHE_FORMAT = 2  # bump when the stored content changes meaning (2: checksum trailer)
@@ -185,8 +185,8 @@ def _outside_bounds(arr: np.ndarray) -> str | None:
 
 def check_flow_settings(algorithm: str, workers: int | None) -> int:
     """Refuse an unknown algorithm or worker count; returns the worker count (default 1)."""
-    if algorithm not in ALGORITHMS:
-        raise OptionError("flow_algorithm", f"is {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+    if algorithm not in FLOW_ALGORITHMS:
+        raise OptionError("flow_algorithm", f"is {algorithm!r}; use one of {', '.join(FLOW_ALGORITHMS)}")
     workers = 1 if workers is None else int(workers)
     if not 1 <= workers <= max_flow_workers():
         raise OptionError("flow_workers", f"must be between 1 and {max_flow_workers()} (this machine's cores; "
@@ -220,15 +220,12 @@ def gray_frames(frames: np.ndarray) -> np.ndarray:
 def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir: str | os.PathLike | None,
           cache_key_extra: str) -> np.ndarray:
     """Flow in [-1, 1] of checked frames, through the cache when there is one."""
-    path, store = None, False
+    cache = key = None
     if cache_dir is not None:
-        folder = os.fspath(cache_dir)
-        sweep_stale_temporaries(folder)
+        cache = EntryCache(cache_dir, "flow cache", CACHE_TRAILER, _outside_bounds)
         key = flow_cache_key(frames_sha256(frames), {"algorithm": flow_result_name(algorithm),
                                                      "extra": cache_key_extra})
-        path = os.path.join(folder, f"{key}.npy")
-        cached, store = load_entry(path, (len(frames) - 1, *frames.shape[1:3], 2), "flow cache", CACHE_TRAILER,
-                                   _outside_bounds)
+        cached = cache.get(key, (len(frames) - 1, *frames.shape[1:3], 2))
         if cached is not None:
             bar.update(len(frames) - 1)
             return cached / np.float32(FLOW_BOUND)
@@ -238,8 +235,8 @@ def _flow(frames: np.ndarray, algorithm: str, workers: int, bar: tqdm, cache_dir
     except cv2.error as e:
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else "OpenCV error"
         raise InputError(f"compute_flow: optical flow failed ({msg})") from None
-    if store:
-        save_entry(path, raw, "flow cache", CACHE_TRAILER)
+    if cache is not None:
+        cache.put(key, raw)
     return raw / np.float32(FLOW_BOUND)
 
 
@@ -262,7 +259,7 @@ def compute_flow(frames: np.ndarray, *, algorithm: str = "tvl1", workers: int | 
         return _flow(frames, algorithm, workers, bar, cache_dir, cache_key_extra)
 
 
-def stream_flow(items: Iterable[T], frame_of: Callable[[T], np.ndarray], *, algorithm: str = "tvl1",
+def iter_flow_pairs(items: Iterable[T], frame_of: Callable[[T], np.ndarray], *, algorithm: str = "tvl1",
                 workers: int | None = None, progress: bool = False, cache_dir: str | os.PathLike | None = None,
                 chunk: int = CHUNK_PAIRS) -> Iterator[tuple[T, np.ndarray | None]]:
     """Pair each streamed item with the flow field from its frame to the next one's.

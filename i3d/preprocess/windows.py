@@ -3,7 +3,7 @@
 Frames are streamed at 25 fps (see :mod:`i3d.inputs.video`) and resized to
 short side 256. When a stream needs optical flow, each frame is paired with the
 field from it to the next frame as the frames go by (see
-:func:`i3d.preprocess.flow.stream_flow`), so every pair is solved once however
+:func:`i3d.preprocess.flow.iter_flow_pairs`), so every pair is solved once however
 the windows overlap. Each frame (and field) is cropped at once to what the
 network sees, and a buffer of ``window`` cropped frames becomes one window every
 ``stride`` frames: its RGB clip is its frames and its flow clip the T-1 fields
@@ -39,11 +39,13 @@ MAX_WINDOW = 25 * 60 * 60
 """The longest window a caller may ask for: one hour at 25 fps."""
 
 T = TypeVar("T")
+DECIDING_FIELDS = ("fps", "start", "end", "max_frames", "crop", "flow_algorithm", "window", "stride")
+"""The :class:`VideoOptions` fields that decide the numbers: a dataset folder's settings record these."""
 
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """Everything that decides which frames are read and how they become clips."""
+    """Which frames are read and how they become clips (see :meth:`numbers`), and how that is computed."""
 
     fps: float = 25.0
     start: float | None = None
@@ -74,6 +76,14 @@ class VideoOptions:
         if self.stride is not None and not 1 <= self.stride <= MAX_WINDOW:
             raise OptionError("stride", f"must be between 1 and {MAX_WINDOW} frames, not {self.stride}")
 
+    def numbers(self) -> dict:
+        """The fields that decide the numbers (which frames, and how they become clips), by name, in order.
+
+        How they are computed (``flow_workers``, ``flow_cache``, ``progress``) is not among them:
+        a run resumed with other workers or another cache gives the same clips.
+        """
+        return {name: getattr(self, name) for name in DECIDING_FIELDS}
+
     def window_and_step(self) -> tuple[int, int]:
         """Frames per window and between window starts (the whole video: no limit)."""
         window = sys.maxsize if self.window is None else self.window
@@ -101,9 +111,10 @@ class _Frame:
     crops: dict[str, np.ndarray]
 
 
-def stream_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[tuple[np.ndarray, float, int]]:
+def iter_source_frames(source: str | os.PathLike, options: VideoOptions) -> Iterator[tuple[np.ndarray, float, int]]:
     """(RGB frame at short side 256, seconds, source index) from a video file or a frames folder."""
-    from i3d.inputs.video import iter_frames_dir, iter_video
+    from i3d.inputs.frame_folders import iter_frames_dir
+    from i3d.inputs.video import iter_video
 
     reader = iter_frames_dir if Path(source).is_dir() else iter_video
     return reader(source, fps=options.fps, start=options.start, end=options.end,
@@ -119,7 +130,7 @@ def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
     """
     items: Iterable[_Frame] = (
         _Frame(seconds, image, {s.name: s.crop(image, options.crop) for s in streams if not s.needs_flow})
-        for image, seconds, _ in stream_frames(source, options))
+        for image, seconds, _ in iter_source_frames(source, options))
     flow_streams = [s for s in streams if s.needs_flow]
     if flow_streams:
         items = _with_flow_crops(items, flow_streams, options)
@@ -129,9 +140,9 @@ def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
 
 
 def _with_flow_crops(items: Iterable[_Frame], flow_streams: list[Stream], options: VideoOptions) -> Iterator[_Frame]:
-    from i3d.preprocess.flow import stream_flow
+    from i3d.preprocess.flow import iter_flow_pairs
 
-    paired = stream_flow(items, lambda item: item.image, algorithm=options.flow_algorithm,
+    paired = iter_flow_pairs(items, lambda item: item.image, algorithm=options.flow_algorithm,
                          workers=options.flow_workers, progress=options.progress, cache_dir=options.flow_cache)
     for item, field in paired:
         if field is not None:

@@ -200,7 +200,8 @@ def source_frames(source: str | os.PathLike, result: Result, *,
     :mod:`i3d.inputs.video`), so a constant-rate video gives each of its frames
     once; a frames folder is read at 25 fps.
     """
-    from i3d.inputs.video import iter_frames_dir, iter_video, source_fps
+    from i3d.inputs.frame_folders import iter_frames_dir
+    from i3d.inputs.video import iter_video, source_fps
 
     if not result.windows:
         raise OptionError("result", "has no windows to draw; classify a video or a frames folder")

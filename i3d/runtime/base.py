@@ -1,8 +1,8 @@
 """The Runner interface, the engine options, and the choice of backend.
 
 A runner holds one stream's network with its weights and answers logits and
-features for model-ready clips; :func:`open_runner` makes one for a weight set
-on the chosen backend. The Keras model in :mod:`i3d.model` is the one
+features for model-ready clips; :func:`i3d.runtime.factory.open_runner` makes one
+for a weight set on the chosen backend. The Keras model in :mod:`i3d.model` is the one
 definition of the network: every backend runs it or a conversion of it.
 """
 
@@ -17,9 +17,6 @@ from typing import Protocol
 import numpy as np
 
 from i3d.errors import InputError, OptionError
-from i3d.weights.loading import LoadOptions
-from i3d.weights.sets import WeightSet
-from i3d.weights.store import WeightStore
 
 BACKENDS = ("auto", "openvino", "tensorflow")
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -118,17 +115,3 @@ def check_engine(engine: EngineOptions) -> EngineOptions:
             raise InputError(f"{engine.calibration}: not a folder (calibration needs a folder of videos)")
     return EngineOptions(backend, engine.mixed_precision, engine.precision,
                          None if engine.calibration is None else Path(engine.calibration))
-
-
-def open_runner(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
-                engine: EngineOptions = EngineOptions()) -> Runner:
-    """A runner for ``ws`` on the engine's backend (``auto`` resolved here if the caller has not)."""
-    engine = check_engine(engine)
-    backend = engine.backend
-    if backend == "openvino":
-        from i3d.runtime.openvino import OpenVINORunner
-
-        return OpenVINORunner.load(ws, store, load, precision=engine.precision, calibration=engine.calibration)
-    from i3d.runtime.tensorflow import TensorFlowRunner
-
-    return TensorFlowRunner.load(ws, store, load, mixed_precision=engine.mixed_precision)

@@ -3,7 +3,7 @@
 Quantising needs calibration clips: by default windows of the sample clip of the
 stream (``data/``, made by ``python -m i3d samples``), mirrored too; or windows of the
 user's own videos (a folder), prepared exactly as the tool prepares any video. The
-int8 model is cached beside the float32 IR (see :mod:`i3d.runtime.openvino`) in a
+int8 model is cached beside the float32 IR (see :mod:`i3d.runtime.ir`) in a
 folder keyed by the weights' pinned checksum, the calibration data's checksum and
 the NNCF and OpenVINO versions, written and verified the same way: a corrupt or
 stale folder is rebuilt, never used. Quantising takes a while, so it always says
@@ -30,7 +30,7 @@ from i3d.streams import Stream
 from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
-from i3d.runtime.openvino import Variant, float_model, ir_model, read_ir, save_ir
+from i3d.runtime.ir import Variant, float_model, ir_model, read_ir, save_ir
 
 CALIBRATION_FORMAT = 1
 """Changes when the way calibration windows are made changes, so older int8 models are not reused."""

@@ -1,61 +1,37 @@
 """Run I3D over a whole dataset: one result file per video, resumable, shardable, summarised.
 
-An output folder holds::
-
-    settings.json          what decides the numbers (streams, weights, video options...): a rerun must match
-    results/<key>.json     one record per video, written atomically once the video is done (ok or failed)
-    features/<key>.<stream>.npy + features/<key>.json   per-window features and their sidecar (with features)
-    predictions.jsonl      every record, in the dataset's order      } rebuilt from results/ by
-    summary.json           counts, accuracy, settings                 } :func:`summarise`, so a kill
-    per_class.csv          per-class accuracy                         } at any moment loses nothing
-    confusion.png          confusion matrix over the classes present  } (charts: best effort, a warning
-    per_class_accuracy.png per-class top-1/top-5 bars                 }  line if they cannot be drawn)
-
-A video's record is the last thing written for it, so a record means the video
-is finished; a rerun skips finished videos and ``shard`` splits the list
-between processes that share one folder. Decoding and preprocessing run in
-worker processes (``workers``) while this process runs the network, with at
-most ``workers + 1`` videos prepared ahead, so memory does not grow with the
-dataset. With ``engine="ray"`` the same run goes to a Ray cluster (see
+The output folder's format is :mod:`i3d.tasks.batch_folder`: a video's record is the
+last thing written for it, so a record means the video is finished; a rerun skips
+finished videos and ``shard`` splits the list between processes that share one
+folder. Decoding and preprocessing run in worker processes (``workers``, see
+:mod:`i3d.tasks.video_work`) while this process runs the network, with at most
+``workers + 1`` videos prepared ahead, so memory does not grow with the dataset. With ``engine="ray"`` the same run goes to a Ray cluster (see
 :mod:`i3d.tasks.ray_engine`); this process still writes every record.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from i3d.errors import I3DError, OptionError
-from i3d.files import atomic_path
-from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, iter_cropped_windows
-from i3d.processes import spawn_pool, terminate_pool
-from i3d.streams import streams_named
-from i3d.inputs.datasets import Dataset, VideoItem, match_labels, shard
-from i3d.tasks.recognizer import Recognizer
+from i3d.errors import OptionError
+from i3d.inputs.dataset_items import Dataset, VideoItem, shard
+from i3d.inputs.labels import match_labels
+from i3d.preprocess.windows import VideoOptions
 from i3d.results import Features, Result
-
-CHARTS = ("confusion.png", "per_class_accuracy.png")
-"""The charts :func:`summarise` draws beside the tables."""
+from i3d.tasks.batch_folder import prepare_folder, read_record, record_outcome, settings_of, summarise
+from i3d.tasks.progress import Progress
+from i3d.tasks.recognizer import Recognizer
+from i3d.tasks.video_work import run_prepared, windows_ahead
 
 if TYPE_CHECKING:
     from i3d.tasks.ray_engine import RayOptions
 
 ENGINES = ("local", "ray")
-SETTINGS_FORMAT = 1
-FAILED_EXIT = 5
-"""Exit code of a batch in which some videos failed (each is recorded with its error)."""
 
 
 @dataclass(frozen=True)
@@ -92,214 +68,6 @@ def _label_indices(dataset: Dataset, categories: tuple[str, ...],
     return match_labels(sorted(labels), categories, label_map)
 
 
-def settings_of(recognizer: Recognizer, video: VideoOptions, options: BatchOptions,
-                label_map: dict[str, str] | None) -> dict:
-    """Everything that changes a video's record: a folder's results are only reused under equal settings."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from i3d.preprocess.flow import flow_result_name
-
-    try:
-        tool = version("i3d")
-    except PackageNotFoundError:
-        tool = "unknown"
-    video_settings = {name: value for name, value in asdict(video).items() if name not in ("progress", "flow_cache",
-                                                                                           "flow_workers")}
-    video_settings["flow_algorithm"] = flow_result_name(video.flow_algorithm)  # identical engines: one setting
-    return {"format": SETTINGS_FORMAT, "streams": [s.name for s in recognizer.streams],
-            "weights": {name: {"set": ws.name, "deepmind_name": ws.deepmind_name, "index_sha256": ws.index_sha256}
-                        for name, ws in recognizer.weight_sets.items()},
-            "backend": recognizer.backend, "precision": recognizer.precision_record(),
-            "video": video_settings, "fusion": options.fusion,
-            "top_k": options.top_k, "features": options.features, "label_map": label_map or {},
-            "i3d_version": tool}
-
-
-def _comparable(settings: dict) -> dict:
-    comparable = {key: value for key, value in settings.items() if key != "i3d_version"}
-    if "precision" not in comparable and isinstance(comparable.get("streams"), list):
-        # a folder made before precision modes existed ran every stream in float32
-        comparable["precision"] = {"asked": "fp32", "used": {name: "fp32" for name in comparable["streams"]}}
-    return comparable
-
-
-def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
-    """Make ``out`` or check that its results were made with ``settings``; OptionError when not.
-
-    With ``overwrite`` the old results (and their summary) are removed first.
-    """
-    path = out / "settings.json"
-    if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing is not None and _comparable(existing) == _comparable(settings):
-            return
-        if not overwrite:
-            old, new = _comparable(existing or {}), _comparable(settings)
-            differ = sorted(key for key in set(new) | set(old) if old.get(key) != new.get(key))
-            raise OptionError("out", f"{out} holds results made with other settings ({', '.join(differ)} "
-                                     f"differ); use another folder or overwrite=True (--overwrite)")
-        import shutil
-
-        for name in ("results", "features"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("predictions.jsonl", "summary.json", "per_class.csv") + CHARTS:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(settings, indent=2) + "\n")
-
-
-def record_path(out: Path, key: str) -> Path:
-    return out / "results" / f"{key}.json"
-
-
-def read_record(out: Path, key: str) -> dict | None:
-    """A finished video's record, or None (no record, or one that does not parse: the video runs again)."""
-    try:
-        record = json.loads(record_path(out, key).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("key") == key else None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data) + "\n")
-
-
-def _prediction(p) -> dict:
-    return {"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
-
-
-def _ok_record(item: VideoItem, label_index: int | None, result: Result, seconds: float,
-               features: dict[str, str] | None) -> dict:
-    record = {"key": item.key, "path": str(item.path), "label": item.label, "label_index": label_index,
-              "status": "ok", "error": None,
-              "top": [_prediction(p) for p in result.top],
-              "logits": [round(float(x), 6) for x in result.logits],
-              "windows": [{"index": w.span.index, "start": round(w.span.start, 3), "end": round(w.span.end, 3),
-                           "frames": w.span.frames, "top": [_prediction(p) for p in w.top]} for w in result.windows],
-              "frames": result.frames, "seconds": round(seconds, 3)}
-    if features is not None:
-        record["features"] = features
-    return record
-
-
-def _failed_record(item: VideoItem, label_index: int | None, error: str, seconds: float) -> dict:
-    return {"key": item.key, "path": str(item.path), "label": item.label, "label_index": label_index,
-            "status": "failed", "error": error, "top": [], "logits": None, "windows": [], "frames": {},
-            "seconds": round(seconds, 3)}
-
-
-def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, settings: dict) -> dict[str, str]:
-    """Each stream's (W, 1024) features and (W, classes) logits as .npy, with a JSON sidecar; returns the paths."""
-    base = out / "features" / item.key
-    written = {}
-    for stream, array in features.features.items():
-        path = base.parent / f"{base.name}.{stream}.npy"
-        with atomic_path(path, suffix=".npy") as tmp:
-            np.save(tmp, array)  # float32 already (features_of_windows)
-        written[stream] = str(path.relative_to(out))
-        logits_path = base.parent / f"{base.name}.{stream}.logits.npy"
-        with atomic_path(logits_path, suffix=".npy") as tmp:
-            np.save(tmp, features.logits[stream])
-    _, stride = video.window_and_step()
-    sidecar = {"key": item.key, "path": str(item.path), "fps": video.fps, "window": video.window,
-               "stride": stride if video.window is not None else None, "crop": video.crop,
-               "flow_algorithm": video.flow_algorithm if "flow" in features.features else None,
-               "start": video.start, "end": video.end, "max_frames": video.max_frames,
-               "windows": [{"index": w.index, "first_frame": w.first_frame, "frames": w.frames,
-                            "start": round(w.start, 3), "end": round(w.end, 3)} for w in features.windows],
-               "features": written, "shape": {s: list(a.shape) for s, a in features.features.items()},
-               "weights": settings["weights"], "backend": settings["backend"], "precision": settings["precision"],
-               "i3d_version": settings["i3d_version"]}
-    _write_json(base.parent / f"{base.name}.json", sidecar)
-    return written
-
-
-def _prepared(path: str, stream_names: tuple[str, ...],
-              video: VideoOptions) -> tuple[list[CroppedWindow] | None, str | None]:
-    """A video's windows, cropped but not finished (uint8 RGB: a quarter of the bytes to send), or the
-    one-line reason it has none: what a worker process sends back."""
-    try:
-        return list(iter_cropped_windows(path, streams_named(stream_names), video)), None
-    except I3DError as err:
-        return None, str(err)
-    except Exception as err:  # a broken file must not stop the dataset: record it
-        return None, f"{path}: unexpected {type(err).__name__}: {err}"
-
-
-def _one_decoding_thread() -> None:
-    """Decoding workers' set-up: one FFmpeg thread per video, since the workers already share out the cores."""
-    from i3d.inputs.video import set_decode_threads
-
-    set_decode_threads(1)
-
-
-def _windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
-                   workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None]]:
-    """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
-    if workers <= 0:
-        for item in items:
-            yield item, *_prepared(os.fspath(item.path), stream_names, video)
-        return
-    pool = spawn_pool(workers, _one_decoding_thread)
-    pending: list[tuple[VideoItem, Future]] = []
-    queue = iter(items)
-    try:
-        for item in queue:
-            pending.append((item, pool.submit(_prepared, os.fspath(item.path), stream_names, video)))
-            if len(pending) > workers:
-                break
-        while pending:
-            item, future = pending.pop(0)
-            windows, error = future.result()
-            next_item = next(queue, None)
-            if next_item is not None:
-                pending.append((next_item, pool.submit(_prepared, os.fspath(next_item.path), stream_names, video)))
-            yield item, windows, error
-    except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopping: end work in progress at once
-        terminate_pool(pool)
-        raise
-    pool.shutdown()
-
-
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a plain line every ``every`` seconds (and at the end)."""
-
-    def __init__(self, total: int, enabled: bool, every: float = 30.0) -> None:
-        self.total, self.done, self.failed = total, 0, 0
-        self.start = self.last = time.monotonic()
-        self.every = every
-        self.bar = None
-        self.plain = enabled and not sys.stderr.isatty()
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="video", file=sys.stderr, leave=False)
-
-    def update(self, failed: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(failed=self.failed)
-        now = time.monotonic()
-        if self.plain and (now - self.last >= self.every or self.done == self.total):
-            rate = self.done / max(now - self.start, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            print(f"{self.done}/{self.total} videos, {self.failed} failed, {rate:.2f} videos/s, "
-                  f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
-            self.last = now
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
               video: VideoOptions = VideoOptions(), options: BatchOptions = BatchOptions(),
               label_map: dict[str, str] | None = None,
@@ -315,7 +83,8 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     video.check(recognizer.streams)  # a bad option would otherwise fail every video, one by one
     started = time.perf_counter()
     labels = _label_indices(dataset, recognizer.categories, label_map)
-    settings = settings_of(recognizer, video, options, label_map)
+    settings = settings_of(recognizer, video, fusion=options.fusion, top_k=options.top_k,
+                           features=options.features, label_map=label_map)
     prepare_folder(out, settings, options.overwrite)
     mine = shard(dataset.items, *options.shard) if options.shard else dataset.items
     todo, skipped = [], 0
@@ -326,7 +95,7 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
         else:
             todo.append(item)
     stream_names = tuple(s.name for s in recognizer.streams)
-    progress = _Progress(len(todo), options.progress)
+    progress = Progress(len(todo), options.progress)
     processed = failed = 0
     outcomes = None
     try:
@@ -336,7 +105,7 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
             outcomes = _local_outcomes(todo, stream_names, recognizer, video, options)
         for item, result, features, error, seconds in outcomes:
             label_index = labels.get(item.label) if item.label is not None else None
-            record = _record_outcome(out, item, label_index, result, features, error, seconds, video, settings)
+            record = record_outcome(out, item, label_index, result, features, error, seconds, video, settings)
             failed += record["status"] == "failed"
             processed += 1
             progress.update(record["status"] == "failed")
@@ -350,35 +119,11 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, summary["not_run"])
 
 
-def run_prepared(recognizer: Recognizer, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int,
-                 fusion: str, features: bool) -> tuple[Result | None, Features | None, str | None, float]:
-    """The network's part of one video (either engine): (result, features when asked, error, seconds).
-
-    ``prepared`` is what :func:`_prepared` sent: the windows, or the reason there are none. Each
-    window is finished just before the network takes it, into the memory the previous window's clip
-    used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
-    """
-    mark = time.perf_counter()
-    cropped, error = prepared
-    result = feats = None
-    if error is None:
-        buffers = ClipBuffers()
-        windows = (window.finish(recognizer.streams, buffers) for window in cropped)
-        try:
-            if features:
-                result, feats = recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
-            else:
-                result = recognizer.classify_windows(windows, top_k=top_k, fusion=fusion)
-        except I3DError as err:
-            error = str(err)
-    return result, feats, error, time.perf_counter() - mark
-
-
 def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recognizer: Recognizer,
                     video: VideoOptions, options: BatchOptions
                     ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float]]:
     """Each item's (item, result, features, error, seconds), the network running in this process."""
-    for item, *prepared in _windows_ahead(items, stream_names, video, options.workers):
+    for item, *prepared in windows_ahead(items, stream_names, video, options.workers):
         yield item, *run_prepared(recognizer, tuple(prepared), options.top_k, options.fusion, options.features)
 
 
@@ -387,98 +132,6 @@ def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOp
 
     return ray_outcomes(items, recognizer, video, options.top_k, options.fusion, options.features,
                         options.ray or RayOptions())
-
-
-def _record_outcome(out: Path, item: VideoItem, label_index: int | None, result: Result | None,
-                    features: Features | None, error: str | None, seconds: float, video: VideoOptions,
-                    settings: dict) -> dict:
-    """Write a video's features (if any), then its record, the last thing written for it; returns the record.
-
-    The one writer of both engines: whatever ran the network, a video's files are made here.
-    """
-    mark = time.perf_counter()
-    if error is None:
-        try:
-            written = _write_features(out, item, features, video, settings) if features is not None else None
-            record = _ok_record(item, label_index, result, seconds + time.perf_counter() - mark, written)
-        except I3DError as err:
-            error = str(err)
-    if error is not None:
-        record = _failed_record(item, label_index, error, seconds + time.perf_counter() - mark)
-    _write_json(record_path(out, item.key), record)
-    return record
-
-
-def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: dict[str, int | None],
-              settings: dict) -> dict:
-    """Rebuild predictions.jsonl, summary.json and per_class.csv from the records in ``out``; returns the summary."""
-    records = [r for r in (read_record(out, item.key) for item in dataset.items) if r is not None]
-    ok = [r for r in records if r["status"] == "ok"]
-    scored = [r for r in ok if r.get("label_index") is not None]
-    per_class: dict[int, list[int]] = {}
-    for r in scored:
-        row = per_class.setdefault(r["label_index"], [0, 0, 0])
-        row[0] += 1
-        row[1] += r["top"][0]["index"] == r["label_index"]
-        row[2] += r["label_index"] in [p["index"] for p in r["top"][:5]]
-    confused = Counter((categories[r["label_index"]], r["top"][0]["label"]) for r in scored
-                       if r["top"][0]["index"] != r["label_index"])
-    unmapped = sorted(label for label, index in labels.items() if index is None)
-    summary = {
-        "videos": len(dataset.items) + len(dataset.missing), "evaluated": len(records), "ok": len(ok),
-        "failed": len(records) - len(ok), "missing": len(dataset.missing),
-        "not_run": len(dataset.items) - len(records),
-        "labelled": len(scored),
-        "top1": sum(row[1] for row in per_class.values()) / len(scored) if scored else None,
-        "top5": sum(row[2] for row in per_class.values()) / len(scored) if scored else None,
-        "mean_class_accuracy": (float(np.mean([hit / n for n, hit, _ in per_class.values()]))
-                                if per_class else None),
-        "classes": len(per_class),
-        "unmapped_labels": unmapped,
-        "unmapped_videos": sum(1 for r in ok if r.get("label") is not None and r.get("label_index") is None),
-        "missing_videos": [str(item.path) for item in dataset.missing],
-        "failed_videos": [{"path": r["path"], "error": r["error"]} for r in records if r["status"] != "ok"],
-        "most_confused": [{"label": a, "predicted": b, "videos": n} for (a, b), n in confused.most_common(10)],
-        "settings": settings,
-    }
-    with atomic_path(out / "predictions.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    _write_json(out / "summary.json", summary)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["class_index", "class", "videos", "top1", "top5"])
-    for index in sorted(per_class):
-        n, top1, top5 = per_class[index]
-        writer.writerow([index, categories[index], n, f"{top1 / n:.4f}", f"{top5 / n:.4f}"])
-    with atomic_path(out / "per_class.csv") as tmp:
-        tmp.write_text(buffer.getvalue())
-    rows = [(categories[index], n, top1 / n, top5 / n) for index, (n, top1, top5) in per_class.items()]
-    draw_charts(out, [r["label_index"] for r in scored], [r["top"][0]["index"] for r in scored], categories, rows)
-    return summary
-
-
-def draw_charts(out: Path, truth: list[int], predicted: list[int], categories: tuple[str, ...],
-                rows: list[tuple[str, int, float, float]]) -> None:
-    """confusion.png and per_class_accuracy.png in ``out``, when some videos are labelled; best effort.
-
-    A chart that cannot be drawn (matplotlib missing, disk full) costs one
-    warning line; the records and the summary are already written.
-    """
-    if not truth:
-        return
-    from i3d.files import warn_not_written
-
-    try:
-        from i3d.report.charts import plot_confusion, plot_per_class_accuracy
-    except ImportError as err:
-        warn_not_written(" and ".join(CHARTS), err)
-        return
-    for name, draw in ((CHARTS[0], lambda path: plot_confusion(truth, predicted, categories, path)),
-                       (CHARTS[1], lambda path: plot_per_class_accuracy(rows, path))):
-        try:
-            draw(out / name)
-        except Exception as err:  # noqa: BLE001 - a chart never breaks a batch
-            warn_not_written(name, err)
 
 
 def check_batch_options(options: BatchOptions) -> BatchOptions:

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from i3d.errors import I3DError, OptionError
-from i3d.preprocess.windows import CroppedWindow, VideoOptions
+from i3d.preprocess.windows import VideoOptions
 from i3d.processes import available_cores
-from i3d.inputs.datasets import VideoItem
+from i3d.inputs.dataset_items import VideoItem
 from i3d.tasks.recognizer import Recognizer
+from i3d.tasks.video_work import Prepared, prepare_video, run_prepared
 from i3d.results import Features, Result
 
 TASK_RETRIES = 3
@@ -40,8 +41,6 @@ CALL_RETRIES = 3
 """Times a call to a model actor is run again after the actor died (the actor itself restarts without limit)."""
 ACTOR_PREFIX = "i3d-model-"
 """Model actors are named ``i3d-model-<run>-<n>``, so an operator (or a test) can find and kill one."""
-CRASH_TOKEN_ENV = "I3D_RAY_CRASH_TOKEN"
-"""For tests: a file path; the decoding task that removes the file (one, if it exists) kills its worker."""
 
 Outcome = tuple[VideoItem, Result | None, Features | None, str | None, float]
 """A video's end: (item, result, features or None, error or None, seconds the actor spent)."""
@@ -124,11 +123,9 @@ class ModelActor:
                                           load=LoadOptions(download=False, progress=False),
                                           engine=engine, store=WeightStore(Path(weights_dir)))
 
-    def run(self, prepared: tuple[list[CroppedWindow] | None, str | None], top_k: int, fusion: str,
+    def run(self, prepared: Prepared, top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
         """(result, features, error, seconds) for one video's prepared windows (or the reason it has none)."""
-        from i3d.tasks.batch import run_prepared
-
         return run_prepared(self.recognizer, prepared, top_k, fusion, features)
 
 
@@ -144,22 +141,6 @@ def _connect(ray, options: RayOptions) -> bool:
     else:
         ray.init(address="local", num_cpus=options.cpus or available_cores(), **quiet)
     return True
-
-
-def prepare(path: str, stream_names: tuple[str, ...],
-            video: VideoOptions) -> tuple[list[CroppedWindow] | None, str | None]:
-    """The decoding task: :func:`i3d.tasks.batch._prepared` (windows, or the reason there are none)."""
-    from i3d.tasks.batch import _prepared
-
-    token = os.environ.get(CRASH_TOKEN_ENV)
-    if token:
-        try:
-            os.remove(token)
-        except OSError:
-            pass
-        else:
-            os._exit(1)  # as if the worker were killed mid-task
-    return _prepared(path, stream_names, video)
 
 
 def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, top_k: int, fusion: str,
@@ -192,7 +173,7 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
             name=f"{ACTOR_PREFIX}{run}-{n}", num_cpus=options.actor_cpus, max_restarts=-1,
             max_task_retries=CALL_RETRIES).remote(stream_names, dict(recognizer.weight_sets), recognizer.engine,
                                                   weights_dir) for n in range(options.actors)]
-        prepare_task = ray.remote(prepare).options(num_cpus=options.task_cpus, max_retries=TASK_RETRIES)
+        prepare_task = ray.remote(prepare_video).options(num_cpus=options.task_cpus, max_retries=TASK_RETRIES)
         per_actor = 2  # one call running, one queued behind it
         task_slots = max(1, int((cpus - options.actors * options.actor_cpus) // options.task_cpus))
         ahead = task_slots + per_actor * options.actors  # decoded or decoding, not yet given to an actor

@@ -26,7 +26,8 @@ import numpy as np
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions, Window
-from i3d.runtime.base import EngineOptions, Runner, check_engine, open_runner
+from i3d.runtime.base import EngineOptions, Runner, check_engine
+from i3d.runtime.factory import open_runner
 from i3d.streams import Stream, streams_named
 from i3d.weights.loading import LoadOptions, ensure_available
 from i3d.weights.sets import WeightSet, get_weight_set

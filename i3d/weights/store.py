@@ -6,7 +6,7 @@ command line makes one from ``$I3D_WEIGHTS_DIR``, tests make their own). Inside:
 - ``<deepmind_name>/model.ckpt.*``: DeepMind's checkpoint files, downloaded or put there;
 - ``<set>.weights.h5`` + ``<set>.weights.json``: the Keras cache of an imported set and
   the sha256 it was written with;
-- ``openvino/``: converted OpenVINO models (see :mod:`i3d.runtime.openvino`).
+- ``openvino/``: converted OpenVINO models (see :mod:`i3d.runtime.ir`).
 
 Beside its root, a store looks in TF-Hub's module caches (``hub_dirs``): a
 module folder there whose ``variables/variables.index`` is the one pinned for

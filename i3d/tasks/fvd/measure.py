@@ -41,7 +41,7 @@ from i3d.runtime.base import EngineOptions, check_engine
 from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet, get_weight_set
 from i3d.weights.store import WeightStore
-from i3d.tasks.fvd.embedding_cache import EmbeddingCache, cache_key
+from i3d.tasks.fvd.embedding_cache import cache_key, embedding_cache
 from i3d.tasks.fvd.frechet import frechet_distance, moments
 from i3d.tasks.fvd.stats import VideoStats, check_compatible, fvd_settings, is_stats_file, load_stats
 
@@ -141,7 +141,7 @@ class _Embedder:
         self.params = {**self.settings, "backend": self.backend, "network": network_sha256()}
         # int8 embeddings also depend on the calibration set, known only once the network is built: not cached
         cache_dir = options.cache_dir if precision == "fp32" else None
-        self.cache = EmbeddingCache(cache_dir, self.ws.num_classes)
+        self.cache = embedding_cache(cache_dir)
         self.seconds = {"load": 0.0, "embedding": 0.0}
 
     @property
@@ -169,12 +169,12 @@ class _Embedder:
         keys: list[str | None] = [None] * count
         todo, first_of, hits = [], {}, 0  # videos to embed; with keys, the first video of each content
         for index in range(count):
-            if self.cache.folder is not None:
+            if self.cache is not None:
                 keys[index] = key = cache_key(videos.content_sha256(index, frames), self.params)
                 if key in first_of:  # the same content again: embedded once
                     continue
                 first_of[key] = index
-                hit = self.cache.get(key)
+                hit = self.cache.get(key, (self.ws.num_classes,))
                 if hit is not None:
                     out[index] = hit
                     hits += 1

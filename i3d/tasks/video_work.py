@@ -1,0 +1,93 @@
+"""One video's work in a dataset run, shared by the local and the Ray engine.
+
+:func:`prepare_video` decodes and crops a video's windows (in a worker process or a Ray
+task); :func:`run_prepared` runs the network over them (in this process or a Ray actor).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+from i3d.errors import I3DError
+from i3d.inputs.dataset_items import VideoItem
+from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, iter_cropped_windows
+from i3d.processes import spawn_pool, terminate_pool
+from i3d.results import Features, Result
+from i3d.streams import streams_named
+from i3d.tasks.recognizer import Recognizer
+
+Prepared = tuple[list[CroppedWindow] | None, str | None]
+"""A video's cropped windows, or the one-line reason it has none."""
+
+
+def prepare_video(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> Prepared:
+    """A video's windows, cropped but not finished (uint8 RGB: a quarter of the bytes to send), or the
+    one-line reason it has none: what a worker process sends back."""
+    try:
+        return list(iter_cropped_windows(path, streams_named(stream_names), video)), None
+    except I3DError as err:
+        return None, str(err)
+    except Exception as err:  # a broken file must not stop the dataset: record it
+        return None, f"{path}: unexpected {type(err).__name__}: {err}"
+
+
+def one_decoding_thread() -> None:
+    """Decoding workers' set-up: one FFmpeg thread per video, since the workers already share out the cores."""
+    from i3d.inputs.video import set_decode_threads
+
+    set_decode_threads(1)
+
+
+def windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
+                   workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None]]:
+    """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
+    if workers <= 0:
+        for item in items:
+            yield item, *prepare_video(os.fspath(item.path), stream_names, video)
+        return
+    pool = spawn_pool(workers, one_decoding_thread)
+    pending: list[tuple[VideoItem, Future]] = []
+    queue = iter(items)
+    try:
+        for item in queue:
+            pending.append((item, pool.submit(prepare_video, os.fspath(item.path), stream_names, video)))
+            if len(pending) > workers:
+                break
+        while pending:
+            item, future = pending.pop(0)
+            windows, error = future.result()
+            next_item = next(queue, None)
+            if next_item is not None:
+                pending.append((next_item, pool.submit(prepare_video, os.fspath(next_item.path), stream_names, video)))
+            yield item, windows, error
+    except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopping: end work in progress at once
+        terminate_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def run_prepared(recognizer: Recognizer, prepared: Prepared, top_k: int,
+                 fusion: str, features: bool) -> tuple[Result | None, Features | None, str | None, float]:
+    """The network's part of one video (either engine): (result, features when asked, error, seconds).
+
+    ``prepared`` is what :func:`prepare_video` sent: the windows, or the reason there are none. Each
+    window is finished just before the network takes it, into the memory the previous window's clip
+    used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
+    """
+    mark = time.perf_counter()
+    cropped, error = prepared
+    result = feats = None
+    if error is None:
+        buffers = ClipBuffers()
+        windows = (window.finish(recognizer.streams, buffers) for window in cropped)
+        try:
+            if features:
+                result, feats = recognizer.classify_with_features(windows, top_k=top_k, fusion=fusion)
+            else:
+                result = recognizer.classify_windows(windows, top_k=top_k, fusion=fusion)
+        except I3DError as err:
+            error = str(err)
+    return result, feats, error, time.perf_counter() - mark
