@@ -29,6 +29,8 @@ class VideoItem:
     key: str  # its path relative to the dataset root, '/'-separated: unique, names outputs, picks the shard
     path: Path  # where to read it
     label: str | None  # the dataset's own label text, or None
+    group: str | None = None  # what it shares a recording with (a subject, a session), from a group column
+    split: str | None = None  # which side it is on (train, test...), from a split column
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class ListOptions:
     path_column: str | None = None  # csv/tsv/jsonl: default the first of PATH_COLUMNS present
     label_column: str | None = None  # csv/tsv/jsonl/Kinetics: default the first of LABEL_COLUMNS present
     split_file: Path | None = None  # UCF101/HMDB51 split file (or HMDB folder of them); SOURCE is then the root
+    group_column: str | None = None  # csv/tsv/jsonl: the column naming each video's group
+    split_column: str | None = None  # csv/tsv/jsonl: the column naming each video's side (train, test, val)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -113,14 +117,15 @@ def finish(entries: Iterable[tuple[int, VideoItem]], root: Path, layout: str, wh
     return Dataset(tuple(present), tuple(missing), root, layout)
 
 
-def list_item(raw: str, label: str | None, root: Path) -> VideoItem:
+def list_item(raw: str, label: str | None, root: Path, group: str | None = None,
+              split: str | None = None) -> VideoItem:
     """The item for a path as a list writes it, relative to ``root`` unless absolute."""
     full = Path(os.path.normpath(Path(raw) if os.path.isabs(raw) else root / raw))
     if full == root or root in full.parents:
         key = full.relative_to(root).as_posix()
     else:
         key = full.as_posix().lstrip("/")
-    return VideoItem(key, full, label or None)
+    return VideoItem(key, full, label or None, group or None, split or None)
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.dataset_items import (
-    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, list_item, text_lines,
+    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, list_item, refuse_options,
+    text_lines,
 )
 from i3d.inputs.video import VIDEO_EXTENSIONS
 
@@ -25,6 +26,9 @@ def load_list(source: Path, options: ListOptions) -> Dataset:
     """The videos a list file names (.txt, .jsonl, .csv, .tsv or a Kinetics CSV)."""
     root = list_root(source, options.root)
     suffix = source.suffix.lower()
+    if suffix in (".txt", ".jsonl"):
+        refuse_options(options, f"{source} is a {suffix} list (groups and splits come from .csv/.tsv columns)",
+                       "group_column", "split_column")
     if suffix == ".txt":
         return finish(_read_txt(source, root), root, "list", source)
     if suffix == ".jsonl":
@@ -114,6 +118,7 @@ def _load_table(path: Path, root: Path, options: ListOptions, delimiter: str) ->
     names = {key: header[i].strip() for key, i in columns.items()}
     kinetics = all(c in columns for c in KINETICS_COLUMNS)
     if kinetics and options.path_column is None:
+        refuse_options(options, f"{path} is a Kinetics CSV", "group_column", "split_column")
         if any(alias in columns for alias in PATH_COLUMNS):
             raise InputError(f"{path}:1: has both Kinetics columns (youtube_id, time_start, time_end) and a path "
                              "column; set path_column to read it as a plain list")
@@ -125,13 +130,20 @@ def _load_table(path: Path, root: Path, options: ListOptions, delimiter: str) ->
     label_name = _pick(names, options.label_column, LABEL_COLUMNS, f"{path}:1", "label column")
     path_index = columns[path_name.casefold()]
     label_index = None if label_name is None else columns[label_name.casefold()]
+    extra = {}
+    for option in ("group_column", "split_column"):
+        chosen = getattr(options, option)
+        if chosen is not None:
+            name = _pick(names, chosen, (), f"{path}:1", option.replace("_", " "), required=True)
+            extra[option] = columns[name.casefold()]
 
     def entries() -> Iterator[tuple[int, VideoItem]]:
         for number, row in rows:
             raw = row[path_index]
             if not raw:
                 raise InputError(f"{path}:{number}: the {path_name!r} cell is empty; give the video's path")
-            yield number, list_item(raw, None if label_index is None else row[label_index], root)
+            group, split = (row[extra[o]] if o in extra else None for o in ("group_column", "split_column"))
+            yield number, list_item(raw, None if label_index is None else row[label_index], root, group, split)
 
     return finish(entries(), root, "list", path)
 

@@ -96,12 +96,14 @@ def load_dataset(source: str | os.PathLike, options: ListOptions = ListOptions()
     ``options.split_file`` (see the module docstring for each layout's rules)."""
     source = Path(source)
     if options.split_file is not None:
-        refuse_options(options, "a split file is given", "labels_from_folders", "root", "path_column", "label_column")
+        refuse_options(options, "a split file is given", "labels_from_folders", "root", "path_column", "label_column",
+                       "group_column", "split_column")
         if not source.is_dir():
             raise InputError(f"{source}: not a folder; with a split file, give the dataset root folder as SOURCE")
         return load_split(source, Path(options.split_file))
     if source.is_dir():
-        refuse_options(options, f"{source} is a folder", "root", "path_column", "label_column")
+        refuse_options(options, f"{source} is a folder", "root", "path_column", "label_column", "group_column",
+                       "split_column")
         return _load_folder(source, options.labels_from_folders)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder; give a folder of videos or a list file "

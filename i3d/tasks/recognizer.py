@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from i3d.errors import OptionError
+from i3d.heads import Head
 from i3d.preprocess.windows import VideoOptions, Window
 from i3d.runtime.base import EngineOptions, Runner, check_engine
 from i3d.runtime.factory import open_runner
@@ -79,22 +80,30 @@ class Recognizer:
     """I3D streams with their weights, ready to classify clips and videos."""
 
     def __init__(self, runners: Mapping[str, Runner], weight_sets: Mapping[str, WeightSet], backend: str,
-                 engine: EngineOptions | None = None) -> None:
+                 engine: EngineOptions | None = None, head: Head | None = None) -> None:
         self.runners = dict(runners)
         self.weight_sets = dict(weight_sets)
         self.backend = backend
         self.engine = engine or EngineOptions(backend)
+        self.head = head
+        if head is not None:
+            check_head(head, self.weight_sets)
 
     @classmethod
     def load(cls, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics", *,
              weight_sets: Mapping[str, WeightSet] | None = None, load: LoadOptions = LoadOptions(),
-             engine: EngineOptions = EngineOptions(), store: WeightStore | None = None) -> Recognizer:
+             engine: EngineOptions = EngineOptions(), store: WeightStore | None = None,
+             head: Head | None = None) -> Recognizer:
         """Find every stream's weights (all or none), then load each onto the engine.
 
         ``store`` is where weights live (default: ``$I3D_WEIGHTS_DIR`` or the
-        project's ``weights/``).
+        project's ``weights/``). With ``head`` (see :mod:`i3d.heads`), the answers are over
+        the head's classes, computed from the features; a head made for other streams or
+        weights is refused before anything loads.
         """
         chosen = choose_weight_sets(streams, pretrain, weight_sets)
+        if head is not None:
+            check_head(head, chosen)
         if load.checkpoint is not None and len(chosen) != 1:
             raise OptionError("checkpoint", "names one stream's weights; load one stream with it")
         store = store or WeightStore.from_environment()
@@ -102,7 +111,7 @@ class Recognizer:
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
         runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
-        return cls(runners, chosen, engine.backend, engine)
+        return cls(runners, chosen, engine.backend, engine, head)
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -110,6 +119,9 @@ class Recognizer:
 
     @property
     def categories(self) -> tuple[str, ...]:
+        """The classes answers are over: the head's, or the weight sets' (Kinetics)."""
+        if self.head is not None:
+            return self.head.classes
         return next(iter(self.weight_sets.values())).categories
 
     @property
@@ -138,6 +150,8 @@ class Recognizer:
         """Classify a video file, a frames folder, one stream's clip array or clips by stream name."""
         clock = _Clock()
         _check_ranking(self.categories, top_k, fusion)
+        if self.head is not None:
+            self.head.check_settings(video.numbers())
         windows = clock.timed(open_source(source, self.streams, video), "inputs")
         return self.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                      progress=video.progress and is_video(source))
@@ -153,7 +167,7 @@ class Recognizer:
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
             for window in windows:
                 mark = time.perf_counter()
-                fused = fuse_logits([self.runners[s.name].logits_batch(window.clips[s.name]).mean(axis=0)
+                fused = fuse_logits([self._logits(s.name, window.clips[s.name]).mean(axis=0)
                                      for s in self.streams], fusion)  # several crop views: their mean
                 clock.seconds["inference"] += time.perf_counter() - mark
                 fused_windows.append((_span(window), fused))
@@ -191,11 +205,22 @@ class Recognizer:
         """:meth:`classify_windows` and :meth:`features_of_windows` from one pass of the network."""
         _check_ranking(self.categories, top_k, fusion)
         features = self.features_of_windows(windows, logits=True)
-        fused_windows = [(span, fuse_logits([np.atleast_2d(features.logits[s.name][index]).mean(axis=0)
+        fused_windows = [(span, fuse_logits([np.atleast_2d(self._window_logits(features, s.name, index)).mean(axis=0)
                                              for s in self.streams], fusion))
                          for index, span in enumerate(features.windows)]
         frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}
         return self._result(fused_windows, frames, top_k, fusion, features.seconds), features
+
+    def _logits(self, stream: str, clips: np.ndarray) -> np.ndarray:
+        """(views, classes) logits of one window's clips: the network's, or the head's on its features."""
+        if self.head is None:
+            return self.runners[stream].logits_batch(clips)
+        return self.head.logits(stream, self.runners[stream].outputs(clips)[1])
+
+    def _window_logits(self, features: Features, stream: str, index: int) -> np.ndarray:
+        if self.head is None:
+            return features.logits[stream][index]
+        return self.head.logits(stream, features.features[stream][index])
 
     def _result(self, fused_windows: list[tuple[WindowSpan, np.ndarray]], frames: dict[str, int], top_k: int,
                 fusion: str, seconds: dict[str, float]) -> Result:
@@ -206,6 +231,11 @@ class Recognizer:
         return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=timeline,
                       categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
                       fusion=fusion, seconds=seconds, precision=self.precision)
+
+
+def check_head(head: Head, weight_sets: Mapping[str, WeightSet]) -> None:
+    """Refuse a head trained on other streams or other weights (OptionError naming the difference)."""
+    head.check_streams({name: (ws.name, ws.index_sha256) for name, ws in weight_sets.items()})
 
 
 def _check_ranking(categories: tuple[str, ...], k: int, fusion: str) -> None:
@@ -219,7 +249,8 @@ def _span(window: Window) -> WindowSpan:
 
 
 def _load_after_input(source: Source, chosen: dict[str, WeightSet], video: VideoOptions, load: LoadOptions,
-                      engine: EngineOptions, store: WeightStore | None) -> tuple[Recognizer, Iterator[Window], _Clock]:
+                      engine: EngineOptions, store: WeightStore | None,
+                      head: Head | None = None) -> tuple[Recognizer, Iterator[Window], _Clock]:
     """Make the source's first window (so bad input fails before any weights are touched), then load.
 
     Returns the recognizer, all the windows (the first included) and the clock that timed both.
@@ -228,7 +259,7 @@ def _load_after_input(source: Source, chosen: dict[str, WeightSet], video: Video
     windows = clock.timed(open_source(source, streams_named(chosen), video), "inputs")
     first = next(windows)
     mark = time.perf_counter()
-    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store)
+    recognizer = Recognizer.load(chosen, weight_sets=chosen, load=load, engine=engine, store=store, head=head)
     clock.seconds["load"] = time.perf_counter() - mark
     return recognizer, itertools.chain([first], windows), clock
 
@@ -236,16 +267,20 @@ def _load_after_input(source: Source, chosen: dict[str, WeightSet], video: Video
 def classify(source: Source, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics",
              *, top_k: int = 5, fusion: str = "mean", video: VideoOptions = VideoOptions(),
              load: LoadOptions = LoadOptions(), engine: EngineOptions = EngineOptions(),
-             weight_sets: Mapping[str, WeightSet] | None = None, store: WeightStore | None = None) -> Result:
+             weight_sets: Mapping[str, WeightSet] | None = None, store: WeightStore | None = None,
+             head: Head | None = None) -> Result:
     """Classify a video, a frames folder or clip arrays with pretrained I3D, in one call.
 
     Checks the options and the input (a video's first window is prepared)
     before any weights are touched; ``Result.seconds`` splits the time into
-    inputs, load and inference.
+    inputs, load and inference. With ``head``, over the head's own classes.
     """
     chosen = choose_weight_sets(streams, pretrain, weight_sets)
-    _check_ranking(next(iter(chosen.values())).categories, top_k, fusion)
-    recognizer, windows, clock = _load_after_input(source, chosen, video, load, engine, store)
+    if head is not None:
+        check_head(head, chosen)
+        head.check_settings(video.numbers())
+    _check_ranking(head.classes if head is not None else next(iter(chosen.values())).categories, top_k, fusion)
+    recognizer, windows, clock = _load_after_input(source, chosen, video, load, engine, store, head)
     return recognizer.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                        progress=video.progress and is_video(source))
 
