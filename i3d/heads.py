@@ -68,6 +68,14 @@ class Head:
     def logits(self, stream: str, features: np.ndarray) -> np.ndarray:
         return self.streams[stream].logits(features)
 
+    def fingerprint(self) -> str:
+        """Hex sha256 of the classes and every array: what a batch folder's settings record for the head."""
+        digest = hashlib.sha256(json.dumps(list(self.classes)).encode())
+        for stream in sorted(self.streams):
+            for name in ARRAYS:
+                digest.update(np.ascontiguousarray(getattr(self.streams[stream], name), np.float32).tobytes())
+        return digest.hexdigest()
+
     def check_streams(self, weight_sets: Mapping[str, tuple[str, str]]) -> None:
         """Refuse a run whose streams or weight sets ((name, index sha256) by stream) are not the head's."""
         where = self.path or "the head"
@@ -154,8 +162,9 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_json(path: Path) -> dict:
+    data = _read_bytes(path)
     try:
-        meta = json.loads(_read_bytes(path))
+        meta = json.loads(data)
     except ValueError:
         raise WeightsError(f"{path}: not JSON; train the head again") from None
     if not isinstance(meta, dict):

@@ -110,3 +110,4 @@ class Features:
     backend: str
     seconds: dict[str, float] = field(default_factory=dict)
     precision: dict[str, str] = field(default_factory=dict)  # per stream, what the engine computed in
+    head_logits: dict[str, np.ndarray] | None = None  # with a head: stream -> its logits over the head's classes

@@ -36,6 +36,8 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     add_pretrain_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, metavar="N", help="classes kept per video (default: 5)")
     add_fusion_argument(parser)
+    parser.add_argument("--head", type=Path, metavar="HEAD",
+                        help="a head made by `i3d train`: classify (and score labels) over its own classes")
     add_engine_arguments(parser)
     listing = parser.add_argument_group("the list")
     listing.add_argument("--labels-from-folders", action="store_true",
@@ -145,10 +147,18 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
         label_map = read_label_map(args.label_map) if args.label_map else None
+        head = None
+        if args.head is not None:
+            from i3d.files import refuse_output_over_input
+            from i3d.heads import Head
+
+            refuse_output_over_input({"out": args.out}, [args.head, args.source])
+            head = Head.load(args.head)
+            options = dataclasses.replace(options, top_k=min(options.top_k, len(head.classes)))
         video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again
         recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
-                                     engine=engine_options(args))
+                                     engine=engine_options(args), head=head)
         report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
         print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report))
         summary = report.summary

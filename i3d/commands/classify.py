@@ -33,7 +33,10 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
                         help="a video file (mp4, avi, mkv, webm, mov, gif...): decoded, resampled and preprocessed")
     parser.add_argument("--frames", type=Path, metavar="DIR", help="a folder of numbered images taken at 25 fps")
     add_preprocessing_arguments(parser)
-    parser.add_argument("--top-k", type=int, default=20, metavar="N", help="classes to show (default: 20)")
+    parser.add_argument("--top-k", type=int, default=20, metavar="N",
+                        help="classes to show (default: 20, or every class of a smaller --head)")
+    parser.add_argument("--head", type=Path, metavar="HEAD",
+                        help="a head made by `i3d train`: answer over its own classes instead of Kinetics'")
     add_fusion_argument(parser, help="mean averages the streams' logits; sum reproduces DeepMind's printed sample")
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     pictures = parser.add_argument_group("pictures")
@@ -91,6 +94,11 @@ def _check_pictures(args: argparse.Namespace, described: dict) -> None:
         check_video_path(args.annotate, "annotate")
     if args.plot is not None:
         check_chart_path(args.plot, "plot")
+    from i3d.files import refuse_output_over_input
+
+    inputs = [described["video"]] if "video" in described else list(described["inputs"].values())
+    refuse_output_over_input({"annotate": args.annotate, "plot": args.plot},
+                             inputs + ([args.head] if args.head else []))
 
 
 def _write_pictures(args: argparse.Namespace, result, source) -> None:
@@ -132,16 +140,23 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     if args.offline:
         forbid_network()
     load = LoadOptions(download=not args.offline, progress=sys.stderr.isatty(), checkpoint=args.checkpoint)
-    result = classify(source, streams, args.pretrain, top_k=args.top_k, fusion=args.fusion,
+    head, top_k = None, args.top_k
+    if args.head is not None:
+        from i3d.heads import Head
+
+        head = Head.load(args.head)
+        if top_k == parser.get_default("top_k"):
+            top_k = min(top_k, len(head.classes))
+    result = classify(source, streams, args.pretrain, top_k=top_k, fusion=args.fusion,
                       video=video_options(args), load=load,
-                      engine=engine_options(args), store=weight_store())
+                      engine=engine_options(args), store=weight_store(), head=head)
     _write_pictures(args, result, source)
     if args.format == "table":
         line = precision_line(result.precision, args.precision)
         return (f"{line}\n" if line else "") + format_table(result, timeline="video" in described)
     meta = {"type": args.type, "pretrain": args.pretrain, "fusion": args.fusion, "backend": result.backend,
             "precision": {"asked": args.precision, "used": result.precision}, "weights": result.weights,
-            **described}
+            **described, **({"head": str(args.head), "classes": list(head.classes)} if head else {})}
     return format_json(result_dict(result, meta, timeline="video" in described))
 
 

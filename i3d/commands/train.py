@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         from i3d.weights.loading import LoadOptions
 
         check_pretrain_type(args.pretrain, args.type)
-        if args.val is not None and (args.val_fraction is not None or args.split_column):
+        if sum(x is not None for x in (args.val, args.val_fraction, args.split_column)) > 1:
             raise UsageError("--val, --val-fraction and --split-column each choose the validation side; give one")
         if args.offline:
             forbid_network()

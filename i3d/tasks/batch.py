@@ -81,6 +81,8 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     out = Path(out)
     check_batch_options(options)
     video.check(recognizer.streams)  # a bad option would otherwise fail every video, one by one
+    if recognizer.head is not None:
+        recognizer.head.check_settings(video.numbers())
     started = time.perf_counter()
     labels = _label_indices(dataset, recognizer.categories, label_map)
     settings = settings_of(recognizer, video, fusion=options.fusion, top_k=options.top_k,

@@ -56,7 +56,9 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, *, fusion: str = "m
             "backend": recognizer.backend, "precision": recognizer.precision_record(),
             "video": video_settings, "fusion": fusion,
             "top_k": top_k, "features": features, "label_map": label_map or {},
-            "i3d_version": tool}
+            "i3d_version": tool,
+            **({"head": {"classes": list(recognizer.head.classes), "sha256": recognizer.head.fingerprint()}}
+               if recognizer.head is not None else {})}
 
 
 def _comparable(settings: dict) -> dict:
@@ -150,6 +152,9 @@ def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, s
         logits_path = base.parent / f"{base.name}.{stream}.logits.npy"
         with atomic_path(logits_path, suffix=".npy") as tmp:
             np.save(tmp, features.logits[stream])
+        if features.head_logits is not None:
+            with atomic_path(base.parent / f"{base.name}.{stream}.head_logits.npy", suffix=".npy") as tmp:
+                np.save(tmp, features.head_logits[stream])
     _, stride = video.window_and_step()
     sidecar = {"key": item.key, "path": str(item.path), "fps": video.fps, "window": video.window,
                "stride": stride if video.window is not None else None, "crop": video.crop,

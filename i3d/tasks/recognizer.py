@@ -197,8 +197,11 @@ class Recognizer:
             spans.append(_span(window))
         stacked = {name: np.stack(rows).astype(np.float32) for name, rows in feats.items()}
         stacked_logits = {name: np.stack(rows).astype(np.float32) for name, rows in outs.items()} if logits else None
+        head_logits = None if self.head is None else {name: self.head.logits(name, array)
+                                                      for name, array in stacked.items()}
         return Features(features=stacked, logits=stacked_logits, windows=tuple(spans), weights=self.weights,
-                        backend=self.backend, seconds=clock.seconds, precision=self.precision)
+                        backend=self.backend, seconds=clock.seconds, precision=self.precision,
+                        head_logits=head_logits)
 
     def classify_with_features(self, windows: Iterable[Window], *, top_k: int = 5,
                                fusion: str = "mean") -> tuple[Result, Features]:

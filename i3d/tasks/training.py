@@ -198,11 +198,22 @@ def _stacked(samples: list[Sample], stream: str) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(rows), np.repeat(np.arange(len(rows)), [len(r) for r in rows])
 
 
+def grouped_folds(items: list[VideoItem], labels: np.ndarray, folds: int, seed: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training videos, held-out videos) index pairs: a group (or a video without one) is always on one side,
+    classes spread as evenly as the groups allow; fewer folds when a class has fewer groups."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = _groups(items)
+    per_class = min(len({g for g, label in zip(groups, labels) if label == k}) for k in set(labels.tolist()))
+    splits = max(2, min(folds, per_class))
+    return list(StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=seed)
+                .split(np.zeros(len(items)), labels, groups))
+
+
 def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: TrainOptions
                ) -> tuple[StreamHead, dict]:
     """One stream's head with C chosen by grouped cross-validation; returns it and the search's scores."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     x, owner = _stacked(samples, stream)
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
@@ -210,11 +221,8 @@ def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: 
     x = (x - mean) / scale
     y = labels[owner]
     classes = int(labels.max()) + 1
-    groups = _groups([s.item for s in samples])
-    per_class = min(len({g for g, label in zip(groups, labels) if label == k}) for k in range(classes))
-    splits = max(2, min(options.folds, per_class))
-    folds = list(StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=options.seed)
-                 .split(np.zeros(len(samples)), labels, groups))
+    folds = grouped_folds([s.item for s in samples], labels, options.folds, options.seed)
+    splits = len(folds)
     scores = {}
     for c in C_GRID:
         right = loglik = counted = 0

@@ -1,0 +1,175 @@
+"""i3d train: a head on real clips of classes Kinetics does not have (../shared/fewshot), used everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import SHARED, run_cli
+
+from i3d.errors import InputError, OptionError, WeightsError
+from i3d.heads import Head
+from i3d.inputs.dataset_items import Dataset, ListOptions, VideoItem
+from i3d.inputs.datasets import load_dataset
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.recognizer import Recognizer
+from i3d.tasks.training import (
+    TrainOptions, check_groups, check_labels, grouped_folds, hold_out, split_by_column, train,
+)
+
+FEWSHOT = SHARED / "fewshot"
+VIDEO = VideoOptions(window=16, max_frames=32)  # two windows a clip: real features, a short run
+LISTING = ListOptions(root=FEWSHOT / "clips", group_column="group", split_column="split")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, recognizer):
+    """The default head on the fewshot training split, scored on its test split."""
+    out = tmp_path_factory.mktemp("head") / "head"
+    train_set, val_set = split_by_column(load_dataset(FEWSHOT / "labels.tsv", LISTING))
+    head, report = train(train_set, out, recognizer, video=VIDEO, val_set=val_set)
+    return out, head, report
+
+
+def test_the_head_learns_classes_kinetics_lumps_together(trained):
+    out, head, report = trained
+    assert head.classes == ("handwash_step3", "handwash_step5_right", "handwash_step7_left", "pushup_correct_form",
+                            "pushup_incorrect_form", "typing")
+    assert report["train"]["videos"] == 50 and report["validation"]["videos"] == 24
+    assert report["validation"]["top1"] >= 0.7  # measured 0.79 with these short windows; chance is 0.17
+    assert report["training"]["windows"] == {"rgb": 100}
+    meta = json.loads((out / "head.json").read_text())
+    assert meta["settings"] == {"fps": 25.0, "window": 16, "stride": None, "crop": "center",
+                                "flow_algorithm": "tvl1", "precision": "fp32"}
+    assert meta["weight_sets"]["rgb"]["set"] == "rgb_kinetics" and len(meta["head_npz_sha256"]) == 64
+    assert {p.name for p in out.iterdir()} >= {"head.npz", "head.json", "train_report.json", "confusion.png",
+                                               "per_class_accuracy.png", "features"}
+
+
+def test_the_default_head_is_at_least_as_good_as_a_plain_baseline(trained):
+    """Plain logistic regression (scikit-learn defaults) on one mean feature per video, same features."""
+    from sklearn.linear_model import LogisticRegression
+
+    out, head, report = trained
+
+    def mean_features(side: str):
+        rows = [v for v in report["videos"] if v["side"] == side]
+        feats = [np.load(out / "features" / "features" / f"{v['key']}.rgb.npy").reshape(-1, 1024).mean(axis=0)
+                 for v in rows]
+        return np.stack(feats), [v["label"] for v in rows]
+
+    x, y = mean_features("train")
+    xv, yv = mean_features("validation")
+    baseline = float(np.mean(LogisticRegression(max_iter=5000).fit(x, y).predict(xv) == np.array(yv)))
+    assert report["validation"]["top1"] >= baseline
+
+
+def test_a_head_reloads_bit_identically_and_matches_classify(trained, recognizer):
+    out, head, report = trained
+    again = Head.load(out)
+    assert again.classes == head.classes and again.fingerprint() == head.fingerprint()
+    for name in ("weight", "bias", "mean", "scale"):
+        assert np.array_equal(getattr(again.streams["rgb"], name), getattr(head.streams["rgb"], name))
+    with_head = Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend, recognizer.engine, again)
+    [row] = [v for v in report["videos"] if v["key"] == "actrecog__typing1.mp4"]
+    result = with_head.classify(FEWSHOT / "clips" / "actrecog__typing1.mp4", video=VIDEO, top_k=3)
+    np.testing.assert_allclose(result.logits, row["logits"], atol=1e-4)
+    assert result.top[0].label == "typing" and result.categories == head.classes
+
+
+def test_a_head_refuses_other_features(trained):
+    out, head, _ = trained
+    with pytest.raises(OptionError, match="trained with window 16; this run has 250"):
+        head.check_settings(VideoOptions().numbers())
+    with pytest.raises(OptionError, match="trained on rgb features; this run has rgb\\+flow"):
+        head.check_streams({"rgb": ("rgb_kinetics", head.weight_sets["rgb"]["index_sha256"]), "flow": ("x", "0")})
+    with pytest.raises(OptionError, match="from rgb_kinetics .*this run uses rgb_imagenet"):
+        head.check_streams({"rgb": ("rgb_imagenet", "f" * 64)})
+
+
+def test_a_tampered_head_is_refused(trained, tmp_path, shared_weights_dir):
+    out, _, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("features"))
+    data = bytearray((copy / "head.npz").read_bytes())
+    data[-200] ^= 1
+    (copy / "head.npz").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match the sha256 in head.json"):
+        Head.load(copy)
+    proc = run_cli("--video", str(FEWSHOT / "clips" / "actrecog__typing1.mp4"), "--head", str(copy), "--offline",
+                   weights_dir=shared_weights_dir)
+    assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "head.npz" in proc.stderr
+    with pytest.raises(InputError, match="no such file"):
+        Head.load(tmp_path / "nothing")
+
+
+def test_training_again_reuses_the_features_and_redoes_only_what_is_gone(trained, recognizer, tmp_path):
+    out, head, _ = trained
+    features = out / "features" / "features"
+    first = {p.name: p.stat().st_mtime_ns for p in features.glob("*.rgb.npy")}
+    (out / "features" / "results" / "actrecog__typing1.mp4.json").unlink()  # as if killed before this video
+    train_set, val_set = split_by_column(load_dataset(FEWSHOT / "labels.tsv", LISTING))
+    again, _ = train(train_set, out, recognizer, video=VIDEO, val_set=val_set,
+                     options=TrainOptions(class_weight="none"))
+    after = {p.name: p.stat().st_mtime_ns for p in features.glob("*.rgb.npy")}
+    changed = sorted(name for name in first if after[name] != first[name])
+    assert changed == ["actrecog__typing1.mp4.rgb.npy"]
+    assert again.record["class_weight"] == "none"
+
+
+def _items(*rows):
+    return tuple(VideoItem(f"v{i}.mp4", Path(f"/nowhere/v{i}.mp4"), label, group)
+                 for i, (label, group) in enumerate(rows))
+
+
+def _dataset(*rows):
+    return Dataset(_items(*rows), (), Path("/nowhere"), "list")
+
+
+@pytest.mark.parametrize("rows, message", [
+    ((("a", None), ("a", None)), "hold one class \\('a'\\)"),
+    ((("a", None), ("a", None), ("b", None)), "class 'b' has 1 training video"),
+    ((("a", None), ("a", None), (None, None)), "has no label"),
+    ((("Push up", None), ("Push up", None), ("push_up", None), ("push_up", None)),
+     "'Push up' and 'push_up' differ only by case or spaces"),
+])
+def test_bad_training_data_is_refused_in_one_line(rows, message):
+    with pytest.raises(InputError, match=message):
+        check_labels(_dataset(*rows))
+
+
+def test_a_class_held_in_one_group_is_refused():
+    with pytest.raises(InputError, match="class 'b': every video is in group 'g3'"):
+        check_groups(list(_items(("a", "g1"), ("a", "g2"), ("b", "g3"), ("b", "g3"))))
+
+
+def test_grouped_folds_and_hold_out_never_split_a_group():
+    rng = np.random.default_rng(0)
+    rows = [(label, f"{label}-g{rng.integers(0, 5)}" if i % 3 else f"shared{i % 4}")
+            for i, label in enumerate(["a", "b", "c"] * 20)]
+    items = list(_items(*rows))
+    labels = np.array([["a", "b", "c"].index(item.label) for item in items])
+    folds = grouped_folds(items, labels, 5, seed=0)
+    assert 2 <= len(folds) <= 5
+    for train_idx, test_idx in folds:
+        assert not {items[i].group for i in train_idx} & {items[i].group for i in test_idx}
+        assert sorted([*train_idx, *test_idx]) == list(range(len(items)))
+    kept, held = hold_out(_dataset(*rows), 0.25, seed=0)
+    assert not {i.group for i in kept.items} & {i.group for i in held.items}
+    assert len(kept.items) + len(held.items) == len(items) and held.items
+
+
+def test_train_command_refuses_an_out_inside_the_videos_and_two_validation_sides(tmp_path, shared_weights_dir):
+    videos = tmp_path / "videos"
+    (videos / "a").mkdir(parents=True)
+    proc = run_cli("train", str(videos), "--labels-from-folders", "--out", str(videos / "head"), "--offline",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and "inside the input folder" in proc.stderr
+    proc = run_cli("train", str(FEWSHOT / "labels.tsv"), "--split-column", "split", "--val-fraction", "0.3",
+                   "--out", str(tmp_path / "h"), weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and "give one" in proc.stderr
+    assert not os.path.exists(tmp_path / "h")
