@@ -173,3 +173,25 @@ def test_train_command_refuses_an_out_inside_the_videos_and_two_validation_sides
                    "--out", str(tmp_path / "h"), weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 2 and "give one" in proc.stderr
     assert not os.path.exists(tmp_path / "h")
+
+
+def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shared_weights_dir):
+    out, head, report = trained
+    listing = tmp_path / "test.tsv"
+    rows = [line.split("\t") for line in (FEWSHOT / "labels.tsv").read_text().splitlines()[1:]]
+    listing.write_text("path\tlabel\n" + "".join(f"{FEWSHOT / 'clips' / r[0]}\t{r[1]}\n"
+                                                  for r in rows if r[3] == "test"))
+    proc = run_cli("features", str(listing), "--out", str(tmp_path / "run"), "--head", str(out), "--window", "16",
+                   "--max-frames", "32", "--format", "json", "--offline", weights_dir=shared_weights_dir,
+                   module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["labelled"] == 24 and summary["unmapped_labels"] == []
+    assert summary["top1"] == pytest.approx(report["validation"]["top1"], abs=1e-9)
+    assert summary["settings"]["head"]["sha256"] == head.fingerprint()
+    [path] = (tmp_path / "run" / "features").rglob("actrecog__typing23.mp4.rgb.head_logits.npy")
+    head_logits = np.load(path)
+    assert head_logits.shape == (2, 6)
+    proc = run_cli("batch", str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and "trained with window 16; this run has 250" in proc.stderr
