@@ -15,16 +15,17 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-__all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "I3DError", "InputError", "LoadOptions",
+__all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DError", "InputError", "LoadOptions",
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
-           "load_stats"]
+           "load_stats", "TrainOptions", "train"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
     "FVDOptions": "i3d.tasks.fvd.measure",
     "FVDResult": "i3d.tasks.fvd.measure",
     "Features": "i3d.results",
+    "Head": "i3d.heads",
     "I3DError": "i3d.errors",
     "InputError": "i3d.errors",
     "LoadOptions": "i3d.weights.loading",
@@ -43,10 +44,14 @@ _HOMES = {
     "fvd_embeddings": "i3d.tasks.fvd.measure",
     "fvd_stats": "i3d.tasks.fvd.measure",
     "load_stats": "i3d.tasks.fvd.stats",
+    "TrainOptions": "i3d.tasks.training",
+    "train": "i3d.tasks.training",
 }
 
 if TYPE_CHECKING:
     from i3d.errors import I3DError, InputError, OptionError, WeightsError
+    from i3d.heads import Head
+    from i3d.tasks.training import TrainOptions, train
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions
     from i3d.tasks.fvd.measure import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
