@@ -57,8 +57,12 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, *, fusion: str = "m
             "video": video_settings, "fusion": fusion,
             "top_k": top_k, "features": features, "label_map": label_map or {},
             "i3d_version": tool,
-            **({"head": {"classes": list(recognizer.head.classes), "sha256": recognizer.head.fingerprint()}}
-               if recognizer.head is not None else {})}
+            **_head_settings(getattr(recognizer, "head", None))}
+
+
+def _head_settings(head) -> dict:
+    """A head's entry in the settings (none without a head, so a folder made without one keeps its settings)."""
+    return {} if head is None else {"head": {"classes": list(head.classes), "sha256": head.fingerprint()}}
 
 
 def _comparable(settings: dict) -> dict:
