@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,18 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_name  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT.parent / "shared" / "devset"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_seconds() -> float:
@@ -65,7 +56,7 @@ def main() -> None:
     recognizer = Recognizer.load("rgb", engine=EngineOptions(precision=args.precision))
     video = VideoOptions()
     cores = len(os.sched_getaffinity(0))
-    figures: dict = {"cpu": cpu_name(), "cores": cores, "clips": len(dataset.items), "workers": args.workers,
+    figures: dict = {"cpu": f"{cpu_name()} x{os.cpu_count()}", "cores": cores, "clips": len(dataset.items), "workers": args.workers,
                      "precision": recognizer.precision_record()}
 
     with tempfile.TemporaryDirectory() as out:  # first, so the peak RSS below is the batch's own

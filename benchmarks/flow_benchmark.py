@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_name  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SAMPLE = SHARED / "samples" / "arm_wrestling.mp4"
@@ -52,16 +54,6 @@ PAIR_SETS = [  # (video, first frame, what it stands for)
 
 def load() -> float:
     return os.getloadavg()[0]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def gray_pairs(path: Path, first: int, pairs: int) -> np.ndarray:

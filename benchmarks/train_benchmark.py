@@ -12,25 +12,16 @@ noise, six times over).
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_name  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 FEWSHOT = ROOT.parent / "shared" / "fewshot"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ def test_batch_settings_treat_the_engines_alike():
 
     from i3d.tasks.batch_folder import settings_of
 
-    recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino",
+    recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino", head=None,
                                  precision_record=lambda: {"asked": "fp32", "used": {}})
     settings = {name: settings_of(recognizer, VideoOptions(flow_algorithm=name))
                 for name in ("tvl1", "tvl1-opencv", "dis")}

@@ -37,17 +37,22 @@ CHARTS = ("confusion.png", "per_class_accuracy.png")
 SETTINGS_FORMAT = 1
 
 
+def tool_version() -> str:
+    """The installed i3d's version, or "unknown" when it runs from a checkout that is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("i3d")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def settings_of(recognizer: Recognizer, video: VideoOptions, *, fusion: str = "mean", top_k: int = 5,
                 features: bool = False, label_map: dict[str, str] | None = None) -> dict:
     """Everything that changes a video's record: a folder's results are only reused under equal settings."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from i3d.preprocess.flow import flow_result_name
 
-    try:
-        tool = version("i3d")
-    except PackageNotFoundError:
-        tool = "unknown"
+    tool = tool_version()
     video_settings = video.numbers()
     video_settings["flow_algorithm"] = flow_result_name(video.flow_algorithm)  # identical engines: one setting
     return {"format": SETTINGS_FORMAT, "streams": [s.name for s in recognizer.streams],
@@ -57,7 +62,7 @@ def settings_of(recognizer: Recognizer, video: VideoOptions, *, fusion: str = "m
             "video": video_settings, "fusion": fusion,
             "top_k": top_k, "features": features, "label_map": label_map or {},
             "i3d_version": tool,
-            **_head_settings(getattr(recognizer, "head", None))}
+            **_head_settings(recognizer.head)}
 
 
 def _head_settings(head) -> dict:

@@ -32,7 +32,7 @@ from i3d.inputs.dataset_items import Dataset, VideoItem
 from i3d.preprocess.windows import VideoOptions
 from i3d.results import FUSIONS, fuse_logits
 from i3d.tasks.batch import BatchOptions, run_batch
-from i3d.tasks.batch_folder import draw_charts, read_record
+from i3d.tasks.batch_folder import draw_charts, read_record, tool_version
 from i3d.tasks.recognizer import Recognizer
 
 CLASS_WEIGHTS = ("balanced", "none")
@@ -223,17 +223,20 @@ def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: 
     classes = int(labels.max()) + 1
     folds = grouped_folds([s.item for s in samples], labels, options.folds, options.seed)
     splits = len(folds)
+    # per fold: its training rows, its held-out rows, and which held-out video each of those rows belongs to
+    masks = []
+    for train_videos, test_videos in folds:
+        test_rows = np.isin(owner, test_videos)
+        position = np.zeros(len(samples), np.int64)
+        position[test_videos] = np.arange(len(test_videos))
+        masks.append((np.isin(owner, train_videos), test_rows, position[owner[test_rows]]))
     scores = {}
     for c in C_GRID:
         right = loglik = counted = 0
-        for train_videos, test_videos in folds:
-            rows = np.isin(owner, train_videos)
+        for (train_videos, test_videos), (rows, test_rows, local) in zip(folds, masks):
             fitted = _fit(x[rows], y[rows], c, options.class_weight, classes, options.seed)
             if fitted is None:
                 continue
-            test_rows = np.isin(owner, test_videos)
-            remap = {v: i for i, v in enumerate(test_videos)}
-            local = np.array([remap[v] for v in owner[test_rows]])
             logits = _video_logits(x[test_rows], local, *fitted, len(test_videos))
             truth = labels[test_videos]
             right += int((logits.argmax(axis=1) == truth).sum())
@@ -311,7 +314,7 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
               "videos": dict(Counter(s.item.label for s in train_samples)),
               "windows": {stream: int(sum(len(s.features[stream]) for s in train_samples))
                           for stream in streams},
-              "i3d_version": _version()}
+              "i3d_version": tool_version()}
     head = Head(classes, streams, {name: {"set": ws.name, "index_sha256": ws.index_sha256}
                                    for name, ws in recognizer.weight_sets.items()}, settings, record, out)
     report = {"classes": list(classes), "train": scores(head, train_samples, options.fusion)}
@@ -330,12 +333,3 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
         rows = [(label, row["videos"], row["top1"], row["top5"]) for label, row in val["per_class"].items()]
         draw_charts(out, val["truth"], val["predicted"], classes, rows)
     return head, report
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("i3d")
-    except PackageNotFoundError:
-        return "unknown"
