@@ -196,3 +196,59 @@ def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shar
     proc = run_cli("batch", str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline",
                    weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 2 and "trained with window 16; this run has 250" in proc.stderr
+
+
+def _list(path: Path, split: str, classes: tuple[str, ...], per_class: int) -> Path:
+    """A path/label list of the first ``per_class`` fewshot clips of each class on one split side."""
+    rows = [line.split("\t") for line in (FEWSHOT / "labels.tsv").read_text().splitlines()[1:]]
+    chosen = []
+    for label in classes:
+        chosen += [r for r in rows if r[1] == label and r[3] == split][:per_class]
+    path.write_text("path\tlabel\n" + "".join(f"{FEWSHOT / 'clips' / r[0]}\t{r[1]}\n" for r in chosen))
+    return path
+
+
+def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, shared_weights_dir):
+    classes = ("pushup_correct_form", "typing")
+    train_list = _list(tmp_path / "train.tsv", "train", classes, 3)
+    val_list = _list(tmp_path / "val.tsv", "test", classes, 2)
+    feats = tmp_path / "feats"
+    common = ("--window", "16", "--max-frames", "32", "--offline")
+    proc = run_cli("features", str(train_list), "--out", str(feats), "--workers", "0", *common,
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    before = {p.name: p.stat().st_mtime_ns for p in (feats / "features").rglob("*.rgb.npy")}
+    assert len(before) == 6
+    proc = run_cli("train", str(train_list), "--features", str(feats), "--val", str(val_list),
+                   "--out", str(tmp_path / "head"), "--format", "json", *common,
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["validation"]["videos"] == 4 and report["train"]["videos"] == 6
+    assert report["validation"]["top1"] == 1.0  # push-ups and typing: far apart in I3D's features
+    after = {p.name: p.stat().st_mtime_ns for p in (feats / "features").rglob("*.rgb.npy")}
+    assert {name: after[name] for name in before} == before  # reused, not recomputed
+    assert len(after) == 10  # the folder was completed with the validation videos
+    assert not (tmp_path / "head" / "features").exists()
+    proc = run_cli("train", str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"),
+                   "--window", "32", "--max-frames", "32", "--offline", weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "window" in proc.stderr
+    assert json.loads((feats / "settings.json").read_text())["video"]["window"] == 16  # never overwritten
+
+
+def test_annotate_and_plot_with_a_head_name_its_classes(trained, tmp_path, shared_weights_dir, recognizer):
+    from i3d.report.annotate import make_panel
+
+    out, head, _ = trained
+    clip = FEWSHOT / "clips" / "actrecog__typing1.mp4"
+    proc = run_cli("classify", "--video", str(clip), "--head", str(out), "--window", "16", "--max-frames", "32",
+                   "--annotate", str(tmp_path / "a.mp4"), "--plot", str(tmp_path / "p.png"), "--format", "json",
+                   "--offline", weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["top"][0]["label"] == "typing"
+    assert (tmp_path / "a.mp4").stat().st_size > 10_000 and (tmp_path / "p.png").stat().st_size > 10_000
+    with_head = Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend, recognizer.engine, head)
+    result = with_head.classify(clip, video=VIDEO, top_k=3)
+    assert [p.label for p in result.windows[0].top][0] == "typing"
+    assert make_panel(result.windows[0], 320, 240).rgb.shape[1] > 0

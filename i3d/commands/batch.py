@@ -15,7 +15,7 @@ from pathlib import Path
 
 from i3d.processes import available_cores
 from i3d.commands.flags import (
-    TYPES, add_fusion_argument, add_engine_arguments, add_preprocessing_arguments, add_pretrain_argument,
+    TYPES, add_fusion_argument, add_engine_arguments, add_ray_arguments, ray_options, add_preprocessing_arguments, add_pretrain_argument,
     check_pretrain_type, engine_options, video_options,
 )
 from i3d.commands.shell import FAILED_EXIT, Parser, forbid_network, run_command
@@ -57,19 +57,7 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=available_cores(), metavar="N",
                      help=f"processes decoding and preprocessing ahead of the network (default: {available_cores()}, "
                           "the cores; 0: inline)")
-    from i3d.tasks.batch import ENGINES
-
-    cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
-    cluster.add_argument("--engine", choices=ENGINES, default="local",
-                         help="local: this machine (default); ray: decoding tasks and model actors on Ray")
-    cluster.add_argument("--ray-address", metavar="ADDR",
-                         help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
-    cluster.add_argument("--ray-actors", type=int, default=1, metavar="N",
-                         help="model actors, each holding the network (default: 1)")
-    cluster.add_argument("--ray-actor-cpus", type=float, default=1.0, metavar="N",
-                         help="CPUs per model actor (default: 1)")
-    cluster.add_argument("--ray-task-cpus", type=float, default=1.0, metavar="N",
-                         help="CPUs per decoding task (default: 1)")
+    add_ray_arguments(parser)
     run.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
     run.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -142,7 +130,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
         options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
                                retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard else None,
                                workers=args.workers, progress=True, engine=args.engine,
-                               ray=_ray_options(args) if args.engine == "ray" else None)
+                               ray=ray_options(args))
         dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
@@ -172,11 +160,3 @@ def _precision_text(record: dict | None) -> str:
         return "fp32"
     used = ", ".join(sorted(set(record["used"].values())))
     return used if used == record["asked"] else f"{used} (asked {record['asked']})"
-
-
-def _ray_options(args: argparse.Namespace):
-    from i3d.tasks.ray_engine import RayOptions
-    from i3d.weights.store import WeightStore
-
-    return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
-                      task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))

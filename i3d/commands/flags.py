@@ -97,6 +97,34 @@ def add_engine_arguments(parser: argparse.ArgumentParser, mixed_precision: bool 
                              "instead of the sample clips; cached per calibration set")
 
 
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine and the --ray-* flags: where a dataset's videos are worked on (what ray_options reads)."""
+    from i3d.tasks.batch import ENGINES
+
+    cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
+    cluster.add_argument("--engine", choices=ENGINES, default="local",
+                         help="local: this machine (default); ray: decoding tasks and model actors on Ray")
+    cluster.add_argument("--ray-address", metavar="ADDR",
+                         help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
+    cluster.add_argument("--ray-actors", type=int, default=1, metavar="N",
+                         help="model actors, each holding the network (default: 1)")
+    cluster.add_argument("--ray-actor-cpus", type=float, default=1.0, metavar="N",
+                         help="CPUs per model actor (default: 1)")
+    cluster.add_argument("--ray-task-cpus", type=float, default=1.0, metavar="N",
+                         help="CPUs per decoding task (default: 1)")
+
+
+def ray_options(args: argparse.Namespace):
+    """RayOptions from the --ray-* flags with --engine ray; None otherwise."""
+    if args.engine != "ray":
+        return None
+    from i3d.tasks.ray_engine import RayOptions
+    from i3d.weights.store import WeightStore
+
+    return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
+                      task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))
+
+
 def engine_options(args: argparse.Namespace):
     """EngineOptions from --backend, --mixed-precision, --precision and --calibration."""
     from i3d.runtime.base import EngineOptions

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from i3d.commands.flags import (
     TYPES, add_engine_arguments, add_fusion_argument, add_preprocessing_arguments, add_pretrain_argument,
-    check_pretrain_type, engine_options, video_options,
+    add_ray_arguments, check_pretrain_type, engine_options, ray_options, video_options,
 )
 from i3d.commands.shell import Parser, UsageError, forbid_network, run_command
 
@@ -41,6 +41,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     listing.add_argument("--split-column", metavar="NAME",
                          help="list column saying train or test/val for each video: test/val videos are scored, "
                               "never trained on")
+    parser.add_argument("--features", type=Path, metavar="DIR",
+                        help="an i3d features folder of these videos (same settings) to reuse and complete, "
+                             "instead of keeping the features in --out")
     head = parser.add_argument_group("the head")
     head.add_argument("--val", type=Path, metavar="SOURCE", help="labelled videos to score the head on")
     head.add_argument("--val-fraction", type=float, metavar="F", help="hold out this share of the groups to score on")
@@ -50,6 +53,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                       help="processes decoding videos ahead of the network (default: 0, inline)")
     add_preprocessing_arguments(parser)
     add_engine_arguments(parser)
+    add_ray_arguments(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table", help="how to print the report")
     parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         if args.offline:
             forbid_network()
         inputs = [args.source] + ([args.val] if args.val else [])
-        refuse_output_over_input({"out": args.out}, inputs)
+        refuse_output_over_input({"out": args.out}, inputs + ([args.features] if args.features else []))
         options = check_options(TrainOptions(class_weight=args.class_weight, val_fraction=args.val_fraction,
                                              fusion=args.fusion))
         listing = ListOptions(labels_from_folders=args.labels_from_folders, root=args.root,
@@ -118,8 +122,10 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
                                      engine=engine_options(args))
-        batch = BatchOptions(workers=args.workers, progress=True, overwrite=True)
-        _, report = train(dataset, args.out, recognizer, video=video, options=options, batch=batch, val_set=val)
+        batch = BatchOptions(workers=args.workers, progress=True, overwrite=True, engine=args.engine,
+                             ray=ray_options(args))
+        _, report = train(dataset, args.out, recognizer, video=video, options=options, batch=batch, val_set=val,
+                          features_dir=args.features)
         if args.format == "json":
             brief = {key: value for key, value in report.items() if key != "videos"}
             for side in ("train", "validation"):

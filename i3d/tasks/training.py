@@ -150,11 +150,38 @@ def hold_out(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dat
             replace(dataset, items=tuple(items[i] for i in sorted(val))))
 
 
+def _folder_settings(folder: Path) -> dict:
+    """The settings.json of an existing features folder ({} when there is none yet)."""
+    from i3d.files import read_regular_file
+
+    path = folder / "settings.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(read_regular_file(path, 1 << 20, "a features folder's settings"))
+    except ValueError as err:
+        raise InputError(f"{path}: not JSON ({err}); give a folder written by i3d features") from None
+
+
 def extract(dataset: Dataset, folder: Path, recognizer: Recognizer, video: VideoOptions,
-            batch: BatchOptions) -> list[Sample]:
-    """Every video's features, through a resumable batch folder; a video that fails is refused (InputError)."""
-    run_batch(dataset, folder, recognizer, video=video,
-              options=replace(batch, features=True, top_k=1, shard=None, retry_failed=True))
+            batch: BatchOptions, reuse: bool = False) -> list[Sample]:
+    """Every video's features, through a resumable batch folder; a video that fails is refused (InputError).
+
+    ``reuse``: ``folder`` is the user's own ``i3d features`` folder: its settings are never overwritten (a
+    mismatch is refused) and its ranking settings (top-k, fusion, label map) are kept, as they change no feature.
+    """
+    label_map = None
+    if reuse:
+        existing = _folder_settings(folder)
+        if existing and not existing.get("features"):
+            raise InputError(f"{folder}: holds no features (made by i3d batch without --features); "
+                             "give an i3d features folder")
+        batch = replace(batch, overwrite=False, top_k=existing.get("top_k", 1), fusion=existing.get("fusion", "mean"))
+        label_map = existing.get("label_map") or None
+    else:
+        batch = replace(batch, top_k=1)
+    run_batch(dataset, folder, recognizer, video=video, label_map=label_map,
+              options=replace(batch, features=True, shard=None, retry_failed=True))
     samples = []
     for item in dataset.items:
         record = read_record(folder, item.key)
@@ -282,10 +309,11 @@ def scores(head: Head, samples: list[Sample], fusion: str) -> dict:
 
 def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *, video: VideoOptions = VideoOptions(),
           options: TrainOptions = TrainOptions(), batch: BatchOptions = BatchOptions(),
-          val_set: Dataset | None = None) -> tuple[Head, dict]:
+          val_set: Dataset | None = None, features_dir: str | os.PathLike | None = None) -> tuple[Head, dict]:
     """Fit a head on ``train_set``'s labelled videos and write it into ``out``; returns it and its report.
 
-    ``val_set`` (or ``options.val_fraction`` of the groups) is scored, never trained on.
+    ``val_set`` (or ``options.val_fraction`` of the groups) is scored, never trained on. Features are kept
+    in ``out/features``, or in ``features_dir`` (an ``i3d features`` folder, reused and completed).
     """
     options = check_options(options)
     out = Path(out)
@@ -301,7 +329,8 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
             raise InputError(f"{sorted(overlap)[0]}: is on both the training and the validation side; keep it on one")
     video.check(recognizer.streams)
     everything = replace(train_set, items=train_set.items + (val_set.items if val_set else ()), missing=())
-    samples = extract(everything, out / "features", recognizer, video, batch)
+    folder = out / "features" if features_dir is None else Path(features_dir)
+    samples = extract(everything, folder, recognizer, video, batch, reuse=features_dir is not None)
     train_samples, val_samples = samples[:len(train_set.items)], samples[len(train_set.items):]
     labels = np.array([classes.index(s.item.label) for s in train_samples])
     streams, search = {}, {}
