@@ -234,11 +234,11 @@ def test_batch_settings_record_the_precision(int8_store, cricket_clips, tmp_path
     assert settings["int8"]["precision"]["used"] == {"rgb": "int8"}
     assert len(settings["int8"]["precision"]["calibration_sha256"]["rgb"]) == 64
     prepare_folder(tmp_path / "run", settings["fp32"], overwrite=False)
-    with pytest.raises(OptionError, match=r"holds results made with other settings \(precision differ\)"):
+    with pytest.raises(OptionError, match=r"made with other settings \(precision.asked \"fp32\" there, \"int8\" here"):
         prepare_folder(tmp_path / "run", settings["int8"], overwrite=False)
     # a folder written before precision modes existed ran float32: still usable in fp32
     legacy = {key: value for key, value in settings["fp32"].items() if key != "precision"}
     (tmp_path / "run" / "settings.json").write_text(json.dumps(legacy))
     prepare_folder(tmp_path / "run", settings["fp32"], overwrite=False)
-    with pytest.raises(OptionError, match=r"\(precision differ\)"):
+    with pytest.raises(OptionError, match=r"\(precision.asked \"fp32\" there, \"int8\" here"):
         prepare_folder(tmp_path / "run", settings["int8"], overwrite=False)

@@ -232,7 +232,7 @@ def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, s
     assert not (tmp_path / "head" / "features").exists()
     proc = run_cli("train", str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"),
                    "--window", "32", "--max-frames", "32", "--offline", weights_dir=shared_weights_dir, module="i3d")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "window" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "video.window 16 there, 32 here" in proc.stderr
     assert json.loads((feats / "settings.json").read_text())["video"]["window"] == 16  # never overwritten
 
 
@@ -252,3 +252,17 @@ def test_annotate_and_plot_with_a_head_name_its_classes(trained, tmp_path, share
     result = with_head.classify(clip, video=VIDEO, top_k=3)
     assert [p.label for p in result.windows[0].top][0] == "typing"
     assert make_panel(result.windows[0], 320, 240).rgb.shape[1] > 0
+
+
+def test_a_head_on_features_of_another_precision_warns(trained, recognizer):
+    from dataclasses import replace as changed
+
+    _, head, _ = trained
+    with pytest.warns(UserWarning, match="trained on fp32 features; this run computes them in int8"):
+        Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend,
+                   changed(recognizer.engine, precision="int8"), head)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend, recognizer.engine, head)

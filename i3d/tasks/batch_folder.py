@@ -70,12 +70,27 @@ def _head_settings(head) -> dict:
     return {} if head is None else {"head": {"classes": list(head.classes), "sha256": head.fingerprint()}}
 
 
-def _comparable(settings: dict) -> dict:
+def comparable(settings: dict) -> dict:
+    """Settings as compared between a folder and a run (the tool version aside)."""
     comparable = {key: value for key, value in settings.items() if key != "i3d_version"}
     if "precision" not in comparable and isinstance(comparable.get("streams"), list):
         # a folder made before precision modes existed ran every stream in float32
         comparable["precision"] = {"asked": "fp32", "used": {name: "fp32" for name in comparable["streams"]}}
     return comparable
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """What differs between a folder's settings and a run's, leaf by leaf: ``video.window 16 there, 32 here``."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key} {json.dumps(a)} there, {json.dumps(b)} here")
+    return out
 
 
 def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
@@ -89,13 +104,12 @@ def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
             existing = json.loads(path.read_text())
         except (OSError, ValueError):
             existing = None
-        if existing is not None and _comparable(existing) == _comparable(settings):
+        if existing is not None and comparable(existing) == comparable(settings):
             return
         if not overwrite:
-            old, new = _comparable(existing or {}), _comparable(settings)
-            differ = sorted(key for key in set(new) | set(old) if old.get(key) != new.get(key))
-            raise OptionError("out", f"{out} holds results made with other settings ({', '.join(differ)} "
-                                     f"differ); use another folder or overwrite=True (--overwrite)")
+            differ = differences(comparable(existing or {}), comparable(settings))
+            raise OptionError("out", f"{out} holds results made with other settings ({'; '.join(differ[:3])}); "
+                                     "use another folder or overwrite=True (--overwrite)")
         import shutil
 
         for name in ("results", "features"):

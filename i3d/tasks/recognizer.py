@@ -88,6 +88,7 @@ class Recognizer:
         self.head = head
         if head is not None:
             check_head(head, self.weight_sets)
+            head.check_precision(self.engine.precision)
 
     @classmethod
     def load(cls, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics", *,

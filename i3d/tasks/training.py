@@ -32,7 +32,7 @@ from i3d.inputs.dataset_items import Dataset, VideoItem
 from i3d.preprocess.windows import VideoOptions
 from i3d.results import FUSIONS, fuse_logits
 from i3d.tasks.batch import BatchOptions, run_batch
-from i3d.tasks.batch_folder import draw_charts, read_record, tool_version
+from i3d.tasks.batch_folder import comparable, differences, draw_charts, read_record, settings_of, tool_version
 from i3d.tasks.recognizer import Recognizer
 
 CLASS_WEIGHTS = ("balanced", "none")
@@ -178,6 +178,13 @@ def extract(dataset: Dataset, folder: Path, recognizer: Recognizer, video: Video
                              "give an i3d features folder")
         batch = replace(batch, overwrite=False, top_k=existing.get("top_k", 1), fusion=existing.get("fusion", "mean"))
         label_map = existing.get("label_map") or None
+        if existing:
+            wanted = settings_of(recognizer, video, fusion=batch.fusion, top_k=batch.top_k, features=True,
+                                 label_map=label_map)
+            differ = differences(comparable(existing), comparable(wanted))
+            if differ:
+                raise OptionError("features", f"{folder} holds features made with other settings "
+                                              f"({'; '.join(differ[:3])}); give the options it was made with")
     else:
         batch = replace(batch, top_k=1)
     run_batch(dataset, folder, recognizer, video=video, label_map=label_map,
