@@ -37,7 +37,8 @@ FEATURE_DIMS = 1024
 CHECKED_SETTINGS = ("fps", "window", "stride", "crop", "flow_algorithm")
 """The feature settings a run must share with a head's training (flow_algorithm only with a flow stream)."""
 MAX_HEAD_BYTES = 64 << 20
-"""A head.npz or head.json larger than this is refused unread (a 1000-class two-stream head is 8 MB)."""
+"""A head.npz or head.json larger than this is refused unread (a 1000-class two-stream head is 8 MB; a
+fine-tuned one adds 11 MB of Mixed_5c per stream)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Head:
     settings: dict  # the feature settings (CHECKED_SETTINGS, and the precision they were computed in)
     record: dict = field(default_factory=dict)  # how it was trained: C, scores, counts, version
     path: Path | None = None
+    tops: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """With ``--fine-tune mixed_5c``: per stream, the trained Mixed_5c and logits layer weights by
+    ``<layer>.<i>``; that stream's features then come from the network with this top, and its
+    :class:`StreamHead` is the trained logits layer (mean 0, scale 1)."""
 
     def logits(self, stream: str, features: np.ndarray) -> np.ndarray:
         return self.streams[stream].logits(features)
@@ -75,7 +80,16 @@ class Head:
         for stream in sorted(self.streams):
             for name in ARRAYS:
                 digest.update(np.ascontiguousarray(getattr(self.streams[stream], name), np.float32).tobytes())
+        for stream in sorted(self.tops):
+            for key in sorted(self.tops[stream]):
+                digest.update(f"{stream}.top.{key}".encode())
+                digest.update(np.ascontiguousarray(self.tops[stream][key], np.float32).tobytes())
         return digest.hexdigest()
+
+    @property
+    def fine_tuned(self) -> str | None:
+        """The block fine-tuned below the logits (``mixed_5c``), or None for a linear head."""
+        return "mixed_5c" if self.tops else None
 
     def check_streams(self, weight_sets: Mapping[str, tuple[str, str]]) -> None:
         """Refuse a run whose streams or weight sets ((name, index sha256) by stream) are not the head's."""
@@ -114,13 +128,17 @@ class Head:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"{stream}.{name}": np.ascontiguousarray(getattr(head, name), np.float32)
-                            for stream, head in self.streams.items() for name in ARRAYS})
+        arrays = {f"{stream}.{name}": np.ascontiguousarray(getattr(head, name), np.float32)
+                  for stream, head in self.streams.items() for name in ARRAYS}
+        arrays.update({f"{stream}.top.{key}": np.ascontiguousarray(array, np.float32)
+                       for stream, top in self.tops.items() for key, array in top.items()})
+        np.savez(buffer, **arrays)
         data = buffer.getvalue()
         with atomic_path(folder / "head.npz", suffix=".npz") as tmp:
             tmp.write_bytes(data)
         meta = {"format": HEAD_FORMAT, "classes": list(self.classes), "streams": list(self.streams),
                 "weight_sets": self.weight_sets, "settings": self.settings, "training": self.record,
+                "fine_tuned": self.fine_tuned,
                 "head_npz_sha256": hashlib.sha256(data).hexdigest()}
         with atomic_path(folder / "head.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
@@ -143,8 +161,11 @@ class Head:
             arrays = np.load(io.BytesIO(data), allow_pickle=False)
             heads = {s: StreamHead(*(np.asarray(arrays[f"{s}.{name}"], np.float32) for name in ARRAYS))
                      for s in streams}
+            tops = {s: {key[len(f"{s}.top."):]: np.asarray(arrays[key], np.float32) for key in arrays.files
+                        if key.startswith(f"{s}.top.")} for s in streams}
+            tops = {s: top for s, top in tops.items() if top}
             head = cls(classes, heads, dict(meta["weight_sets"]), dict(meta["settings"]),
-                       dict(meta.get("training") or {}), folder)
+                       dict(meta.get("training") or {}), folder, tops)
         except (KeyError, TypeError, ValueError) as err:
             raise WeightsError(f"{folder}: not a head this version can read ({type(err).__name__}: {err})") from None
         if meta.get("format") != HEAD_FORMAT:

@@ -193,6 +193,12 @@ def build_i3d(
         if endpoint == final_endpoint:
             return keras.Model(inputs, x, name=name or "i3d")
 
+    return _logits_head(inputs, x, num_classes, final_endpoint, dropout_keep_prob, name)
+
+
+def _logits_head(inputs, x, num_classes: int, final_endpoint: str, dropout_keep_prob: float, name: str | None):
+    """DeepMind's head on Mixed_5c: a 2x7x7 VALID average pool, dropout, a 1x1x1 convolution with bias,
+    the spatial squeeze and the mean over time (or, for ``"Features"``, the pooled mean)."""
     x = layers.AveragePooling3D((2, HEAD_GRID, HEAD_GRID), strides=(1, 1, 1), padding="valid",
                                 name="Logits.AvgPool3D")(x)
     if final_endpoint == "Features":
@@ -206,6 +212,25 @@ def build_i3d(
     if final_endpoint == "Predictions":
         x = layers.Softmax(name="Predictions")(x)
     return keras.Model(inputs, x, name=name or "i3d")
+
+
+TOP_INPUT = "Mixed_5b"
+"""Where a fine-tuned top starts: the trunk's Mixed_5b output, (T/8, 7, 7, 832) for a T-frame clip."""
+TOP_INPUT_CHANNELS = sum(_MIXED[TOP_INPUT][i] for i in (0, 2, 4, 5))
+
+
+def build_top(num_classes: int, dropout_keep_prob: float = 1.0, name: str | None = None) -> keras.Model:
+    """The network after :data:`TOP_INPUT`: Mixed_5c and the logits head, on Mixed_5b activations.
+
+    Its layers carry the names they have in :func:`build_i3d`, so weights pass between the two by layer
+    name: this is what ``i3d train --fine-tune mixed_5c`` trains.
+    """
+    inputs = keras.Input(shape=(None, HEAD_GRID, HEAD_GRID, TOP_INPUT_CHANNELS), name="mixed_5b")
+    start = [endpoint for endpoint, _, _ in _LAYERS].index(TOP_INPUT) + 1
+    x = inputs
+    for endpoint, _, _ in _LAYERS[start:]:
+        x = _mixed(x, endpoint)
+    return _logits_head(inputs, x, num_classes, "Logits", dropout_keep_prob, name or "i3d_top")
 
 
 def with_features(model: keras.Model) -> keras.Model:

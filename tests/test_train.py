@@ -266,3 +266,50 @@ def test_a_head_on_features_of_another_precision_warns(trained, recognizer):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend, recognizer.engine, head)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory, recognizer):
+    """Mixed_5c fine-tuned for two epochs on 3 classes x 4 training videos, stopped on 2 videos a class."""
+    from i3d.tasks.fine_tune import FineTuneOptions
+
+    train_set, val_set = split_by_column(load_dataset(FEWSHOT / "labels.tsv", LISTING))
+    classes = sorted({item.label for item in train_set.items})[:3]
+
+    def few(dataset: Dataset, count: int) -> Dataset:
+        return Dataset(tuple(item for label in classes for item in
+                             [i for i in dataset.items if i.label == label][:count]), (), dataset.root, dataset.layout)
+
+    out = tmp_path_factory.mktemp("fine-tuned") / "head"
+    head, report = train(few(train_set, 4), out, recognizer, video=VIDEO, val_set=few(val_set, 2),
+                         options=TrainOptions(fine_tune=FineTuneOptions(epochs=2, patience=2)))
+    return out, head, report
+
+
+def test_a_fine_tuned_head_starts_from_the_linear_one_and_runs_everywhere(fine_tuned, shared_store):
+    from i3d.runtime.base import EngineOptions
+
+    out, head, report = fine_tuned
+    tuning = report["training"]["fine_tune"]
+    history = tuning["streams"]["rgb"]["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2] and tuning["block"] == "mixed_5c"
+    # before its first step the top gives the linear head's answers (float16 activations aside)
+    assert abs(history[0]["val_accuracy"] - tuning["linear_validation"]["top1"]) <= 1 / 6 + 1e-9
+    assert json.loads((out / "head.json").read_text())["fine_tuned"] == "mixed_5c"
+    again = Head.load(out)
+    assert again.fine_tuned == "mixed_5c" and again.fingerprint() == head.fingerprint()
+    assert set(again.tops["rgb"]) >= {"Mixed_5c.Branch_0.Conv3d_0a_1x1.conv_3d.0", "Logits.Conv3d_0c_1x1.conv_3d.1"}
+    [row] = [v for v in report["videos"] if v["side"] == "train"][:1]
+    logits = {}
+    for backend in ("openvino", "tensorflow"):
+        tuned = Recognizer.load("rgb", store=shared_store, engine=EngineOptions(backend=backend), head=again)
+        result = tuned.classify(FEWSHOT / "clips" / row["key"], video=VIDEO, top_k=3)
+        logits[backend] = np.asarray(result.logits)
+        assert result.label == again.classes[int(np.argmax(row["logits"]))]
+        np.testing.assert_allclose(logits[backend], row["logits"], atol=5e-3)  # report: float16 activations
+    np.testing.assert_allclose(logits["openvino"], logits["tensorflow"], atol=1e-3)
+    with pytest.raises(OptionError, match="int8 is calibrated for Kinetics"):
+        Recognizer.load("rgb", store=shared_store, engine=EngineOptions(precision="int8"), head=again)
+    plain = Recognizer.load("rgb", store=shared_store)
+    with pytest.raises(OptionError, match="is fine-tuned: its rgb network is the head's own"):
+        Recognizer(plain.runners, plain.weight_sets, plain.backend, plain.engine, again)

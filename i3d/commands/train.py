@@ -14,6 +14,7 @@ from i3d.commands.shell import Parser, UsageError, forbid_network, run_command
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
+    from i3d.tasks.fine_tune import BLOCKS, FineTuneOptions
     from i3d.tasks.training import CLASS_WEIGHTS
 
     parser = Parser(prog=prog, description="fit a head for your own classes on frozen I3D features of your "
@@ -49,6 +50,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     head.add_argument("--val-fraction", type=float, metavar="F", help="hold out this share of the groups to score on")
     head.add_argument("--class-weight", choices=CLASS_WEIGHTS, default="balanced",
                       help="balanced (default): every class weighs alike whatever its video count; none")
+    head.add_argument("--fine-tune", choices=BLOCKS, metavar="BLOCK",
+                      help="also train this block below the logits (mixed_5c) on cached Mixed_5b activations, "
+                           "starting from the linear head, with early stopping on the validation side (a second "
+                           "pass of the trunk over the videos; not with int8)")
+    head.add_argument("--epochs", type=int, metavar="N",
+                      help=f"--fine-tune: at most N epochs (default: {FineTuneOptions.epochs})")
     head.add_argument("--workers", type=int, default=0, metavar="N",
                       help="processes decoding videos ahead of the network (default: 0, inline)")
     add_preprocessing_arguments(parser)
@@ -74,6 +81,14 @@ def format_report(report: dict, out: Path) -> str:
         best = search["cv"][f"{search['C']:g}"]
         lines.append(f"{stream}: C {search['C']:g} by {search['folds']}-fold grouped cross-validation "
                      f"(video accuracy {best['accuracy']:.1%})")
+    for stream, tuning in report["training"].get("fine_tune", {}).get("streams", {}).items():
+        lines.append(f"{stream}: {tuning['block']} fine-tuned, best epoch {tuning['best_epoch']} of "
+                     f"{tuning['epochs_run']} by log-likelihood on {tuning['stopped_on']}"
+                     + (" (the linear head's weights: no epoch beat it)" if tuning["best_epoch"] == 0 else ""))
+    linear = report["training"].get("fine_tune", {}).get("linear_validation")
+    if linear:
+        lines.append(f"Validation of the linear head alone: top-1 {linear['top1']:.1%}, mean class accuracy "
+                     f"{linear['mean_class_accuracy']:.1%}")
     if "validation" in report:
         v = report["validation"]
         lines.append(f"Validation: top-1 {v['top1']:.1%}, top-5 {v['top5']:.1%}, mean class accuracy "
@@ -95,6 +110,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         from i3d.inputs.datasets import load_dataset
         from i3d.streams import streams_named
         from i3d.tasks.batch import BatchOptions
+        from i3d.tasks.fine_tune import FineTuneOptions
         from i3d.tasks.recognizer import Recognizer
         from i3d.tasks.training import TrainOptions, check_options, split_by_column, train
         from i3d.weights.loading import LoadOptions
@@ -106,8 +122,12 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
             forbid_network()
         inputs = [args.source] + ([args.val] if args.val else [])
         refuse_output_over_input({"out": args.out}, inputs + ([args.features] if args.features else []))
+        if args.epochs is not None and args.fine_tune is None:
+            raise UsageError("--epochs counts --fine-tune's epochs; give --fine-tune mixed_5c too")
+        fine_tune = None if args.fine_tune is None else FineTuneOptions(
+            block=args.fine_tune, epochs=FineTuneOptions.epochs if args.epochs is None else args.epochs)
         options = check_options(TrainOptions(class_weight=args.class_weight, val_fraction=args.val_fraction,
-                                             fusion=args.fusion))
+                                             fusion=args.fusion, fine_tune=fine_tune))
         listing = ListOptions(labels_from_folders=args.labels_from_folders, root=args.root,
                               path_column=args.path_column, label_column=args.label_column, split_file=args.split,
                               group_column=args.group_column, split_column=args.split_column)

@@ -211,13 +211,22 @@ def ir_model(xml: bytes, weights: bytes):
     return ov.Core().read_model(model=xml, weights=ov.Tensor(np.frombuffer(weights, np.uint8)))
 
 
+OUTPUT_NAMES = ("logits", "features")
+"""The names a converted two-output network's outputs carry, in :func:`i3d.model.with_features`' order."""
+
+
 def convert(keras_model, channels: int):
     """Convert a Keras I3D (weights included) to an OpenVINO model with dynamic batch and frames."""
     import openvino as ov
 
     with warnings.catch_warnings(), keep_interrupts():
         warnings.simplefilter("ignore")  # Keras warns about the input structure tracing uses
-        return ov.convert_model(keras_model, input=[(-1, -1, 224, 224, channels)])
+        model = ov.convert_model(keras_model, input=[(-1, -1, 224, 224, channels)])
+    if len(model.outputs) == 2:  # OpenVINO lists outputs by their Keras names' text order, not the model's
+        for tensor, name in zip(keras_model.outputs, OUTPUT_NAMES):
+            [port] = [port for port in model.outputs if tensor.name in port.get_names()]
+            port.get_tensor().set_names({name})
+    return model
 
 
 def _install(staging: Path, target: Path) -> bool:

@@ -18,7 +18,7 @@ from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
 from i3d.runtime.base import TwoHeadRunner
-from i3d.runtime.ir import float_model
+from i3d.runtime.ir import OUTPUT_NAMES, float_model
 
 no_openvino_telemetry()  # before any `import openvino` below
 
@@ -75,6 +75,9 @@ class OpenVINORunner(TwoHeadRunner):
         except RuntimeError as err:
             raise WeightsError(f"OpenVINO could not compile the network: {err}") from None
         self.precision = precision_used(self.compiled)
+        names = [port.get_names() for port in self.compiled.outputs]
+        self._order = tuple(next((i for i, n in enumerate(names) if name in n), default)
+                            for name, default in zip(OUTPUT_NAMES, (0, 1)))  # IRs cached unnamed: as listed
         if precision != "fp32" and self.precision != precision:
             why = (" (it has no AVX512_BF16 or AMX)" if precision == "bf16" and not native_bf16() else "")
             warnings.warn(f"precision {precision} was asked for, but this CPU{why} runs the network in "
@@ -96,4 +99,5 @@ class OpenVINORunner(TwoHeadRunner):
 
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.compiled(clips)
-        return np.asarray(result[0], dtype=np.float32), np.asarray(result[1], dtype=np.float32)
+        logits, features = self._order
+        return np.asarray(result[logits], dtype=np.float32), np.asarray(result[features], dtype=np.float32)

@@ -115,13 +115,16 @@ def import_ray():
 class ModelActor:
     """One copy of the network on a Ray worker: windows in, the video's result (and features) out."""
 
-    def __init__(self, stream_names: tuple[str, ...], weight_sets: dict, engine, weights_dir: str) -> None:
+    def __init__(self, stream_names: tuple[str, ...], weight_sets: dict, engine, weights_dir: str,
+                 head_dir: str | None = None) -> None:
+        from i3d.heads import Head
         from i3d.weights.loading import LoadOptions
         from i3d.weights.store import WeightStore
 
         self.recognizer = Recognizer.load(stream_names, weight_sets=weight_sets,
-                                          load=LoadOptions(download=False, progress=False),
-                                          engine=engine, store=WeightStore(Path(weights_dir)))
+                                          load=LoadOptions(download=False, progress=False), engine=engine,
+                                          store=WeightStore(Path(weights_dir)),
+                                          head=None if head_dir is None else Head.load(head_dir))
 
     def run(self, prepared: Prepared, top_k: int, fusion: str,
             features: bool) -> tuple[Result | None, Features | None, str | None, float]:
@@ -153,9 +156,12 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
     """
     options = check_ray(options)
     ray = import_ray()
-    from i3d.weights.store import WeightStore
 
-    weights_dir = os.path.abspath(options.weights_dir or WeightStore.from_environment().root)
+    weights_dir = os.path.abspath(options.weights_dir or recognizer.store.root)
+    head = recognizer.head
+    if head is not None and head.path is None:
+        raise OptionError("head", "the Ray engine's actors load the head from its folder: save it first")
+    head_dir = None if head is None else os.path.abspath(head.path)  # each actor checks it, sha256 and all
     stream_names = tuple(s.name for s in recognizer.streams)
     started = _connect(ray, options)
     actors: list = []
@@ -172,7 +178,7 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
         actors = [actor_class.options(
             name=f"{ACTOR_PREFIX}{run}-{n}", num_cpus=options.actor_cpus, max_restarts=-1,
             max_task_retries=CALL_RETRIES).remote(stream_names, dict(recognizer.weight_sets), recognizer.engine,
-                                                  weights_dir) for n in range(options.actors)]
+                                                  weights_dir, head_dir) for n in range(options.actors)]
         prepare_task = ray.remote(prepare_video).options(num_cpus=options.task_cpus, max_retries=TASK_RETRIES)
         per_actor = 2  # one call running, one queued behind it
         task_slots = max(1, int((cpus - options.actors * options.actor_cpus) // options.task_cpus))

@@ -80,8 +80,10 @@ class Recognizer:
     """I3D streams with their weights, ready to classify clips and videos."""
 
     def __init__(self, runners: Mapping[str, Runner], weight_sets: Mapping[str, WeightSet], backend: str,
-                 engine: EngineOptions | None = None, head: Head | None = None) -> None:
+                 engine: EngineOptions | None = None, head: Head | None = None,
+                 store: WeightStore | None = None) -> None:
         self.runners = dict(runners)
+        self.store = store or WeightStore.from_environment()  # where the weights came from, for more networks
         self.weight_sets = dict(weight_sets)
         self.backend = backend
         self.engine = engine or EngineOptions(backend)
@@ -89,6 +91,10 @@ class Recognizer:
         if head is not None:
             check_head(head, self.weight_sets)
             head.check_precision(self.engine.precision)
+            for stream in head.tops:
+                if getattr(self.runners[stream], "head_fingerprint", None) != head.fingerprint():
+                    raise OptionError("head", f"{head.path or 'the head'} is fine-tuned: its {stream} network "
+                                              "is the head's own; load it with Recognizer.load(..., head=head)")
 
     @classmethod
     def load(cls, streams: str | Stream | Iterable[str | Stream] = ("rgb",), pretrain: str = "kinetics", *,
@@ -111,8 +117,8 @@ class Recognizer:
         engine = check_engine(engine)
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
-        runners = {name: open_runner(ws, store, load, engine) for name, ws in chosen.items()}
-        return cls(runners, chosen, engine.backend, engine, head)
+        runners = {name: _open(ws, store, load, engine, head, name) for name, ws in chosen.items()}
+        return cls(runners, chosen, engine.backend, engine, head, store)
 
     @property
     def streams(self) -> tuple[Stream, ...]:
@@ -235,6 +241,17 @@ class Recognizer:
         return Result(logits=logits, top=ranked(logits, self.categories, top_k), windows=timeline,
                       categories=self.categories, frames=frames, weights=self.weights, backend=self.backend,
                       fusion=fusion, seconds=seconds, precision=self.precision)
+
+
+def _open(ws: WeightSet, store: WeightStore, load: LoadOptions, engine: EngineOptions, head: Head | None,
+          stream: str) -> Runner:
+    """The stream's network: Kinetics', or with a fine-tuned head's top in place of its Mixed_5c and logits."""
+    if head is None or stream not in head.tops:
+        return open_runner(ws, store, load, engine)
+    from i3d.runtime.fine_tuned import open_fine_tuned_runner
+
+    return open_fine_tuned_runner(ws, store, load, engine, head.tops[stream], len(head.classes), head.fingerprint(),
+                                  str(head.path or "the head"))
 
 
 def check_head(head: Head, weight_sets: Mapping[str, WeightSet]) -> None:

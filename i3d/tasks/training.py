@@ -33,6 +33,7 @@ from i3d.preprocess.windows import VideoOptions
 from i3d.results import FUSIONS, fuse_logits
 from i3d.tasks.batch import BatchOptions, run_batch
 from i3d.tasks.batch_folder import comparable, differences, draw_charts, read_record, settings_of, tool_version
+from i3d.tasks.fine_tune import FineTuneOptions, check_fine_tune
 from i3d.tasks.recognizer import Recognizer
 
 CLASS_WEIGHTS = ("balanced", "none")
@@ -51,6 +52,7 @@ class TrainOptions:
     folds: int = 5  # cross-validation folds for choosing C (fewer when a class has fewer groups)
     fusion: str = "mean"
     seed: int = 0
+    fine_tune: FineTuneOptions | None = None  # also train Mixed_5c below the logits (see i3d.tasks.fine_tune)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def check_options(options: TrainOptions) -> TrainOptions:
         raise OptionError("folds", f"must be between 2 and 20, not {options.folds}")
     if options.fusion not in FUSIONS:
         raise OptionError("fusion", f"is {options.fusion!r}; choose from {', '.join(FUSIONS)}")
+    if options.fine_tune is not None:
+        check_fine_tune(options.fine_tune)
     return options
 
 
@@ -314,6 +318,49 @@ def scores(head: Head, samples: list[Sample], fusion: str) -> dict:
             "per_class": per_class, "truth": truth.tolist(), "predicted": top1.tolist()}
 
 
+def _fine_tune(train_samples: list[Sample], val_samples: list[Sample], labels: np.ndarray, classes: tuple[str, ...],
+               linear: dict[str, StreamHead], recognizer: Recognizer, video: VideoOptions, out: Path,
+               options: TrainOptions, progress: bool):
+    """Mixed_5c and the logits trained per stream from the linear heads.
+
+    Returns (the tops' arrays, their stream heads, their training records, and the samples again with the
+    fine-tuned network's features, for scoring). Early stopping watches the validation side, or without one
+    a grouped fold of the training videos (the top is then trained on the others only).
+    """
+    from i3d.model import with_features
+    from i3d.runtime.fine_tuned import pretrained_top, set_top_arrays
+    from i3d.tasks.fine_tune import activations, fine_tune_stream
+    from i3d.weights.loading import LoadOptions
+
+    ft = options.fine_tune
+    settings = {"video": video.numbers(), "weights": {n: ws.index_sha256 for n, ws in recognizer.weight_sets.items()}}
+    everything = train_samples + val_samples
+    acts = activations([s.item for s in everything], out / "activations", recognizer, video, settings, progress)
+    train_acts, val_acts = acts[:len(train_samples)], acts[len(train_samples):]
+    fit_ids = np.arange(len(train_samples))
+    if val_samples:
+        stop_acts = val_acts
+        stop_labels = np.array([classes.index(s.item.label) for s in val_samples])
+    else:
+        fit_ids, stop_ids = grouped_folds([s.item for s in train_samples], labels, options.folds, options.seed)[0]
+        stop_acts, stop_labels = [train_acts[i] for i in stop_ids], labels[stop_ids]
+    tops, heads, records, features = {}, {}, {}, {}
+    for stream, ws in recognizer.weight_sets.items():
+        top = pretrained_top(ws, recognizer.store, LoadOptions(download=False), len(classes),
+                             ft.dropout_keep_prob)
+        tops[stream], heads[stream], records[stream] = fine_tune_stream(
+            [train_acts[i][stream] for i in fit_ids], labels[fit_ids], [a[stream] for a in stop_acts], stop_labels,
+            linear[stream], top, ft)
+        records[stream]["stopped_on"] = ("the validation videos" if val_samples
+                                         else f"{len(stop_labels)} held-out training videos")
+        set_top_arrays(top, tops[stream], "the fine-tuned top")
+        both = with_features(top)
+        features[stream] = [np.stack([np.asarray(both([w[None].astype(np.float32)], training=False)[1])[0]
+                                      for w in a[stream]]) for a in acts]
+    redone = [Sample(s.item, {name: features[name][i] for name in features}) for i, s in enumerate(everything)]
+    return tops, heads, records, redone[:len(train_samples)], redone[len(train_samples):]
+
+
 def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *, video: VideoOptions = VideoOptions(),
           options: TrainOptions = TrainOptions(), batch: BatchOptions = BatchOptions(),
           val_set: Dataset | None = None, features_dir: str | os.PathLike | None = None) -> tuple[Head, dict]:
@@ -343,6 +390,16 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
     streams, search = {}, {}
     for stream in recognizer.streams:
         streams[stream.name], search[stream.name] = fit_stream(train_samples, stream.name, labels, options)
+    tops: dict[str, dict[str, np.ndarray]] = {}
+    if options.fine_tune is not None:
+        if recognizer.engine.precision == "int8":
+            raise OptionError("precision", "int8 is calibrated for Kinetics' network; fine-tune in fp32 or bf16")
+        linear = Head(classes, dict(streams), {}, {})
+        linear_val = scores(linear, val_samples, options.fusion) if val_samples else None
+        tops, tuned, tuning, train_samples, val_samples = _fine_tune(
+            train_samples, val_samples, labels, classes, dict(streams), recognizer, video, out, options,
+            batch.progress)
+        streams.update(tuned)
     numbers = video.numbers()
     settings = {name: numbers[name] for name in CHECKED_SETTINGS}
     settings["precision"] = recognizer.engine.precision
@@ -351,8 +408,13 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
               "windows": {stream: int(sum(len(s.features[stream]) for s in train_samples))
                           for stream in streams},
               "i3d_version": tool_version()}
+    if tops:
+        record["fine_tune"] = {"block": options.fine_tune.block, "streams": tuning}
+        if linear_val is not None:
+            record["fine_tune"]["linear_validation"] = {k: linear_val[k] for k in ("top1", "top5",
+                                                                                   "mean_class_accuracy")}
     head = Head(classes, streams, {name: {"set": ws.name, "index_sha256": ws.index_sha256}
-                                   for name, ws in recognizer.weight_sets.items()}, settings, record, out)
+                                   for name, ws in recognizer.weight_sets.items()}, settings, record, out, tops)
     report = {"classes": list(classes), "train": scores(head, train_samples, options.fusion)}
     if val_samples:
         report["validation"] = scores(head, val_samples, options.fusion)
