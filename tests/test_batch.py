@@ -74,6 +74,34 @@ def test_rerun_skips_finished_videos_and_runs_only_what_is_missing(dataset_dir, 
     assert (retried.processed, retried.skipped, retried.failed) == (2, 4, 2)
 
 
+BROKEN_RECORDS = [
+    {"key": "archery/clip1.avi"},  # valid JSON, not a record: no status, no path
+    {"key": "archery/clip1.avi", "status": "ok", "path": "x", "label": "archery", "label_index": 9999, "top": []},
+    {"key": "archery/clip1.avi", "status": "ok", "path": "x", "label": None, "label_index": None,
+     "top": [{"index": "5", "label": "archery"}], "logits": []},
+    {"key": "archery/clip1.avi", "status": "ok", "path": "x", "label": None, "label_index": None,
+     "top": [{"index": 5, "label": "archery"}], "logits": [], "features": {"rgb": "../../../etc/passwd"}},
+    {"key": "archery/clip1.avi", "status": "failed", "path": "x", "label": None, "label_index": None, "top": []},
+    "[" * 100000 + "]" * 100000,  # nested past Python's recursion limit
+]
+
+
+def test_a_broken_record_is_run_again_with_a_warning_naming_it(dataset_dir, tmp_path, recognizer):
+    out = tmp_path / "out"
+    run_batch(load(dataset_dir), out, recognizer)
+
+    def timeless():
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in records(out)]
+
+    before = timeless()
+    path = out / "results" / "archery" / "clip1.avi.json"
+    for broken in BROKEN_RECORDS:
+        path.write_text(broken if isinstance(broken, str) else json.dumps(broken))
+        with pytest.warns(UserWarning, match=r"clip1\.avi\.json: .*; running the video again") as caught:
+            again = run_batch(load(dataset_dir), out, recognizer)
+        assert len(caught) == 1 and (again.processed, again.skipped) == (1, 5), broken
+        assert timeless() == before
+
 def test_other_settings_in_the_same_folder_are_refused(dataset_dir, tmp_path, recognizer):
     out = tmp_path / "out"
     run_batch(load(dataset_dir), out, recognizer)

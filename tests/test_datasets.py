@@ -272,6 +272,30 @@ def test_hmdb_split_file_and_folder(tmp_path):
         load_dataset(root, ListOptions(split_file=splits / "brush_hair_test_split1.txt"))
 
 
+
+def test_no_list_can_name_outputs_outside_the_output_folder(tmp_path):
+    """Keys name records and features under --out: '..' parts and over-long names are refused with their line,
+    in every layout (HMDB51 and UCF101 splits, lists), and the batch folder refuses them too."""
+    from i3d.tasks.batch_folder import record_path
+
+    root = tmp_path / "hmdb51"
+    touch(root, "brush_hair/a.avi")
+    split = tmp_path / "brush_hair_test_split1.txt"
+    split.write_text("a.avi 2\n../../../x/v.avi 2\n")
+    with pytest.raises(InputError, match=r"split1\.txt:2: '\.\./\.\./\.\./x/v\.avi' is not a file name in brush_hair/"):
+        load_dataset(root, ListOptions(split_file=split))
+    split.write_text(".. 2\n")
+    with pytest.raises(InputError, match=r"split1\.txt:1: '\.\.' is not a file name"):
+        load_dataset(root, ListOptions(split_file=split))
+    long = "v" * 5000 + ".mp4"
+    refused(tmp_path / "long.txt", f"a.mp4 x\n{long} y\n", r"long\.txt:2: 'v{80}'\.\.\. has a name of 5004 bytes")
+    with pytest.raises(InputError, match="would name outputs outside the output folder"):
+        record_path(tmp_path / "out", "../escape")
+    with pytest.raises(InputError, match="has a name of 201 bytes"):
+        record_path(tmp_path / "out", "a/" + "b" * 201)
+    assert record_path(tmp_path / "out", "a/b.mp4") == tmp_path / "out" / "results" / "a/b.mp4.json"
+
+
 # ------------------------------------------------------------------------------------------ Kinetics
 
 

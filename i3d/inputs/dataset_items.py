@@ -101,12 +101,33 @@ def absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
+MAX_NAME_BYTES = 200
+"""The longest file or folder name a key may hold: outputs add ``.<stream>.npy`` and temporary suffixes
+to it, and file systems stop at 255 bytes."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot name outputs under a folder (it would leave it, or no file system could hold it),
+    or None: every output named by a key stays inside ``--out``, whatever a list says."""
+    parts = key.split("/")
+    if key.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\0" in key:
+        return f"{key[:80]!r} would name outputs outside the output folder ('..', '.', an empty or absolute part)"
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in parts)
+    if longest > MAX_NAME_BYTES:
+        return f"{key[:80]!r}... has a name of {longest} bytes (at most {MAX_NAME_BYTES})"
+    return None
+
+
 def finish(entries: Iterable[tuple[int, VideoItem]], root: Path, layout: str, where: Path) -> Dataset:
-    """Items split into present and missing, refusing a key listed twice; ``entries`` are (line, item)."""
+    """Items split into present and missing, refusing a key listed twice or one that could not name outputs
+    (:func:`key_problem`); ``entries`` are (line, item)."""
     lines: dict[str, int] = {}
     present: list[VideoItem] = []
     missing: list[VideoItem] = []
     for line, item in entries:
+        problem = key_problem(item.key)
+        if problem is not None:
+            raise InputError(f"{where}:{line}: {problem}; fix the line")
         if item.key in lines:
             raise InputError(f"{where}:{line}: {item.key!r} is listed twice (first on line {lines[item.key]}); "
                              "remove one of the two lines")

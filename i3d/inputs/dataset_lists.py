@@ -12,8 +12,8 @@ from pathlib import Path
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.dataset_items import (
-    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, list_item, refuse_options,
-    text_lines,
+    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, key_problem, list_item,
+    refuse_options, text_lines,
 )
 from i3d.inputs.video import VIDEO_EXTENSIONS
 
@@ -288,6 +288,9 @@ def _finish_many(sources: Iterable[tuple[Path, Iterable[tuple[int, VideoItem]]]]
     missing: list[VideoItem] = []
     for path, entries in sources:
         for line, item in entries:
+            problem = key_problem(item.key)
+            if problem is not None:
+                raise InputError(f"{path}:{line}: {problem}; fix the line")
             if item.key in seen:
                 raise InputError(f"{path}:{line}: {item.key!r} is listed twice (first at {seen[item.key]}); "
                                  "remove one of the two lines")
@@ -307,6 +310,8 @@ def _read_hmdb(path: Path, root: Path) -> Iterator[tuple[int, VideoItem]]:
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
             raise InputError(f"{path}:{number}: expected 'name.avi 0|1|2', got {line.strip()!r}; fix the line")
+        if "/" in fields[0] or fields[0] in (".", ".."):
+            raise InputError(f"{path}:{number}: {fields[0][:80]!r} is not a file name in {label}/; fix the line")
         if fields[1] == "2":
             yield number, VideoItem(f"{label}/{fields[0]}", root / label / fields[0], label)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from i3d.inputs.dataset_items import Dataset, VideoItem, shard
 from i3d.inputs.labels import match_labels
 from i3d.preprocess.windows import VideoOptions
 from i3d.results import Features, Result
-from i3d.tasks.batch_folder import prepare_folder, read_record, record_outcome, settings_of, summarise
+from i3d.tasks.batch_folder import load_record, prepare_folder, record_outcome, settings_of, summarise
 from i3d.tasks.progress import Progress
 from i3d.tasks.recognizer import Recognizer
 from i3d.tasks.video_work import run_prepared, windows_ahead
@@ -91,7 +92,9 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     mine = shard(dataset.items, *options.shard) if options.shard else dataset.items
     todo, skipped = [], 0
     for item in mine:
-        record = read_record(out, item.key)
+        record, broken = load_record(out, item.key, len(recognizer.categories))
+        if broken is not None:
+            warnings.warn(f"{broken}; running the video again", stacklevel=2)
         if record is not None and not (options.retry_failed and record.get("status") == "failed"):
             skipped += 1
         else:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d.errors import I3DError, OptionError
+from i3d.errors import I3DError, InputError, OptionError
 from i3d.files import atomic_path
-from i3d.inputs.dataset_items import Dataset, VideoItem
+from i3d.inputs.dataset_items import Dataset, VideoItem, key_problem
 from i3d.preprocess.windows import VideoOptions
 from i3d.results import Features, Result
 from i3d.tasks.recognizer import Recognizer
@@ -122,16 +122,73 @@ def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
 
 
 def record_path(out: Path, key: str) -> Path:
-    return out / "results" / f"{key}.json"
+    return _under(out, "results", key, ".json")
 
 
-def read_record(out: Path, key: str) -> dict | None:
-    """A finished video's record, or None (no record, or one that does not parse: the video runs again)."""
+def _under(out: Path, folder: str, key: str, suffix: str) -> Path:
+    """``out/folder/<key><suffix>``, for a key that cannot leave ``out`` (the dataset readers refuse the others
+    with their line; this holds for a dataset made in code too)."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise InputError(f"{problem}; give the video a key inside the dataset")
+    return out / folder / f"{key}{suffix}"
+
+
+def read_record(out: Path, key: str, classes: int | None = None) -> dict | None:
+    """A finished video's record, or None (no record, or a broken one: the video runs again)."""
+    return load_record(out, key, classes)[0]
+
+
+def load_record(out: Path, key: str, classes: int | None = None) -> tuple[dict | None, str | None]:
+    """(the record, None), or (None, why it is broken) when its file is there but is not a record this
+    version wrote (then the video runs again), or (None, None) when there is none."""
+    path = record_path(out, key)
     try:
-        record = json.loads(record_path(out, key).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("key") == key else None
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            return None, f"{path}: is over {MAX_RECORD_BYTES >> 20} MiB"
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError, RecursionError) as err:
+        return None, f"{path}: does not parse ({type(err).__name__})"
+    problem = record_problem(record, key, classes)
+    return (record, None) if problem is None else (None, f"{path}: {problem}")
+
+
+MAX_RECORD_BYTES = 64 << 20
+"""A record larger than this is broken (a 10-hour video's record, with its windows, is about 20 MB)."""
+
+
+def record_problem(record, key: str, classes: int | None = None) -> str | None:
+    """What makes ``record`` not a video's record for ``key`` (the fields summaries and training read, class
+    numbers below ``classes``), or None."""
+    limit = classes if classes is not None else 1 << 62
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    if record.get("key") != key:
+        return f"is the record of {str(record.get('key'))[:80]!r}, not of {key[:80]!r}"
+    if record.get("status") not in ("ok", "failed") or not isinstance(record.get("path"), str):
+        return "has no status 'ok'/'failed' or no path"
+    index = record.get("label_index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < limit):
+        return f"has label_index {str(index)[:40]}, not a class number"
+    if not isinstance(record.get("label"), (str, type(None))):
+        return "has a label that is not text"
+    top = record.get("top")
+    if not isinstance(top, list) or not all(isinstance(p, dict) and isinstance(p.get("index"), int)
+                                            and 0 <= p["index"] < limit and isinstance(p.get("label"), str)
+                                            for p in top):
+        return "has a top list that is not predictions"
+    if record["status"] == "ok":
+        if not top or not isinstance(record.get("logits"), list):
+            return "is ok but has no predictions or logits"
+        features = record.get("features", {})
+        if not isinstance(features, dict) or not all(
+                isinstance(v, str) and key_problem(v.removeprefix("features/")) is None for v in features.values()):
+            return "names features outside its folder"
+    elif not isinstance(record.get("error"), str):
+        return "failed without an error"
+    return None
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -165,7 +222,7 @@ def _failed_record(item: VideoItem, label_index: int | None, error: str, seconds
 
 def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, settings: dict) -> dict[str, str]:
     """Each stream's (W, 1024) features and (W, classes) logits as .npy, with a JSON sidecar; returns the paths."""
-    base = out / "features" / item.key
+    base = _under(out, "features", item.key, "")
     written = {}
     for stream, array in features.features.items():
         path = base.parent / f"{base.name}.{stream}.npy"
@@ -215,7 +272,7 @@ def record_outcome(out: Path, item: VideoItem, label_index: int | None, result: 
 def summarise(dataset: Dataset, out: Path, categories: tuple[str, ...], labels: dict[str, int | None],
               settings: dict) -> dict:
     """Rebuild predictions.jsonl, summary.json and per_class.csv from the records in ``out``; returns the summary."""
-    records = [r for r in (read_record(out, item.key) for item in dataset.items) if r is not None]
+    records = [r for r in (read_record(out, item.key, len(categories)) for item in dataset.items) if r is not None]
     ok = [r for r in records if r["status"] == "ok"]
     scored = [r for r in ok if r.get("label_index") is not None]
     per_class: dict[int, list[int]] = {}
