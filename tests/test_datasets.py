@@ -296,6 +296,28 @@ def test_no_list_can_name_outputs_outside_the_output_folder(tmp_path):
     assert record_path(tmp_path / "out", "a/b.mp4") == tmp_path / "out" / "results" / "a/b.mp4.json"
 
 
+
+def test_a_list_or_label_map_that_is_a_fifo_a_device_or_too_large_is_refused_unread(tmp_path):
+    from i3d.inputs.dataset_items import MAX_LIST_BYTES
+    from i3d.inputs.labels import read_label_map
+
+    fifo = tmp_path / "list.txt"
+    os.mkfifo(fifo)  # nothing ever writes to it: reading it would block forever
+    with pytest.raises(InputError, match=r"list\.txt: not a regular file"):
+        load_dataset(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_label_map(fifo)
+    with pytest.raises(InputError, match="/dev/zero: not a regular file"):
+        read_label_map("/dev/zero")
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_LIST_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(InputError, match=r"big\.csv: 67108865 bytes, more than the 64 MiB allowed here"):
+        load_dataset(big)
+    refused(tmp_path / "deep.jsonl", '{"path": "a.mp4"}\n' + "[" * 100000 + "]" * 100000 + "\n",
+            r"deep\.jsonl:2: nested too deeply")
+
+
 # ------------------------------------------------------------------------------------------ Kinetics
 
 

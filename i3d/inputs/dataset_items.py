@@ -7,6 +7,7 @@ every layout shares (keys, duplicate lines, missing files, UTF-8 text).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from i3d.errors import InputError, OptionError
+from i3d.files import read_regular_file
 
 LAYOUTS: tuple[str, ...] = ("folder", "class-folders", "list", "ucf-split", "kinetics-csv")
 PATH_COLUMNS: tuple[str, ...] = ("path", "file", "video", "filename")
@@ -149,12 +151,22 @@ def list_item(raw: str, label: str | None, root: Path, group: str | None = None,
     return VideoItem(key, full, label or None, group or None, split or None)
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number from 1, line) of a UTF-8 text file; a BOM is dropped."""
+MAX_LIST_BYTES = 64 << 20
+"""The largest list, split or label map file read (Kinetics-700's training CSV is 25 MB)."""
+
+
+def read_list_text(path: Path) -> str:
+    """A list file's text: UTF-8 (a BOM dropped), a regular file (a FIFO or device is refused unopened for
+    reading, never blocked on) of at most :data:`MAX_LIST_BYTES`."""
+    data = read_regular_file(path, MAX_LIST_BYTES, "a UTF-8 text file")
+    if len(data) > MAX_LIST_BYTES:
+        raise InputError(f"{path}: grew past {MAX_LIST_BYTES >> 20} MiB while being read; give a finished list")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            yield from enumerate(handle, start=1)
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror}); check the path and its permissions") from None
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number from 1, line) of a UTF-8 text file (see :func:`read_list_text`)."""
+    yield from enumerate(io.StringIO(read_list_text(path), newline=""), start=1)

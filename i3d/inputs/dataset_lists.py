@@ -4,6 +4,7 @@ official UCF101 and HMDB51 split files (the rules of each are in :mod:`i3d.input
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.dataset_items import (
-    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, key_problem, list_item,
+    LABEL_COLUMNS, PATH_COLUMNS, Dataset, ListOptions, VideoItem, absolute, finish, key_problem, list_item, read_list_text,
     refuse_options, text_lines,
 )
 from i3d.inputs.video import VIDEO_EXTENSIONS
@@ -73,6 +74,8 @@ def _read_jsonl(path: Path, root: Path, options: ListOptions) -> Iterator[tuple[
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}:{number}: not JSON ({err.msg}); write one object per line") from None
+        except RecursionError:
+            raise InputError(f"{path}:{number}: nested too deeply to read; write one flat object per line") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: holds a JSON {type(record).__name__}; write one object per line")
         keys = {str(k).casefold(): k for k in record}
@@ -152,30 +155,26 @@ def _read_table(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, 
     """The header and the (line, stripped cells) rows of a CSV (quoted) or TSV (unquoted) file;
     rows of empty cells skipped, rows of the wrong width refused."""
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    reader = csv.reader(io.StringIO(read_list_text(path), newline=""), delimiter=delimiter, quoting=quoting,
+                        strict=True)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    end = 0
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=True)
-            header: list[str] | None = None
-            rows: list[tuple[int, list[str]]] = []
-            end = 0
-            for row in reader:
-                start, end = end + 1, reader.line_num
-                cells = [cell.strip() for cell in row]
-                if not any(cells):
-                    continue
-                if header is None:
-                    header = cells
-                    continue
-                if len(cells) != len(header):
-                    raise InputError(f"{path}:{start}: has {len(cells)} fields, the header has {len(header)}; "
-                                     "fix the row")
-                rows.append((start, cells))
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            cells = [cell.strip() for cell in row]
+            if not any(cells):
+                continue
+            if header is None:
+                header = cells
+                continue
+            if len(cells) != len(header):
+                raise InputError(f"{path}:{start}: has {len(cells)} fields, the header has {len(header)}; "
+                                 "fix the row")
+            rows.append((start, cells))
     except csv.Error as err:
         raise InputError(f"{path}:{reader.line_num}: not valid CSV ({err}); fix its quoting") from None
-    except OSError as err:
-        raise InputError(f"{path}: cannot read ({err.strerror}); check the path and its permissions") from None
     if header is None:
         raise InputError(f"{path}: empty; give a header row, then one row per video")
     return header, rows
