@@ -312,6 +312,56 @@ def test_bad_options_and_files(tmp_path):
             i3d.fvd(good, tmp_path / name)
 
 
+
+def test_forged_sides_and_statistics_are_refused_from_their_headers(tmp_path, monkeypatch):
+    """Sizes come from headers before anything is decompressed; statistics that are not moments are refused
+    (a distance is never negative)."""
+    import io
+    import json
+
+    good = np.zeros((4, 16, 32, 32, 3), np.uint8)
+    with open(tmp_path / "negative.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "|u1", "fortran_order": False,
+                                                      "shape": (-4, 16, 32, 32, 3)})
+        handle.write(good.tobytes())
+    with pytest.raises(i3d.InputError, match=r"negative\.npy: cannot be read as an array .*shape \(-4"):
+        i3d.fvd(good, tmp_path / "negative.npy")
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (400, 250, 224, 224, 3)})
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as archive:
+        archive.writestr("v.npy", buffer.getvalue() + bytes(1000))
+    with pytest.raises(i3d.InputError, match=r"bomb\.npz: its header says shape \(400, 250, 224, 224, 3\)"):
+        i3d.fvd(good, tmp_path / "bomb.npz")
+    np.savez_compressed(tmp_path / "zeros.npz", v=good)
+    monkeypatch.setattr("i3d.inputs.video_sets.physical_memory", lambda: 2 * good.nbytes - 2)
+    with pytest.raises(i3d.InputError, match=r"zeros\.npz: its array is 0\.0 GB decompressed .*more than half"):
+        i3d.fvd(good, tmp_path / "zeros.npz")
+    monkeypatch.undo()
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8))
+    mean, cov = x.mean(0), np.cov(x, rowvar=False)
+    settings = json.dumps({"frames": 16})
+
+    def stats(name, **arrays):
+        fields = {"mean": mean, "cov": cov, "count": np.int64(50), "settings": settings, "backend": "openvino"}
+        fields.update(arrays)
+        np.savez(tmp_path / name, **fields)
+        return tmp_path / name
+
+    assert i3d.load_stats(stats("fine.npz")).count == 50
+    for name, arrays, message in (
+            ("count.npz", {"count": np.arange(3)}, "its count is a int64 array of shape \\(3,\\)"),
+            ("huge.npz", {"cov": cov * 1e306}, "values up to .*e\\+30., beyond any embedding's"),
+            ("skew.npz", {"cov": cov + np.triu(np.ones_like(cov), 1)}, "its covariance is not symmetric"),
+            ("negative.npz", {"cov": -cov}, "not positive semi-definite"),
+            ("big.npz", {"cov": np.zeros((3000, 3000))}, "holds an array of 72000128 bytes decompressed")):
+        with pytest.raises(i3d.InputError, match=message):
+            i3d.load_stats(stats(name, **arrays))
+
 # --- the command -------------------------------------------------------------------------------------------------
 
 def test_command_json_stats_and_cache(tmp_path, shared_weights_dir, embedded, real, generated):

@@ -170,8 +170,9 @@ def load_clip(path: str | os.PathLike, stream: Stream) -> np.ndarray:
     return validate_clip(clip, stream, str(path))
 
 
-def _check_header(handle: BinaryIO, path: Path, file_size: int, stream: Stream) -> None:
-    """Refuse, from the .npy header alone, a clip whose data cannot be a float array of the stated size."""
+def read_npy_header(handle: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy header at ``handle``'s position, which is left at the data; ValueError for
+    a header numpy cannot read or one that states a negative dimension."""
     version = np.lib.format.read_magic(handle)
     if version == (1, 0):
         shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
@@ -179,6 +180,14 @@ def _check_header(handle: BinaryIO, path: Path, file_size: int, stream: Stream) 
         shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
     else:
         raise ValueError(f"unsupported format version {version[0]}.{version[1]}")
+    if any(not isinstance(n, int) or n < 0 for n in shape):
+        raise ValueError(f"the header states shape {shape}")
+    return shape, dtype
+
+
+def _check_header(handle: BinaryIO, path: Path, file_size: int, stream: Stream) -> None:
+    """Refuse, from the .npy header alone, a clip whose data cannot be a float array of the stated size."""
+    shape, dtype = read_npy_header(handle)
     if dtype.hasobject:
         raise InputError(f"{path}: holds pickled objects; save a float32 array with numpy.save")
     if dtype.kind != "f":

@@ -12,6 +12,7 @@ Each video may have its own size; every frame of one video has the same size.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
 import zipfile
@@ -22,7 +23,7 @@ import numpy as np
 
 from i3d.errors import InputError
 from i3d.files import sha256_file
-from i3d.inputs.arrays import NPY_MAGIC, regular_file, stat_input
+from i3d.inputs.arrays import NPY_MAGIC, physical_memory, read_npy_header, regular_file, stat_input
 
 VideoSource = str | os.PathLike | np.ndarray
 """A folder of videos or frame folders, a ``.npy``/``.npz`` file of uint8 videos, or such an array."""
@@ -142,6 +143,23 @@ def _folder(path: Path) -> VideoSet:
     return VideoSet(str(path), paths=tuple(videos))
 
 
+def _check_array_size(path: Path, handle, size: int, in_memory: bool) -> None:
+    """Refuse, from its .npy header alone, an array whose stated size is not what the file (or the .npz
+    member, ``size`` bytes uncompressed) holds, or one that would be decompressed into more memory than
+    half of this machine's."""
+    shape, dtype = read_npy_header(handle)
+    if dtype.hasobject:
+        raise InputError(f"{path}: holds Python objects (videos of mixed shapes?); give one {ARRAY_SHAPE} array")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed != size - handle.tell():
+        raise InputError(f"{path}: its header says shape {shape} {dtype} ({needed} bytes) but it holds "
+                         f"{size - handle.tell()} bytes of data; save the videos again")
+    memory = physical_memory()
+    if in_memory and memory is not None and needed > memory // 2:
+        raise InputError(f"{path}: its array is {needed / 1e9:.1f} GB decompressed (shape {shape}), more than half "
+                         "this machine's memory; save it with numpy.save as a .npy (read as needed, not whole)")
+
+
 def _array_file(path: Path, frames: int) -> VideoSet:
     """Videos from a .npy (memory-mapped) or a .npz holding one array."""
     regular_file(path, "a folder of videos or a .npy/.npz file of videos")
@@ -154,14 +172,20 @@ def _array_file(path: Path, frames: int) -> VideoSet:
         raise InputError(f"{path}: cannot read ({err.strerror or err})") from None
     try:
         if head == NPY_MAGIC:
+            with open(path, "rb") as handle:
+                _check_array_size(path, handle, os.fstat(handle.fileno()).st_size, in_memory=False)
             videos = np.load(path, mmap_mode="r", allow_pickle=False)
         elif is_zip:
-            with np.load(path, allow_pickle=False) as archive:
-                names = list(archive.files)
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
                 if len(names) != 1:
-                    raise InputError(f"{path}: holds arrays {', '.join(names) or '(none)'}; give a .npz of one "
+                    shown = ", ".join(name.removesuffix(".npy") for name in names) or "(none)"
+                    raise InputError(f"{path}: holds arrays {shown}; give a .npz of one "
                                      f"{ARRAY_SHAPE} array, or FVD statistics")
-                videos = archive[names[0]]
+                with archive.open(names[0]) as member:  # the header is read, not the data
+                    _check_array_size(path, member, archive.getinfo(names[0]).file_size, in_memory=True)
+            with np.load(path, allow_pickle=False) as arrays:
+                videos = arrays[arrays.files[0]]
         else:
             raise InputError(f"{path}: neither a folder, a .npy nor a .npz file; give {ARRAY_SHAPE} or a folder "
                              "of videos")

@@ -78,13 +78,22 @@ def load_stats(path: str | os.PathLike) -> VideoStats:
     """Statistics written by :meth:`VideoStats.save`; InputError when the file is not such statistics."""
     regular_file(path, "a .npz of FVD statistics")
     try:
+        with zipfile.ZipFile(path) as archive:
+            largest = max((info.file_size for info in archive.infolist()), default=0)
+        if largest > MAX_STATS_MEMBER_BYTES:
+            raise InputError(f"{path}: holds an array of {largest} bytes decompressed, more than FVD statistics "
+                             f"need ({MAX_STATS_MEMBER_BYTES >> 20} MiB); give statistics i3d fvd saved")
         with np.load(path, allow_pickle=False) as archive:
             mean, cov = np.asarray(archive["mean"], np.float64), np.asarray(archive["cov"], np.float64)
-            count = int(archive["count"])
+            count_array = archive["count"]
+            if count_array.shape != () or count_array.dtype.kind not in "iu":
+                raise InputError(f"{path}: its count is a {count_array.dtype} array of shape {count_array.shape}, "
+                                 "not a number of videos; give statistics i3d fvd saved")
+            count = int(count_array)
             settings = json.loads(str(archive["settings"]))
             backend = str(archive["backend"])
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path}: not readable as FVD statistics ({err})") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, RecursionError) as err:
+        raise InputError(f"{path}: not readable as FVD statistics ({type(err).__name__}: {err})") from None
     dims = mean.shape[0] if mean.ndim == 1 else -1
     if dims < 1 or cov.shape != (dims, dims) or not isinstance(settings, dict):
         raise InputError(f"{path}: not FVD statistics (mean {mean.shape}, covariance {cov.shape})")
@@ -92,7 +101,30 @@ def load_stats(path: str | os.PathLike) -> VideoStats:
         raise InputError(f"{path}: statistics hold NaN or infinite values")
     if count < 2:
         raise InputError(f"{path}: statistics of {count} video(s); a covariance needs at least 2")
+    problem = covariance_problem(mean, cov)
+    if problem is not None:
+        raise InputError(f"{path}: {problem}; these are not statistics i3d fvd saved, make them again")
     return VideoStats(mean, cov, count, settings, backend, source=os.fspath(path))
+
+
+MAX_STATS_MEMBER_BYTES = 64 << 20
+"""The largest array a statistics file may hold decompressed (a 1024-d covariance is 8 MiB)."""
+MAX_STATS_MAGNITUDE = 1e100
+"""Larger means or covariances are refused: their squares and products would overflow float64."""
+
+
+def covariance_problem(mean: np.ndarray, cov: np.ndarray) -> str | None:
+    """Why (mean, cov) cannot be a set of embeddings' moments, or None: values too large to square, a
+    covariance that is not symmetric or not positive semi-definite (it would give a negative distance)."""
+    scale = max(float(np.abs(mean).max()), float(np.abs(cov).max()))
+    if scale > MAX_STATS_MAGNITUDE:
+        return f"they hold values up to {scale:.3g}, beyond any embedding's"
+    if not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-12 * max(scale, 1.0)):
+        return "its covariance is not symmetric"
+    lowest, highest = np.linalg.eigvalsh(cov)[[0, -1]]
+    if lowest < -1e-6 * max(float(highest), 1e-12):
+        return f"its covariance is not positive semi-definite (an eigenvalue of {lowest:.3g})"
+    return None
 
 
 def check_compatible(stats: VideoStats, settings: dict) -> None:
