@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 
 import numpy as np
@@ -232,6 +233,26 @@ def test_export_never_replaces_files_already_there(exported, shared_store, tmp_p
     again = export_weights("rgb_kinetics", folder, store=shared_store, load=OFFLINE, overwrite=True)
     assert again.data_sha256 == result.data_sha256
 
+
+
+def test_an_unknown_set_is_one_line_before_tensorflow_and_overwrite_is_a_flag(exported, shared_weights_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    probe = ("import sys; from i3d.commands.weights import main; code = main(['export', 'nosuch', sys.argv[1]]); "
+             "print(code, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "out")], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)})
+    assert proc.stdout.split() == ["2", "False"]
+    assert proc.stderr.startswith("error: weight set 'nosuch' is unknown; choose from rgb_kinetics (rgb_scratch)")
+    assert "--set" not in proc.stderr and proc.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+    folder, result = exported
+    proc = run_cli("weights", "export", "rgb_kinetics", str(folder), "--offline", "--overwrite",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    assert f"sha256 {result.data_sha256}" in proc.stdout
 
 # ---- a TF-Hub module folder as a source ---------------------------------------------------
 

@@ -27,7 +27,7 @@ def _verify(args: argparse.Namespace) -> None:
     """Per tensor: the loaded network against an index. Per file: the data file the network makes, and
     DeepMind's data file in the store when there is one, against the published file's git blob id."""
     from i3d.files import sha256_file
-    from i3d.weights.checkpoint import compare_with_index, read_index
+    from i3d.weights.checkpoint import MAX_INDEX_BYTES, compare_with_index, read_index
     from i3d.weights.download import check_data_file
     from i3d.weights.export import rebuilt_data_file
     from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
@@ -36,6 +36,9 @@ def _verify(args: argparse.Namespace) -> None:
     ws = weight_set_by_name(args.set)
     store = weight_store()
     index = Path(args.index) if args.index else _default_index(ws, store)
+    if index.is_file() and index.stat().st_size > MAX_INDEX_BYTES:  # before the network is built
+        raise WeightsError(f"{index}: {index.stat().st_size} bytes, more than any checkpoint index "
+                           f"({MAX_INDEX_BYTES >> 20} MiB at most); give DeepMind's model.ckpt.index")
     if not index.is_file():
         raise WeightsError(f"{index}: index file missing; pass --index PATH to DeepMind's "
                            f"{ws.deepmind_name}/model.ckpt.index")
@@ -73,7 +76,8 @@ def _export(args: argparse.Namespace) -> None:
     ws = weight_set_by_name(args.set)
     try:
         exported = export_weights(ws, args.folder, args.format, store=weight_store(),
-                                  load=LoadOptions(download=not args.offline, progress=True))
+                                  load=LoadOptions(download=not args.offline, progress=True),
+                                  overwrite=args.overwrite)
     except OptionError as err:
         if err.option != "folder":
             raise
@@ -142,11 +146,27 @@ def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     export.add_argument("--format", choices=("deepmind", "keras"), default="deepmind",
                         help="deepmind: model.ckpt.index + model.ckpt.data-00000-of-00001 in DeepMind's layout "
                              "(default); keras: <set>.weights.h5")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace the set's files already in DIR (by default they are never replaced)")
     export.add_argument("--offline", action="store_true", help="no network at all: never download")
     export.set_defaults(run=_export)
     args = parser.parse_args(argv)
     if getattr(args, "offline", False):
         forbid_network()
+
+    def check_sets() -> int:  # before TensorFlow is imported: an unknown name is told at once
+        from i3d.weights.sets import WEIGHT_SETS
+
+        known = {name for ws in WEIGHT_SETS.values() for name in (ws.name, ws.deepmind_name)}
+        for name in [args.set] if hasattr(args, "set") else getattr(args, "sets", None) or []:
+            if name not in known:
+                raise UsageError(f"weight set {name!r} is unknown; choose from "
+                                 + ", ".join(f"{ws.name} ({ws.deepmind_name})" for ws in WEIGHT_SETS.values()))
+        return 0
+
+    code = run_command(check_sets, args.debug)
+    if code:
+        return code
 
     from i3d.quiet import silence_tensorflow
 
