@@ -102,6 +102,46 @@ def test_a_broken_record_is_run_again_with_a_warning_naming_it(dataset_dir, tmp_
         assert len(caught) == 1 and (again.processed, again.skipped) == (1, 5), broken
         assert timeless() == before
 
+def test_runs_with_other_settings_started_together_never_share_a_folder(tmp_path):
+    """The settings check and claim are one step: of 8 runs with 8 settings racing on a fresh folder, exactly
+    one is accepted, and settings.json is its settings."""
+    import threading
+
+    from i3d.tasks.batch_folder import prepare_folder
+
+    for round_ in range(10):
+        out = tmp_path / f"out{round_}"
+        start, accepted, refused = threading.Barrier(8), [], []
+
+        def claim(n):
+            start.wait()
+            try:
+                prepare_folder(out, {"window": n, "i3d_version": "x"}, overwrite=False)
+                accepted.append(n)
+            except OptionError:
+                refused.append(n)
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(accepted) == 1 and len(refused) == 7
+        assert json.loads((out / "settings.json").read_text())["window"] == accepted[0]
+
+
+def test_an_out_that_cannot_be_written_is_one_line(tmp_path):
+    from i3d.tasks.batch_folder import prepare_folder
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OptionError, match=r"file/out: cannot write there \(.*\); give a folder you can write"):
+        prepare_folder(tmp_path / "file" / "out", {}, overwrite=False)
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        with pytest.raises(OptionError, match="cannot write there"):
+            prepare_folder(tmp_path / "locked", {}, overwrite=False)
+
+
 def test_other_settings_in_the_same_folder_are_refused(dataset_dir, tmp_path, recognizer):
     out = tmp_path / "out"
     run_batch(load(dataset_dir), out, recognizer)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from i3d.errors import I3DError, InputError, OptionError
-from i3d.files import atomic_path
+from i3d.files import atomic_path, reason
 from i3d.inputs.dataset_items import Dataset, VideoItem, key_problem
 from i3d.preprocess.windows import VideoOptions
 from i3d.results import Features, Result
@@ -96,29 +96,54 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 def prepare_folder(out: Path, settings: dict, overwrite: bool) -> None:
     """Make ``out`` or check that its results were made with ``settings``; OptionError when not.
 
-    With ``overwrite`` the old results (and their summary) are removed first.
+    With ``overwrite`` the old results (and their summary) are removed first. The check and the
+    write of ``settings.json`` hold a lock on the folder, so of two runs with other settings started
+    together one claims the folder and the other is refused, never both accepted.
     """
-    path = out / "settings.json"
-    if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except (OSError, ValueError):
-            existing = None
-        if existing is not None and comparable(existing) == comparable(settings):
-            return
-        if not overwrite:
-            differ = differences(comparable(existing or {}), comparable(settings))
-            raise OptionError("out", f"{out} holds results made with other settings ({'; '.join(differ[:3])}); "
-                                     "use another folder or overwrite=True (--overwrite)")
-        import shutil
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = open(out / LOCK_NAME, "a")
+    except OSError as err:
+        raise OptionError("out", f"{out}: cannot write there ({reason(err)}); give a folder you can write") from None
+    with lock:
+        _hold(lock)
+        path = out / "settings.json"
+        if path.is_file():
+            try:
+                existing = json.loads(path.read_text())
+            except (OSError, ValueError, RecursionError):
+                existing = None
+            if isinstance(existing, dict) and comparable(existing) == comparable(settings):
+                return
+            if not overwrite:
+                differ = differences(comparable(existing if isinstance(existing, dict) else {}), comparable(settings))
+                raise OptionError("out", f"{out} holds results made with other settings ({'; '.join(differ[:3])}); "
+                                         "use another folder or overwrite=True (--overwrite)")
+            import shutil
 
-        for name in ("results", "features"):
-            shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("predictions.jsonl", "summary.json", "per_class.csv") + CHARTS:
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(settings, indent=2) + "\n")
+            for name in ("results", "features"):
+                shutil.rmtree(out / name, ignore_errors=True)
+            for name in ("predictions.jsonl", "summary.json", "per_class.csv") + CHARTS:
+                (out / name).unlink(missing_ok=True)
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(settings, indent=2) + "\n")
+        except OSError as err:
+            raise OptionError("out", f"{out}: cannot write there ({reason(err)}); give a folder you can "
+                                     "write") from None
+
+
+LOCK_NAME = ".settings.lock"
+"""Held while a run checks and claims a folder's settings (an empty file, left in place)."""
+
+
+def _hold(handle) -> None:
+    """An exclusive lock on ``handle`` until it is closed (where the platform has flock)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
 
 
 def record_path(out: Path, key: str) -> Path:
