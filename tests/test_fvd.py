@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import cv2
@@ -387,7 +388,12 @@ def test_command_json_stats_and_cache(tmp_path, shared_weights_dir, embedded, re
 
 
 def test_command_errors_are_one_line(tmp_path, shared_weights_dir):
+    """Including outputs refused before any work: one over an input (by name, or a hard link), one unwritable."""
     np.save(tmp_path / "short.npy", np.zeros((4, 12, 32, 32, 3), np.uint8))
+    np.savez(tmp_path / "gen.npz", v=np.zeros((4, 16, 32, 32, 3), np.uint8))
+    np.savez(tmp_path / "short.npz", v=np.zeros((4, 16, 32, 32, 3), np.uint8))
+    os.link(tmp_path / "short.npz", tmp_path / "link.npz")
+    (tmp_path / "ro").mkdir(mode=0o500)
     np.save(tmp_path / "floats.npy", np.zeros((4, 16, 32, 32, 3), np.float32))
     for args, code, text in (((str(tmp_path / "short.npy"), str(tmp_path / "short.npy")), 3, "12 frames"),
                              ((str(tmp_path / "floats.npy"), str(tmp_path / "short.npy"), "--frames", "9"), 3,
@@ -395,7 +401,13 @@ def test_command_errors_are_one_line(tmp_path, shared_weights_dir):
                              ((str(tmp_path / "short.npy"), str(tmp_path / "short.npy"), "--frames", "4"), 2,
                               "--frames must be at least 9"),
                              ((str(tmp_path / "short.npy"), str(tmp_path / "short.npy"), "--save-stats",
-                               str(tmp_path / "x.txt")), 2, "ending in .npz")):
+                               str(tmp_path / "x.txt")), 2, "x.txt: unknown file type '.txt'; use .npz"),
+                             ((str(tmp_path / "short.npy"), str(tmp_path / "gen.npz"), "--save-generated-stats",
+                               str(tmp_path / "gen.npz")), 2, "gen.npz is also an input"),
+                             ((str(tmp_path / "short.npy"), str(tmp_path / "link.npz"), "--save-stats",
+                               str(tmp_path / "short.npz")), 2, "is also an input"),
+                             ((str(tmp_path / "short.npy"), str(tmp_path / "short.npy"), "--save-stats",
+                               str(tmp_path / "ro" / "s.npz")), 2, "is not writable"))[:None if os.geteuid() else -1]:
         done = run_cli("fvd", *args, weights_dir=shared_weights_dir, module="i3d")
         lines = done.stderr.strip().splitlines()
         assert done.returncode == code, done.stderr

@@ -54,3 +54,16 @@ def test_a_checkpoint_index_that_is_not_one_is_refused_unread(tmp_path, kind):
         path = "/dev/zero"
     with pytest.raises(WeightsError, match="not a regular file|more than any checkpoint index"):
         compare_with_index({}, path)
+
+
+def test_preprocess_never_writes_among_or_over_its_input(tmp_path, capsys):
+    from i3d.commands.preprocess import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "1.png").write_bytes(b"png")
+    for extra in (["--out", str(frames)], ["--out", str(tmp_path / "o"), "--preview", str(frames / "1.png")]):
+        assert main([str(frames), "--type", "rgb", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "inside the input folder" in err, err
+    assert sorted(p.name for p in frames.iterdir()) == ["1.png"] and not (tmp_path / "o").exists()

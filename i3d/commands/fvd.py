@@ -45,16 +45,17 @@ def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
     return parser
 
 
-def _check_output(path: Path | None, name: str) -> None:
-    """Refuse a statistics file that cannot be written, before any work is done."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(f"{name} {path} is a folder; give a .npz file name")
-    if path.suffix != ".npz":
-        raise UsageError(f"{name} {path}: give a file name ending in .npz")
-    if not path.parent.is_dir():
-        raise UsageError(f"{name} {path}: the folder {path.parent} does not exist")
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a statistics file that cannot be written or that would replace an input."""
+    from i3d.files import check_output_file, refuse_output_over_input
+
+    if args.save_stats is not None and args.save_stats == args.save_generated_stats:
+        raise UsageError("--save-stats and --save-generated-stats name the same file")
+    outputs = {"save_stats": args.save_stats, "save_generated_stats": args.save_generated_stats}
+    for option, path in outputs.items():
+        if path is not None:
+            check_output_file(path, option, (".npz",))
+    refuse_output_over_input(outputs, [args.real, args.generated])
 
 
 def _save(stats, path: Path | None, name: str) -> None:
@@ -78,10 +79,7 @@ def run(args: argparse.Namespace) -> str:
     from i3d.tasks.fvd.measure import FVDOptions, fvd
     from i3d.weights.loading import LoadOptions
 
-    if args.save_stats is not None and args.save_stats == args.save_generated_stats:
-        raise UsageError("--save-stats and --save-generated-stats name the same file")
-    _check_output(args.save_stats, "--save-stats")
-    _check_output(args.save_generated_stats, "--save-generated-stats")
+    _check_outputs(args)
     if args.offline:
         forbid_network()
     progress = sys.stderr.isatty()

@@ -67,10 +67,14 @@ def main(argv: list[str] | None = None, prog: str = "i3d preprocess") -> int:
         from i3d.report.npy import save_clips
         from i3d.streams import streams_named
 
-        _check_outputs(args.out, args.preview)
+        from i3d.files import refuse_output_over_input
+
         streams = streams_named(TYPES[args.type])
         name = args.source.stem if args.source.is_file() else args.source.name
         paths = {stream.name: args.out / f"{name}_{stream.name}.npy" for stream in streams}
+        for path in paths.values():  # before anything is made: a clip written over (or among) the video's files
+            refuse_output_over_input({"out": path, "preview": args.preview}, [args.source])
+        _check_outputs(args.out, args.preview)
         try:
             shapes = save_clips(args.source, streams, video_options(args), paths)
         except OSError as err:
