@@ -45,6 +45,9 @@ def test_closed_stdout_exits_quietly(tmp_path, shared_weights_dir):
 
 @pytest.mark.parametrize("args,flag", [
     (["--end", "inf"], "--end must be a finite number of seconds"),
+    (["--end", "1e308"], "--end must be at most 1e+09 seconds"),
+    (["--start", "1e300"], "--start must be between 0 and 1e+09 seconds"),
+    (["--max-frames", str(10**30)], "--max-frames must be between 1 and"),
     (["--window", str(10**30)], "--window is"),
     (["--stride", str(10**30)], "--stride must be between 1 and"),
     (["--flow-workers", "1000"], "--flow-workers must be between 1 and"),
@@ -92,3 +95,18 @@ def test_openvino_telemetry_never_starts(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert proc.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "False"], proc.stderr
     assert not (tmp_path / "intel").exists()
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--shard", ""], "--shard is ''; give K/N"),
+    (["--ray-actors", "2", "--ray-task-cpus", "0.5"], "--ray-actors, --ray-task-cpus only apply with --engine ray"),
+    (["--workers", "256"], "--workers must be between 0 and"),
+])
+def test_batch_flags_that_would_be_ignored_or_could_never_run_exit_2(tmp_path, args, text):
+    (tmp_path / "videos" / "archery").mkdir(parents=True)
+    write_video(tmp_path / "videos" / "archery" / "a.avi", 12)
+    proc = run_cli("batch", str(tmp_path / "videos"), "--labels-from-folders", "--out", str(tmp_path / "out"), *args,
+                   weights_dir=tmp_path / "weights", module="i3d")
+    assert proc.returncode == 2, proc.stderr
+    assert text in one_line(proc)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "weights").exists()

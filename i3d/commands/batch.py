@@ -128,19 +128,22 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
             video = dataclasses.replace(video, window=window, stride=stride)
         video = dataclasses.replace(video, progress=False)
         options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
-                               retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard else None,
+                               retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard is not None else None,
                                workers=args.workers, progress=True, engine=args.engine,
                                ray=ray_options(args))
         dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
+        from i3d.files import refuse_output_over_input
+        from i3d.tasks.batch import check_batch_options
+
+        check_batch_options(options)  # before any weights load; run_batch checks again
+        refuse_output_over_input({"out": args.out}, [args.head, args.source, args.label_map, args.split])
         label_map = read_label_map(args.label_map) if args.label_map else None
         head = None
         if args.head is not None:
-            from i3d.files import refuse_output_over_input
             from i3d.heads import Head
 
-            refuse_output_over_input({"out": args.out}, [args.head, args.source])
             head = Head.load(args.head)
             options = dataclasses.replace(options, top_k=min(options.top_k, len(head.classes)))
         video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again

@@ -106,23 +106,31 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
                          help="local: this machine (default); ray: decoding tasks and model actors on Ray")
     cluster.add_argument("--ray-address", metavar="ADDR",
                          help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
-    cluster.add_argument("--ray-actors", type=int, default=1, metavar="N",
+    cluster.add_argument("--ray-actors", type=int, metavar="N",
                          help="model actors, each holding the network (default: 1)")
-    cluster.add_argument("--ray-actor-cpus", type=float, default=1.0, metavar="N",
+    cluster.add_argument("--ray-actor-cpus", type=float, metavar="N",
                          help="CPUs per model actor (default: 1)")
-    cluster.add_argument("--ray-task-cpus", type=float, default=1.0, metavar="N",
+    cluster.add_argument("--ray-task-cpus", type=float, metavar="N",
                          help="CPUs per decoding task (default: 1)")
 
 
+RAY_FLAGS = {"ray_address": "address", "ray_actors": "actors", "ray_actor_cpus": "actor_cpus",
+             "ray_task_cpus": "task_cpus"}
+"""Each --ray-* flag's RayOptions field."""
+
+
 def ray_options(args: argparse.Namespace):
-    """RayOptions from the --ray-* flags with --engine ray; None otherwise."""
+    """RayOptions from the --ray-* flags with --engine ray; None otherwise (UsageError if any was given)."""
+    given = {field: getattr(args, name) for name, field in RAY_FLAGS.items() if getattr(args, name) is not None}
     if args.engine != "ray":
+        if given:
+            names = ", ".join(flag(name) for name in RAY_FLAGS if getattr(args, name) is not None)
+            raise UsageError(f"{names} only apply with --engine ray")
         return None
     from i3d.tasks.ray_engine import RayOptions
     from i3d.weights.store import WeightStore
 
-    return RayOptions(address=args.ray_address, actors=args.ray_actors, actor_cpus=args.ray_actor_cpus,
-                      task_cpus=args.ray_task_cpus, weights_dir=str(WeightStore.from_environment().root.resolve()))
+    return RayOptions(**given, weights_dir=str(WeightStore.from_environment().root.resolve()))
 
 
 def engine_options(args: argparse.Namespace):

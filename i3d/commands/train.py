@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         from i3d.weights.loading import LoadOptions
 
         check_pretrain_type(args.pretrain, args.type)
+        ray = ray_options(args)
         if sum(x is not None for x in (args.val, args.val_fraction, args.split_column)) > 1:
             raise UsageError("--val, --val-fraction and --split-column each choose the validation side; give one")
         if args.offline:
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
                                      engine=engine_options(args))
         batch = BatchOptions(workers=args.workers, progress=True, overwrite=True, engine=args.engine,
-                             ray=ray_options(args))
+                             ray=ray)
         _, report = train(dataset, args.out, recognizer, video=video, options=options, batch=batch, val_set=val,
                           features_dir=args.features)
         if args.format == "json":

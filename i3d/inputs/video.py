@@ -96,18 +96,28 @@ def check_frame(frame: np.ndarray | None, what: str) -> np.ndarray:
     return frame
 
 
+MAX_FPS = 1000.0
+"""The highest frame rate asked for (no camera films faster for action recognition)."""
+MAX_SECONDS = 1e9
+"""The latest start or end (31 years): beyond it, times times the frame rate stop being exact numbers."""
+MAX_FRAMES = 1 << 40
+
+
 def check_range(fps: float, start: float | None, end: float | None, max_frames: int | None) -> None:
-    """Refuse a frame rate, time range or frame cap no video could satisfy."""
-    if not (fps > 0 and math.isfinite(fps)):
-        raise OptionError("fps", f"must be positive, not {fps}")
-    if start is not None and not (start >= 0 and math.isfinite(start)):
-        raise OptionError("start", f"must be >= 0 seconds, not {start}")
+    """Refuse a frame rate, time range or frame cap no video could satisfy, or one so large that frame
+    numbers computed from it would overflow."""
+    if not (0 < fps <= MAX_FPS):
+        raise OptionError("fps", f"must be positive and at most {MAX_FPS:g}, not {fps}")
+    if start is not None and not (0 <= start <= MAX_SECONDS):
+        raise OptionError("start", f"must be between 0 and {MAX_SECONDS:g} seconds, not {start}")
     if end is not None and not math.isfinite(end):
         raise OptionError("end", f"must be a finite number of seconds, not {end}")
+    if end is not None and not end <= MAX_SECONDS:
+        raise OptionError("end", f"must be at most {MAX_SECONDS:g} seconds, not {end}")
     if end is not None and not end > (start or 0.0):
         raise OptionError("end", f"({end} s) must be after start ({start or 0.0} s)")
-    if max_frames is not None and max_frames < 1:
-        raise OptionError("max_frames", f"must be >= 1, not {max_frames}")
+    if max_frames is not None and not 1 <= max_frames <= MAX_FRAMES:
+        raise OptionError("max_frames", f"must be between 1 and {MAX_FRAMES}, not {max_frames}")
 
 
 def check_read_args(fps: float, start: float | None, end: float | None, max_frames: int | None,

@@ -26,6 +26,7 @@ from i3d.preprocess.windows import VideoOptions
 from i3d.results import Features, Result
 from i3d.tasks.batch_folder import load_record, prepare_folder, record_outcome, settings_of, summarise
 from i3d.tasks.progress import Progress
+from i3d.processes import available_cores
 from i3d.tasks.recognizer import Recognizer
 from i3d.tasks.video_work import run_prepared, windows_ahead
 
@@ -142,8 +143,9 @@ def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOp
 def check_batch_options(options: BatchOptions) -> BatchOptions:
     """Refuse a worker count no machine could use, an unknown engine, or Ray when it is not installed
     (OptionError)."""
-    if not 0 <= options.workers <= 256:
-        raise OptionError("workers", f"must be between 0 and 256, not {options.workers}")
+    most = max(2, available_cores())  # more decoding processes than cores only cost memory
+    if not 0 <= options.workers <= most:
+        raise OptionError("workers", f"must be between 0 and {most} (this machine's cores), not {options.workers}")
     if options.engine not in ENGINES:
         raise OptionError("engine", f"is {options.engine!r}; choose from {', '.join(ENGINES)}")
     if options.engine == "ray":

@@ -69,10 +69,10 @@ def check_ray_options(options: RayOptions) -> RayOptions:
     """Refuse sizes no cluster could use (OptionError)."""
     if not 1 <= options.actors <= 1024:
         raise OptionError("ray_actors", f"must be between 1 and 1024, not {options.actors}")
-    if not 0 < options.actor_cpus <= 256:
-        raise OptionError("ray_actor_cpus", f"must be above 0 and at most 256, not {options.actor_cpus}")
-    if not 0 < options.task_cpus <= 256:
-        raise OptionError("ray_task_cpus", f"must be above 0 and at most 256, not {options.task_cpus}")
+    if not 0.01 <= options.actor_cpus <= 256:  # Ray counts CPUs in steps of 0.0001; a hundredth is a floor
+        raise OptionError("ray_actor_cpus", f"must be between 0.01 and 256, not {options.actor_cpus}")
+    if not 0.01 <= options.task_cpus <= 256:
+        raise OptionError("ray_task_cpus", f"must be between 0.01 and 256, not {options.task_cpus}")
     if options.cpus is not None and options.cpus < 1:
         raise OptionError("ray_cpus", f"must be at least 1, not {options.cpus}")
     return options
