@@ -432,6 +432,23 @@ def test_shard_values_are_pinned():
     assert [keys(shard(items, k, 4)) for k in range(1, 5)] == [["a.mp4", "d.mp4"], ["b.mp4"], ["c.mp4"], []]
 
 
+
+def test_a_file_name_that_is_not_utf8_has_a_shard_and_a_record(tmp_path):
+    """Names are bytes on Linux: a non-UTF-8 one is sharded by its bytes and its record round-trips."""
+    from i3d.tasks.batch_folder import read_record, record_path
+
+    name = os.fsdecode(b"clip\xff.mp4")  # 'clip\udcff.mp4'
+    touch(tmp_path / "videos", "a.mp4", name)
+    ds = load_dataset(tmp_path / "videos")
+    assert sorted(keys(ds.items)) == ["a.mp4", name]
+    assert sorted(keys(shard(ds.items, 1, 2) + shard(ds.items, 2, 2))) == ["a.mp4", name]
+    path = record_path(tmp_path / "out", name)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"key": name, "status": "failed", "path": name, "label": None, "label_index": None,
+                                "top": [], "error": "x"}))
+    assert read_record(tmp_path / "out", name)["key"] == name
+
+
 def test_parse_shard():
     assert parse_shard("2/4") == (2, 4)
     assert parse_shard(" 1/1 ") == (1, 1)

@@ -80,7 +80,7 @@ def shard(items: Sequence[VideoItem], index: int, count: int) -> tuple[VideoItem
 
 def shard_of(key: str, count: int) -> int:
     """The shard (from 1) that the item keyed ``key`` belongs to among ``count``."""
-    return int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16) % count + 1
+    return int(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest(), 16) % count + 1
 
 
 def check_shard(index: int, count: int) -> None:
