@@ -28,6 +28,10 @@ def test_subcommand_usage_errors_are_one_line(tmp_path):
         proc = run_cli(*args, weights_dir=tmp_path, module="i3d")
         assert proc.returncode == 2, (args, proc.stderr)
         one_line(proc)
+    bare = run_cli(weights_dir=tmp_path, module="i3d")  # no command: usage on stderr, 2; --help: stdout, 0
+    assert (bare.returncode, bare.stdout) == (2, "") and bare.stderr.startswith("usage: i3d <command>")
+    asked = run_cli("--help", weights_dir=tmp_path, module="i3d")
+    assert (asked.returncode, asked.stderr) == (0, "") and asked.stdout.startswith("usage: i3d <command>")
 
 
 def test_closed_stdout_exits_quietly(tmp_path, shared_weights_dir):
