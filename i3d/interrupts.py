@@ -17,7 +17,8 @@ def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
     raises ``RuntimeError("... Converting input model KeyboardInterrupt ...")`` instead; LLVM
     (numba's compiler) calls back into Python through ctypes, which reports an exception raised
     there as "Exception ignored" and goes on. Around the block each Python-level handler of
-    ``signals`` is wrapped to remember the exception it raises; an Exception that ends the block
+    ``signals`` is wrapped to remember the exception it raises; an Exception (or a fresh
+    KeyboardInterrupt: Ray's waits raise one in place of a handler's exception) that ends the block
     after one is replaced by it, a block that swallowed it entirely raises it at its end, and one
     Python would report as unraisable is not printed. Signal handlers can only be changed in the
     main thread: elsewhere the block runs as is.
@@ -48,8 +49,8 @@ def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
         sys.unraisablehook = quiet
     try:
         yield
-    except Exception as err:
-        if raised:
+    except (Exception, KeyboardInterrupt) as err:  # Ray turns a handler's exception into a KeyboardInterrupt
+        if raised and err is not raised[0]:
             raise raised[0] from err
         raise
     finally:

@@ -112,10 +112,12 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
                          help="CPUs per model actor (default: 1)")
     cluster.add_argument("--ray-task-cpus", type=float, metavar="N",
                          help="CPUs per decoding task (default: 1)")
+    cluster.add_argument("--ray-connect-timeout", type=float, metavar="S",
+                         help="seconds to wait for --ray-address to answer before giving up (default: 10)")
 
 
 RAY_FLAGS = {"ray_address": "address", "ray_actors": "actors", "ray_actor_cpus": "actor_cpus",
-             "ray_task_cpus": "task_cpus"}
+             "ray_task_cpus": "task_cpus", "ray_connect_timeout": "connect_timeout"}
 """Each --ray-* flag's RayOptions field."""
 
 
@@ -127,6 +129,9 @@ def ray_options(args: argparse.Namespace):
             names = ", ".join(flag(name) for name in RAY_FLAGS if getattr(args, name) is not None)
             raise UsageError(f"{names} only apply with --engine ray")
         return None
+    if getattr(args, "offline", False) and args.ray_address not in (None, "auto"):
+        raise UsageError(f"--offline forbids the network that --ray-address {args.ray_address} is reached by; "
+                         "drop one of the two")
     from i3d.tasks.ray_engine import RayOptions
     from i3d.weights.store import WeightStore
 

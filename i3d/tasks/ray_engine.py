@@ -20,6 +20,8 @@ only when a run asks for it (``pip install -e ".[ray]"``).
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import sys
 import uuid
 from collections import deque
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from i3d.errors import I3DError, OptionError
+from i3d.files import reason
+from i3d.interrupts import keep_interrupts
 from i3d.preprocess.windows import VideoOptions
 from i3d.processes import available_cores
 from i3d.inputs.dataset_items import VideoItem
@@ -63,6 +67,7 @@ class RayOptions:
     task_cpus: float = 1.0
     cpus: int | None = None
     weights_dir: str | None = None
+    connect_timeout: float = 10.0  # seconds to wait for a cluster given by address to answer
 
 
 def check_ray_options(options: RayOptions) -> RayOptions:
@@ -73,6 +78,8 @@ def check_ray_options(options: RayOptions) -> RayOptions:
         raise OptionError("ray_actor_cpus", f"must be between 0.01 and 256, not {options.actor_cpus}")
     if not 0.01 <= options.task_cpus <= 256:
         raise OptionError("ray_task_cpus", f"must be between 0.01 and 256, not {options.task_cpus}")
+    if not 0.1 <= options.connect_timeout <= 3600:
+        raise OptionError("ray_connect_timeout", f"must be between 0.1 and 3600 seconds, not {options.connect_timeout}")
     if options.cpus is not None and options.cpus < 1:
         raise OptionError("ray_cpus", f"must be at least 1, not {options.cpus}")
     return options
@@ -132,18 +139,53 @@ class ModelActor:
         return run_prepared(self.recognizer, prepared, top_k, fusion, features)
 
 
+def _probe(address: str, timeout: float) -> None:
+    """Refuse, within ``timeout`` seconds, a cluster address nothing answers on (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise OptionError("ray_address", f"is {address!r}; give auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise OptionError("ray_address", f"{address}: no Ray cluster answers there within {timeout:g} s "
+                                         f"({reason(err)}); check the address, or start the cluster with "
+                                         "'ray start --head'") from None
+
+
 def _connect(ray, options: RayOptions) -> bool:
-    """Join or start the cluster; True when this call started one (and so must shut it down)."""
+    """Join or start the cluster; True when this call started one (and so must shut it down).
+
+    Ray installs its own SIGTERM handler (which aborts with a stack dump); this process's is put
+    back, so SIGTERM stops the run as Ctrl-C does: in one line, with the work in flight cancelled.
+    """
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # never report usage; set before Ray starts anything
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "include_dashboard": False, "logging_level": "WARNING",
              "configure_logging": True}
-    if options.address is not None:
-        ray.init(address=options.address, **quiet)
-    else:
-        ray.init(address="local", num_cpus=options.cpus or available_cores(), **quiet)
-    return True
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if options.address is None:
+            ray.init(address="local", num_cpus=options.cpus or available_cores(), **quiet)
+            return True
+        if options.address != "auto":
+            _probe(options.address, options.connect_timeout)
+        try:
+            ray.init(address=options.address, **quiet)
+        except ConnectionError as err:
+            if options.address == "auto":
+                raise OptionError("ray_address", "auto: no Ray cluster runs on this machine; start one with "
+                                                 "'ray start --head', or leave --ray-address out to start one "
+                                                 "for the run") from None
+            raise OptionError("ray_address", f"{options.address}: Ray could not join it ({reason(err)})") \
+                from None
+        return True
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(sig, handler)
 
 
 def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, top_k: int, fusion: str,
@@ -197,7 +239,8 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
                 item, ref = prepared.popleft()
                 running[actors[index].run.remote(ref, top_k, fusion, features)] = (item, index)
                 load[index] += 1
-            ready, _ = ray.wait([*preparing, *running], num_returns=1, fetch_local=False)
+            with keep_interrupts():  # SIGTERM stays SIGTERM through Ray's wait
+                ready, _ = ray.wait([*preparing, *running], num_returns=1, fetch_local=False)
             for ref in ready:
                 if ref in preparing:
                     prepared.append((preparing.pop(ref), ref))
@@ -227,7 +270,8 @@ def _quietly(action, *args, **kwargs) -> None:
 def _wait_loaded(ray, actors: list) -> None:
     """Wait until every model actor holds the network; one that cannot load it stops the run (I3DError)."""
     try:
-        ray.get([actor.__ray_ready__.remote() for actor in actors])
+        with keep_interrupts():
+            ray.get([actor.__ray_ready__.remote() for actor in actors])
     except ray.exceptions.RayError as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise I3DError(f"a Ray model actor could not load the network: {lines[-1] if lines else type(err).__name__}"
@@ -237,7 +281,8 @@ def _wait_loaded(ray, actors: list) -> None:
 def _answer(ray, ref) -> tuple[Result | None, Features | None, str | None, float]:
     """An actor's answer; a video whose task or actor kept dying past its retries is failed, in one line."""
     try:
-        return ray.get(ref)
+        with keep_interrupts():
+            return ray.get(ref)
     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
             ray.exceptions.TaskCancelledError) as err:
         first = (str(err).strip().splitlines() or [""])[0]
