@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DError", "InputError", "LoadOptions",
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
-           "load_stats", "TrainOptions", "train"]
+           "load_stats", "FineTuneOptions", "TrainOptions", "train"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
@@ -44,6 +44,7 @@ _HOMES = {
     "fvd_embeddings": "i3d.tasks.fvd.measure",
     "fvd_stats": "i3d.tasks.fvd.measure",
     "load_stats": "i3d.tasks.fvd.stats",
+    "FineTuneOptions": "i3d.tasks.fine_tune",
     "TrainOptions": "i3d.tasks.training",
     "train": "i3d.tasks.training",
 }
@@ -51,6 +52,7 @@ _HOMES = {
 if TYPE_CHECKING:
     from i3d.errors import I3DError, InputError, OptionError, WeightsError
     from i3d.heads import Head
+    from i3d.tasks.fine_tune import FineTuneOptions
     from i3d.tasks.training import TrainOptions, train
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions
