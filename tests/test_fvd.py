@@ -141,7 +141,8 @@ def test_reference_example_gives_133_909_not_131(reference, recognizer, tmp_path
     # every video alike: the reference's embeddings of one of each, repeated, are its embeddings of all
     theirs = reference.distance(np.repeat(reference.embed(zeros[:1]), 16, 0).astype(np.float64),
                                 np.repeat(reference.embed(full[:1]), 16, 0).astype(np.float64))
-    assert abs(theirs - REFERENCE_EXAMPLE) < 5e-4
+    # 133.909 where it was first measured, 133.9083 on an AVX-512 Zen 5: TensorFlow's kernels vary by CPU
+    assert abs(theirs - REFERENCE_EXAMPLE) < 2e-3
     assert abs(result.distance - theirs) < 1e-3  # measured 2.1e-4 (OpenVINO rounding)
     assert abs(result.distance - 131) > 2.5
     assert (result.real.videos, result.generated.videos, result.frames) == (16, 16, 15)
