@@ -142,6 +142,27 @@ def test_an_out_that_cannot_be_written_is_one_line(tmp_path):
             prepare_folder(tmp_path / "locked", {}, overwrite=False)
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_damaged_tail_is_used_with_a_warning_recorded_and_refused_with_strict(tmp_path, recognizer, workers):
+    """A video whose container lists more frames than decode (real datasets hold such files): its decoded
+    frames are classified, the warning is shown once and kept in the record, also from a worker process."""
+    from support import write_video
+
+    whole = write_video(tmp_path / "whole.avi", 60).read_bytes()
+    (tmp_path / "videos" / "archery").mkdir(parents=True)
+    (tmp_path / "videos" / "archery" / "cut.avi").write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(UserWarning, match=r"cut\.avi: only \d+ of the 60 frames the container lists decode") as got:
+        run_batch(load(tmp_path / "videos"), tmp_path / "out", recognizer, options=BatchOptions(workers=workers))
+    assert len([w for w in got if "frames the container lists" in str(w.message)]) == 1
+    [row] = records(tmp_path / "out")
+    assert row["status"] == "ok" and len(row["warnings"]) == 1 and "lost from frame" in row["warnings"][0]
+    assert 9 <= row["frames"]["rgb"] < 55
+    run_batch(load(tmp_path / "videos"), tmp_path / "strict", recognizer, video=VideoOptions(strict=True),
+              options=BatchOptions(workers=workers))
+    [row] = records(tmp_path / "strict")
+    assert row["status"] == "failed" and "truncated or unreadable frame at" in row["error"]
+
+
 def test_other_settings_in_the_same_folder_are_refused(dataset_dir, tmp_path, recognizer):
     out = tmp_path / "out"
     run_batch(load(dataset_dir), out, recognizer)

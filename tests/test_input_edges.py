@@ -398,7 +398,7 @@ def test_video_frame_numbers_count_from_1(tmp_path):
     capture.release()
     assert 0 < decoded < 55
     with pytest.raises(InputError) as e:
-        read_video(cut)
+        read_video(cut, strict=True)
     message = str(e.value)
     assert message.startswith(f"{cut}: truncated or unreadable frame at {decoded + 1} (counting from 1, about ")
     assert f"only {decoded} of the 60 frames" in message and "\n" not in message

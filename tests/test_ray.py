@@ -85,6 +85,43 @@ def assert_same_records(ray_out, local_out):
                [(w["index"], w["frames"], [p["index"] for p in w["top"]]) for w in row["windows"]]
 
 
+def test_an_unreachable_cluster_is_one_line_and_sigterm_stops_a_ray_run_at_once(tmp_path, shared_weights_dir):
+    """Commands in their own processes (each starts or joins its own cluster): an address nothing answers
+    on, or 'auto' with no cluster, exit 2 in one line; SIGTERM mid-run exits 143 in one line, without
+    Ray's stack dump, and the records written stay."""
+    import subprocess
+    import sys
+
+    from support import ROOT, run_cli
+
+    assert not ray.is_initialized()  # runs before the module's cluster: 'auto' must find no cluster
+    videos = tmp_path / "videos"
+    (videos / "archery").mkdir(parents=True)
+    for i in range(20):
+        write_video(videos / "archery" / f"v{i}.avi", 40, seed=i)
+    base = ["batch", str(videos), "--labels-from-folders", "--engine", "ray"]
+    for address, text in (("127.0.0.1:1", "--ray-address 127.0.0.1:1: no Ray cluster answers there within 1 s"),
+                          ("auto", "--ray-address auto: no Ray cluster runs on this machine")):
+        proc = run_cli(*base, "--out", str(tmp_path / address.replace(":", "_")), "--ray-address", address,
+                       "--ray-connect-timeout", "1", weights_dir=shared_weights_dir, module="i3d",
+                       env={"RAY_ADDRESS": ""})
+        lines = [line for line in proc.stderr.splitlines() if "authentication" not in line]
+        assert proc.returncode == 2 and len(lines) == 1 and text in lines[0], proc.stderr
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "i3d", *base, "--out", str(out)], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)})
+    deadline = time.monotonic() + 240
+    while not list((out / "results").rglob("*.json")) if (out / "results").is_dir() else True:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "terminated" and "SIGTERM received" not in stderr, stderr
+    assert 1 <= len(list((out / "results").rglob("*.json"))) < 20
+
+
 def test_ray_gives_the_local_records_and_features(cluster, dataset_dir, tmp_path, recognizer, local_run,
                                                   shared_weights_dir):
     out = tmp_path / "out"
@@ -183,38 +220,3 @@ def test_ray_options_are_checked_before_anything_runs(cluster, dataset_dir, tmp_
                   options=BatchOptions(engine="ray", ray=RayOptions(actors=4)))
     assert not [path for path in tmp_path.iterdir() if path.name in ("a", "b", "c")]
 
-
-def test_an_unreachable_cluster_is_one_line_and_sigterm_stops_a_ray_run_at_once(tmp_path, shared_weights_dir):
-    """Commands in their own processes (each starts or joins its own cluster): an address nothing answers
-    on, or 'auto' with no cluster, exit 2 in one line; SIGTERM mid-run exits 143 in one line, without
-    Ray's stack dump, and the records written stay."""
-    import subprocess
-    import sys
-
-    from support import ROOT, run_cli
-
-    videos = tmp_path / "videos"
-    (videos / "archery").mkdir(parents=True)
-    for i in range(20):
-        write_video(videos / "archery" / f"v{i}.avi", 40, seed=i)
-    base = ["batch", str(videos), "--labels-from-folders", "--engine", "ray"]
-    for address, text in (("127.0.0.1:1", "--ray-address 127.0.0.1:1: no Ray cluster answers there within 1 s"),
-                          ("auto", "--ray-address auto: no Ray cluster runs on this machine")):
-        proc = run_cli(*base, "--out", str(tmp_path / address.replace(":", "_")), "--ray-address", address,
-                       "--ray-connect-timeout", "1", weights_dir=shared_weights_dir, module="i3d",
-                       env={"RAY_ADDRESS": ""})
-        lines = [line for line in proc.stderr.splitlines() if "authentication" not in line]
-        assert proc.returncode == 2 and len(lines) == 1 and text in lines[0], proc.stderr
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "i3d", *base, "--out", str(out)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)})
-    deadline = time.monotonic() + 240
-    while not list((out / "results").rglob("*.json")) if (out / "results").is_dir() else True:
-        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else ""
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
-    assert stderr.strip().splitlines()[-1] == "terminated" and "SIGTERM received" not in stderr, stderr
-    assert 1 <= len(list((out / "results").rglob("*.json"))) < 20

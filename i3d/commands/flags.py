@@ -63,6 +63,9 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
                             "changes results)")
     video.add_argument("--flow-workers", type=int, default=1, metavar="N",
                        help="processes for flow (default 1: each frame pair already uses every core)")
+    video.add_argument("--strict", action="store_true",
+                       help="refuse a video whose last frames do not decode (a damaged tail), instead of using "
+                            "the frames that do with a warning")
     video.add_argument("--no-flow-cache", action="store_true",
                        help="neither read nor write the flow cache ($I3D_CACHE_DIR, default ~/.cache/i3d)")
     if windows:
@@ -73,7 +76,7 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
 
 
 VIDEO_FLAGS = ("start", "end", "max_frames", "crop", "flow_algorithm", "flow_workers", "no_flow_cache",
-               "window", "stride")
+               "window", "stride", "strict")
 
 
 PRECISION_HELP = ("OpenVINO backend: fp32 (default, the reference), bf16 (faster on CPUs with AVX512_BF16 or AMX; "
@@ -169,5 +172,5 @@ def video_options(args: argparse.Namespace):
     return VideoOptions(start=args.start, end=args.end, max_frames=args.max_frames, crop=args.crop,
                         flow_algorithm=args.flow_algorithm, flow_workers=args.flow_workers,
                         window=getattr(args, "window", DEFAULT_WINDOW), stride=getattr(args, "stride", None),
-                        progress=sys.stderr.isatty(),
+                        progress=sys.stderr.isatty(), strict=args.strict,
                         flow_cache=None if args.no_flow_cache else default_cache_dir() / "flow")

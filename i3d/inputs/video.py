@@ -29,6 +29,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -311,8 +312,13 @@ def _open_video(name: str) -> tuple[cv2.VideoCapture, float, int]:
 
 
 def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
-            bar: tqdm) -> Iterator[tuple[np.ndarray, float]]:
-    """Yield (BGR frame, seconds since the first frame); refuses a truncated stream at its end."""
+            bar: tqdm, strict: bool = False) -> Iterator[tuple[np.ndarray, float]]:
+    """Yield (BGR frame, seconds since the first frame).
+
+    A stream that ends well before the frame count its container lists (a damaged tail: real
+    datasets hold such files) gives one warning naming the file and the frames lost, and its
+    decoded frames are used; with ``strict`` it is refused at its end.
+    """
     clock = TimestampClock(src_fps)
     n = 0
     while True:
@@ -330,19 +336,23 @@ def _decode(cap: cv2.VideoCapture, name: str, src_fps: float, count: int,
     if n == 0:
         raise InputError(f"{name}: no frame could be decoded")
     if count > 0 and count - n > max(5, 0.05 * count):
-        raise InputError(f"{name}: truncated or unreadable frame at {n + 1} (counting from 1, about "
-                         f"{n / src_fps:.2f} s in): only {n} of the {count} frames the container lists "
-                         "decode; repair or re-encode the file")
+        where = f"{n + 1} (counting from 1, about {n / src_fps:.2f} s in)"
+        if strict:
+            raise InputError(f"{name}: truncated or unreadable frame at {where}: only {n} of the {count} frames the "
+                             "container lists decode; repair or re-encode the file, or leave out --strict to "
+                             "use the frames that decode")
+        warnings.warn(f"{name}: only {n} of the {count} frames the container lists decode ({count - n} lost "
+                      f"from frame {where}); using those {n} (--strict refuses such files)", stacklevel=2)
 
 
 def _iter_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *, fps: float,
                    start: float | None, end: float | None, max_frames: int | None,
-                   progress: bool, prepare: Prepare) -> Iterator[tuple[np.ndarray, float, int]]:
+                   progress: bool, prepare: Prepare, strict: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
     """Resampled frames of an opened capture; releases it when done or abandoned."""
     try:
         with tqdm(total=count if count > 0 else None, desc=os.path.basename(name), unit="frame",
                   file=sys.stderr, disable=not progress, leave=False) as bar:
-            yield from pick_frames(_decode(cap, name, src_fps, count, bar), name=name, fps=fps,
+            yield from pick_frames(_decode(cap, name, src_fps, count, bar, strict), name=name, fps=fps,
                                     frame_duration=1 / src_fps, start=start, end=end,
                                     max_frames=max_frames, prepare=prepare)
     finally:
@@ -350,8 +360,8 @@ def _iter_opened(cap: cv2.VideoCapture, name: str, src_fps: float, count: int, *
 
 
 def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
-               end: float | None = None, max_frames: int | None = None,
-               progress: bool = False, prepare: Prepare = resize_short_side) -> Iterator[tuple[np.ndarray, float, int]]:
+               end: float | None = None, max_frames: int | None = None, progress: bool = False,
+               prepare: Prepare = resize_short_side, strict: bool = False) -> Iterator[tuple[np.ndarray, float, int]]:
     """Stream a video as (prepared RGB frame, seconds, source index) at ``fps``.
 
     The streaming form of :func:`read_video` (same frames, same errors, except
@@ -362,7 +372,7 @@ def iter_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     check_read_args(fps, start, end, max_frames, MIN_FRAMES)
     cap, src_fps, count = _open_video(name)
     return _iter_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
-                          max_frames=max_frames, progress=progress, prepare=prepare)
+                          max_frames=max_frames, progress=progress, prepare=prepare, strict=strict)
 
 
 def source_fps(path: str | os.PathLike, default: float = 25.0) -> float:
@@ -382,7 +392,7 @@ def source_fps(path: str | os.PathLike, default: float = 25.0) -> float:
 def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                end: float | None = None, max_frames: int | None = None,
                progress: bool = False, min_frames: int = MIN_FRAMES,
-               prepare: Prepare = resize_short_side) -> DecodedVideo:
+               prepare: Prepare = resize_short_side, strict: bool = False) -> DecodedVideo:
     """The whole of :func:`iter_video` in memory (default: short side 256), at least ``min_frames``.
 
     start/end (seconds) keep grid times in [start, end); max_frames caps the
@@ -393,7 +403,7 @@ def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | Non
     check_read_args(fps, start, end, max_frames, min_frames)
     cap, src_fps, count = _open_video(name)
     picked = _iter_opened(cap, name, src_fps or fps, count, fps=fps, start=start, end=end,
-                            max_frames=max_frames, progress=progress, prepare=prepare)
+                            max_frames=max_frames, progress=progress, prepare=prepare, strict=strict)
     return collect_frames(picked, name, fps, src_fps or fps, bool(start or end is not None or max_frames), min_frames)
 
 

@@ -58,6 +58,7 @@ class VideoOptions:
     stride: int | None = None  # None: the window length (no overlap)
     flow_cache: Path | None = None  # a folder; None: no flow cache
     progress: bool = False
+    strict: bool = False  # refuse a video whose last frames do not decode, instead of warning and using the rest
 
     def check(self, streams: tuple[Stream, ...]) -> None:
         """Refuse settings no window could satisfy (OptionError)."""
@@ -116,10 +117,11 @@ def iter_source_frames(source: str | os.PathLike, options: VideoOptions) -> Iter
     from i3d.inputs.frame_folders import iter_frames_dir
     from i3d.inputs.video import iter_video
 
-    reader = iter_frames_dir if Path(source).is_dir() else iter_video
-    return reader(source, fps=options.fps, start=options.start, end=options.end,
-                  max_frames=options.max_frames, progress=options.progress,
-                  prepare=functools.partial(transforms.prepare_frame, crop=options.crop))
+    common = dict(fps=options.fps, start=options.start, end=options.end, max_frames=options.max_frames,
+                  progress=options.progress, prepare=functools.partial(transforms.prepare_frame, crop=options.crop))
+    if Path(source).is_dir():
+        return iter_frames_dir(source, **common)
+    return iter_video(source, strict=options.strict, **common)
 
 
 def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],

@@ -109,9 +109,12 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
             outcomes = _ray_outcomes(todo, recognizer, video, options)
         else:
             outcomes = _local_outcomes(todo, stream_names, recognizer, video, options)
-        for item, result, features, error, seconds in outcomes:
+        for item, result, features, error, seconds, notes in outcomes:
+            for note in notes:  # a worker's warning, shown here once
+                warnings.warn(note, stacklevel=2)
             label_index = labels.get(item.label) if item.label is not None else None
-            record = record_outcome(out, item, label_index, result, features, error, seconds, video, settings)
+            record = record_outcome(out, item, label_index, result, features, error, seconds, video, settings,
+                                    notes)
             failed += record["status"] == "failed"
             processed += 1
             progress.update(record["status"] == "failed")
@@ -127,8 +130,9 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
 
 def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recognizer: Recognizer,
                     video: VideoOptions, options: BatchOptions
-                    ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float]]:
-    """Each item's (item, result, features, error, seconds), the network running in this process."""
+                    ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float,
+                                        tuple[str, ...]]]:
+    """Each item's (item, result, features, error, seconds, warnings), the network running in this process."""
     for item, *prepared in windows_ahead(items, stream_names, video, options.workers):
         yield item, *run_prepared(recognizer, tuple(prepared), options.top_k, options.fusion, options.features)
 

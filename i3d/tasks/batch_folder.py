@@ -276,7 +276,7 @@ def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, s
 
 def record_outcome(out: Path, item: VideoItem, label_index: int | None, result: Result | None,
                     features: Features | None, error: str | None, seconds: float, video: VideoOptions,
-                    settings: dict) -> dict:
+                    settings: dict, notes: tuple[str, ...] = ()) -> dict:
     """Write a video's features (if any), then its record, the last thing written for it; returns the record.
 
     The one writer of both engines: whatever ran the network, a video's files are made here.
@@ -290,6 +290,8 @@ def record_outcome(out: Path, item: VideoItem, label_index: int | None, result: 
             error = str(err)
     if error is not None:
         record = _failed_record(item, label_index, error, seconds + time.perf_counter() - mark)
+    if notes:
+        record["warnings"] = list(notes)
     _write_json(record_path(out, item.key), record)
     return record
 

@@ -46,7 +46,7 @@ CALL_RETRIES = 3
 ACTOR_PREFIX = "i3d-model-"
 """Model actors are named ``i3d-model-<run>-<n>``, so an operator (or a test) can find and kill one."""
 
-Outcome = tuple[VideoItem, Result | None, Features | None, str | None, float]
+Outcome = tuple[VideoItem, Result | None, Features | None, str | None, float, tuple[str, ...]]
 """A video's end: (item, result, features or None, error or None, seconds the actor spent)."""
 
 
@@ -134,7 +134,7 @@ class ModelActor:
                                           head=None if head_dir is None else Head.load(head_dir))
 
     def run(self, prepared: Prepared, top_k: int, fusion: str,
-            features: bool) -> tuple[Result | None, Features | None, str | None, float]:
+            features: bool) -> tuple[Result | None, Features | None, str | None, float, tuple[str, ...]]:
         """(result, features, error, seconds) for one video's prepared windows (or the reason it has none)."""
         return run_prepared(self.recognizer, prepared, top_k, fusion, features)
 
@@ -278,7 +278,7 @@ def _wait_loaded(ray, actors: list) -> None:
                        f" (do the nodes see the weights folder?)"[:400]) from None
 
 
-def _answer(ray, ref) -> tuple[Result | None, Features | None, str | None, float]:
+def _answer(ray, ref) -> tuple[Result | None, Features | None, str | None, float, tuple[str, ...]]:
     """An actor's answer; a video whose task or actor kept dying past its retries is failed, in one line."""
     try:
         with keep_interrupts():
@@ -286,4 +286,4 @@ def _answer(ray, ref) -> tuple[Result | None, Features | None, str | None, float
     except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
             ray.exceptions.TaskCancelledError) as err:
         first = (str(err).strip().splitlines() or [""])[0]
-        return None, None, f"ray: {type(err).__name__}: {first}"[:300], 0.0
+        return None, None, f"ray: {type(err).__name__}: {first}"[:300], 0.0, ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 
@@ -19,19 +20,23 @@ from i3d.results import Features, Result
 from i3d.streams import streams_named
 from i3d.tasks.recognizer import Recognizer
 
-Prepared = tuple[list[CroppedWindow] | None, str | None]
-"""A video's cropped windows, or the one-line reason it has none."""
+Prepared = tuple[list[CroppedWindow] | None, str | None, tuple[str, ...]]
+"""A video's cropped windows, or the one-line reason it has none, and the warnings preparing it gave
+(a damaged tail, say): a worker's warnings would otherwise be lost."""
 
 
 def prepare_video(path: str, stream_names: tuple[str, ...], video: VideoOptions) -> Prepared:
     """A video's windows, cropped but not finished (uint8 RGB: a quarter of the bytes to send), or the
-    one-line reason it has none: what a worker process sends back."""
-    try:
-        return list(iter_cropped_windows(path, streams_named(stream_names), video)), None
-    except I3DError as err:
-        return None, str(err)
-    except Exception as err:  # a broken file must not stop the dataset: record it
-        return None, f"{path}: unexpected {type(err).__name__}: {err}"
+    one-line reason it has none, and its warnings: what a worker process sends back."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            windows, error = list(iter_cropped_windows(path, streams_named(stream_names), video)), None
+        except I3DError as err:
+            windows, error = None, str(err)
+        except Exception as err:  # a broken file must not stop the dataset: record it
+            windows, error = None, f"{path}: unexpected {type(err).__name__}: {err}"
+    return windows, error, tuple(dict.fromkeys(str(w.message) for w in caught))
 
 
 def one_decoding_thread() -> None:
@@ -42,7 +47,7 @@ def one_decoding_thread() -> None:
 
 
 def windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: VideoOptions,
-                   workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None]]:
+                   workers: int) -> Iterator[tuple[VideoItem, list[CroppedWindow] | None, str | None, tuple[str, ...]]]:
     """Each item's windows in order, prepared by ``workers`` processes at most ``workers + 1`` videos ahead."""
     if workers <= 0:
         for item in items:
@@ -58,11 +63,11 @@ def windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: 
                 break
         while pending:
             item, future = pending.pop(0)
-            windows, error = future.result()
+            windows, error, notes = future.result()
             next_item = next(queue, None)
             if next_item is not None:
                 pending.append((next_item, pool.submit(prepare_video, os.fspath(next_item.path), stream_names, video)))
-            yield item, windows, error
+            yield item, windows, error, notes
     except BaseException:  # Ctrl-C, SIGTERM, or the consumer stopping: end work in progress at once
         terminate_pool(pool)
         raise
@@ -70,15 +75,17 @@ def windows_ahead(items: list[VideoItem], stream_names: tuple[str, ...], video: 
 
 
 def run_prepared(recognizer: Recognizer, prepared: Prepared, top_k: int,
-                 fusion: str, features: bool) -> tuple[Result | None, Features | None, str | None, float]:
-    """The network's part of one video (either engine): (result, features when asked, error, seconds).
+                 fusion: str, features: bool) -> tuple[Result | None, Features | None, str | None, float,
+                                                       tuple[str, ...]]:
+    """The network's part of one video (either engine): (result, features when asked, error, seconds, the
+    warnings preparing it gave).
 
     ``prepared`` is what :func:`prepare_video` sent: the windows, or the reason there are none. Each
     window is finished just before the network takes it, into the memory the previous window's clip
     used (the network keeps no clip once it has its outputs), so one finished clip is held at a time.
     """
     mark = time.perf_counter()
-    cropped, error = prepared
+    cropped, error, notes = prepared
     result = feats = None
     if error is None:
         buffers = ClipBuffers()
@@ -90,4 +97,4 @@ def run_prepared(recognizer: Recognizer, prepared: Prepared, top_k: int,
                 result = recognizer.classify_windows(windows, top_k=top_k, fusion=fusion)
         except I3DError as err:
             error = str(err)
-    return result, feats, error, time.perf_counter() - mark
+    return result, feats, error, time.perf_counter() - mark, notes
