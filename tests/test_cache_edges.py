@@ -276,7 +276,11 @@ def test_concurrent_readers_always_get_a_verified_ir(tmp_path, tiny, capsys):
         threads = [loop(run_read_ir), loop(run_read_ir), loop(run_valid_ir), *map(loop, writers)]
         for thread in threads:
             thread.start()
-        time.sleep(2.0)
+        enough = ((lambda: counts["read"] > 100 and counts["saved"] > 10) if phase == "save"
+                  else (lambda: counts["read"] > 10 and counts["replaced"] > 5))
+        deadline = time.monotonic() + 60  # until each side has raced often enough, however slow the machine
+        while not enough() and time.monotonic() < deadline and not failures:
+            time.sleep(0.05)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)

@@ -253,10 +253,14 @@ def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: 
                ) -> tuple[StreamHead, dict]:
     """One stream's head with C chosen by grouped cross-validation; returns it and the search's scores."""
     x, owner = _stacked(samples, stream)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
+    wide = x.astype(np.float64)  # float32 sums of large features overflow
+    mean, scale = wide.mean(axis=0), wide.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    x = (x - mean) / scale
+    if not (np.isfinite(wide).all() and np.isfinite(mean.astype(np.float32)).all()
+            and np.isfinite(scale.astype(np.float32)).all()):
+        raise InputError(f"the {stream} features are not finite or too large to standardise in float32; check "
+                         f"the {stream} weights")
+    x = ((wide - mean) / scale).astype(np.float32)
     y = labels[owner]
     classes = int(labels.max()) + 1
     folds = grouped_folds([s.item for s in samples], labels, options.folds, options.seed)
