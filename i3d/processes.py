@@ -39,6 +39,13 @@ def _init_worker(parent_pid: int, setup: Callable[[], None] | None = None) -> No
             pass
     if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         os._exit(1)
+    import threading
+
+    from tqdm import tqdm
+
+    # tqdm's default lock is a multiprocessing semaphore: a worker ended by terminate_pool would leave it
+    # registered, and the resource tracker would print a "leaked semaphore" warning when the run stops
+    tqdm.set_lock(threading.RLock())
     if setup is not None:
         setup()
 

@@ -234,3 +234,26 @@ def test_cli_exit_code_5_when_some_fail_and_kill_9_loses_nothing(dataset_dir, tm
     summary = json.loads(finished.stdout)
     assert (summary["evaluated"], summary["ok"], summary["failed"]) == (6, 4, 2)
     assert len({row["key"] for row in records(out)}) == len(records(out)) == 6
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_stopping_a_batch_with_worker_processes_is_one_line(tmp_path, shared_weights_dir, sig, code, word):
+    """No leaked-semaphore warning from the workers' ends (tqdm's lock in a worker is a thread lock)."""
+    from support import write_video
+
+    (tmp_path / "videos" / "archery").mkdir(parents=True)
+    for i in range(12):
+        write_video(tmp_path / "videos" / "archery" / f"v{i}.avi", 40, seed=i)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "i3d", "batch", str(tmp_path / "videos"), "--labels-from-folders", "--out",
+               str(out), "--workers", "2"]
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+    deadline = time.monotonic() + 180
+    while not list((out / "results").rglob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and "videos/s" not in line]
+    assert proc.returncode == code and lines == [word], stderr
