@@ -313,34 +313,3 @@ def test_a_fine_tuned_head_starts_from_the_linear_one_and_runs_everywhere(fine_t
     plain = Recognizer.load("rgb", store=shared_store)
     with pytest.raises(OptionError, match="is fine-tuned: its rgb network is the head's own"):
         Recognizer(plain.runners, plain.weight_sets, plain.backend, plain.engine, again)
-
-
-def test_two_streams_train_a_head_each_and_fuse_them_as_classify_does(tmp_path, shared_weights_dir):
-    """--type both on a stand-in flow set (DeepMind's flow weights are not reachable offline): a head per stream,
-    each the right shape, and the report's logits are the fused per-stream head logits classify gives."""
-    from support import copy_rgb_cache, stand_in_flow_set
-
-    from i3d.weights.store import WeightStore
-
-    store = WeightStore(tmp_path / "weights")
-    copy_rgb_cache(shared_weights_dir, store.root)
-    flow = stand_in_flow_set(store.root, seed=7)
-    train_set, val_set = split_by_column(load_dataset(FEWSHOT / "labels.tsv", LISTING))
-    classes = sorted({item.label for item in train_set.items})[:3]
-
-    def few(dataset: Dataset, count: int) -> Dataset:
-        return Dataset(tuple(item for label in classes for item in
-                             [i for i in dataset.items if i.label == label][:count]), (), dataset.root, dataset.layout)
-
-    short = VideoOptions(window=16, max_frames=16)
-    both = Recognizer.load(("rgb", "flow"), store=store, weight_sets={"flow": flow})
-    head, report = train(few(train_set, 2), tmp_path / "head", both, video=short, val_set=few(val_set, 1))
-    assert list(head.streams) == ["rgb", "flow"] and head.classes == tuple(classes)
-    assert {s: h.weight.shape for s, h in head.streams.items()} == {"rgb": (3, 1024), "flow": (3, 1024)}
-    assert head.weight_sets["flow"]["index_sha256"] == flow.index_sha256
-    again = Head.load(tmp_path / "head")
-    tuned = Recognizer(both.runners, both.weight_sets, both.backend, both.engine, again)
-    row = report["videos"][0]
-    result = tuned.classify(FEWSHOT / "clips" / row["key"], video=short, top_k=3)
-    np.testing.assert_allclose(result.logits, row["logits"], atol=1e-4)
-    assert result.categories == tuple(classes)
