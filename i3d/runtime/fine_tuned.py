@@ -21,7 +21,8 @@ from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
 
 
-def _check_precision(engine: EngineOptions) -> None:
+def check_fine_tune_precision(engine: EngineOptions) -> None:
+    """Refuse int8 for a fine-tuned network: its calibration is Kinetics' (OptionError)."""
     if engine.precision == "int8":
         raise OptionError("precision", "int8 is calibrated for Kinetics' network, not a fine-tuned one; "
                                        "use fp32 or bf16 with a --fine-tune head")
@@ -67,7 +68,7 @@ class TrunkRunner:
     def __init__(self, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
                  engine: EngineOptions = EngineOptions()) -> None:
         engine = check_engine(engine)
-        _check_precision(engine)
+        check_fine_tune_precision(engine)
         model = trunk_model(ws, store, load)
         self.backend = engine.backend
         if self.backend == "openvino":
@@ -93,12 +94,14 @@ def fine_tuned_model(ws: WeightSet, store: WeightStore, load: LoadOptions, array
                      classes: int, where: str):
     """The whole Keras network with the head's Mixed_5c and logits layer: Kinetics' weights below them."""
     from i3d.model import build_i3d
+    from i3d.runtime.tensorflow import keras_model
 
+    full, _ = keras_model(ws, store, load)
     model = build_i3d(channels=ws.stream.channels, num_classes=classes, name=f"{ws.name}_fine_tuned")
-    trunk = trunk_model(ws, store, load)
-    for layer in trunk.layers:
-        if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
+    tuned = {key.rpartition(".")[0] for key in arrays}
+    for layer in model.layers:
+        if layer.weights and layer.name not in tuned:  # the head's own layers are set below
+            layer.set_weights(full.get_layer(layer.name).get_weights())
     set_top_arrays(model, arrays, where)
     return model
 
@@ -113,7 +116,7 @@ def open_fine_tuned_runner(ws: WeightSet, store: WeightStore, load: LoadOptions,
     from i3d.model import with_features
 
     engine = check_engine(engine)
-    _check_precision(engine)
+    check_fine_tune_precision(engine)
     model = fine_tuned_model(ws, store, load, arrays, classes, where)
     if engine.backend == "openvino":
         from i3d.runtime.ir import convert

@@ -69,7 +69,11 @@ def activations(items: Sequence[VideoItem], folder: Path, recognizer: Recognizer
     from i3d.weights.loading import LoadOptions
 
     stamp = folder / "settings.json"
-    if folder.exists() and (not stamp.is_file() or json.loads(stamp.read_text()) != settings):
+    try:
+        kept = json.loads(stamp.read_text())
+    except (OSError, ValueError, RecursionError):  # none, or unreadable: nothing kept can be trusted
+        kept = None
+    if folder.exists() and kept != settings:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(stamp) as tmp:

@@ -396,8 +396,9 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
         streams[stream.name], search[stream.name] = fit_stream(train_samples, stream.name, labels, options)
     tops: dict[str, dict[str, np.ndarray]] = {}
     if options.fine_tune is not None:
-        if recognizer.engine.precision == "int8":
-            raise OptionError("precision", "int8 is calibrated for Kinetics' network; fine-tune in fp32 or bf16")
+        from i3d.runtime.fine_tuned import check_fine_tune_precision
+
+        check_fine_tune_precision(recognizer.engine)  # before the activations pass
         linear = Head(classes, dict(streams), {}, {})
         linear_val = scores(linear, val_samples, options.fusion) if val_samples else None
         tops, tuned, tuning, train_samples, val_samples = _fine_tune(
