@@ -111,3 +111,23 @@ class Features:
     seconds: dict[str, float] = field(default_factory=dict)
     precision: dict[str, str] = field(default_factory=dict)  # per stream, what the engine computed in
     head_logits: dict[str, np.ndarray] | None = None  # with a head: stream -> its logits over the head's classes
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one class's action runs in a video: seconds from the start of the video, and how sure."""
+
+    label: str
+    index: int  # the class's index in the categories the scores are over
+    start: float
+    end: float
+    score: float  # the class's mean smoothed score over the segment, in [0, 1]
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def as_json(self) -> dict:
+        """ActivityNet's result form: label, [start, end], score."""
+        return {"label": self.label, "segment": [round(self.start, 3), round(self.end, 3)],
+                "score": round(self.score, 6)}

@@ -24,9 +24,10 @@ PRESETS = {"video-features": (64, 64)}
 """--preset NAME: (window, stride) conventions other feature extractors use."""
 
 
-def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
+def build_parser(prog: str, features: bool, window: int = 250, stride: int | None = None,
+                 description: str | None = None) -> argparse.ArgumentParser:
     what = "extract per-window I3D features (and predictions)" if features else "classify every video"
-    parser = Parser(prog=prog, description=f"{what} of a dataset into --out, resumably.",
+    parser = Parser(prog=prog, description=description or f"{what} of a dataset into --out, resumably.",
                     epilog="Exit codes: 0 every video done, 2 usage, 3 bad list, 4 weights, "
                            "5 some videos failed or are missing (each recorded), 130 interrupted.")
     parser.add_argument("source", type=Path, help="a folder of videos, a list file (.csv .tsv .txt .jsonl), "
@@ -64,7 +65,7 @@ def build_parser(prog: str, features: bool) -> argparse.ArgumentParser:
     if features:
         run.add_argument("--preset", choices=tuple(PRESETS),
                          help="video-features: windows of 64 frames every 64 (overrides --window/--stride)")
-    add_preprocessing_arguments(parser)
+    add_preprocessing_arguments(parser, window=window, stride=stride)
     return parser
 
 
@@ -103,53 +104,64 @@ def format_summary(report) -> str:
     return text
 
 
+def prepare_run(args: argparse.Namespace, features: bool, dataset=None):
+    """What a dataset command's flags ask for: (dataset, video options, batch options, label map, recognizer).
+
+    Everything is checked before any weights load; ``dataset`` (one already read) replaces reading SOURCE.
+    """
+    import dataclasses
+
+    from i3d.files import refuse_output_over_input
+    from i3d.inputs.dataset_items import ListOptions, parse_shard
+    from i3d.inputs.datasets import load_dataset
+    from i3d.inputs.labels import read_label_map
+    from i3d.streams import streams_named
+    from i3d.tasks.batch import BatchOptions, check_batch_options
+    from i3d.tasks.recognizer import Recognizer
+    from i3d.weights.loading import LoadOptions
+
+    check_pretrain_type(args.pretrain, args.type)
+    if args.offline:
+        forbid_network()
+    video = video_options(args)
+    if getattr(args, "preset", None):
+        window, stride = PRESETS[args.preset]
+        video = dataclasses.replace(video, window=window, stride=stride)
+    video = dataclasses.replace(video, progress=False)
+    options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
+                           retry_failed=args.retry_failed,
+                           shard=parse_shard(args.shard) if args.shard is not None else None,
+                           workers=args.workers, progress=True, engine=args.engine, ray=ray_options(args))
+    if dataset is None:
+        dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
+                                                        root=args.root, path_column=args.path_column,
+                                                        label_column=args.label_column, split_file=args.split))
+    check_batch_options(options)  # before any weights load; run_batch checks again
+    refuse_output_over_input({"out": args.out}, [args.head, args.source, args.label_map, args.split])
+    label_map = read_label_map(args.label_map) if args.label_map else None
+    head = None
+    if args.head is not None:
+        from i3d.heads import Head
+
+        head = Head.load(args.head)
+        options = dataclasses.replace(options, top_k=min(options.top_k, len(head.classes)))
+    video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again
+    recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
+                                 load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
+                                 engine=engine_options(args), head=head)
+    return dataset, video, options, label_map, recognizer
+
+
 def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool = False) -> int:
     parser = build_parser(prog, features)
     args = parser.parse_args(argv)
 
     def work() -> int:
-        import dataclasses
         import json
 
-        from i3d.streams import streams_named
-        from i3d.tasks.batch import BatchOptions, run_batch
-        from i3d.inputs.dataset_items import ListOptions, parse_shard
-        from i3d.inputs.datasets import load_dataset
-        from i3d.inputs.labels import read_label_map
-        from i3d.tasks.recognizer import Recognizer
-        from i3d.weights.loading import LoadOptions
+        from i3d.tasks.batch import run_batch
 
-        check_pretrain_type(args.pretrain, args.type)
-        if args.offline:
-            forbid_network()
-        video = video_options(args)
-        if getattr(args, "preset", None):
-            window, stride = PRESETS[args.preset]
-            video = dataclasses.replace(video, window=window, stride=stride)
-        video = dataclasses.replace(video, progress=False)
-        options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
-                               retry_failed=args.retry_failed, shard=parse_shard(args.shard) if args.shard is not None else None,
-                               workers=args.workers, progress=True, engine=args.engine,
-                               ray=ray_options(args))
-        dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
-                                                        root=args.root, path_column=args.path_column,
-                                                        label_column=args.label_column, split_file=args.split))
-        from i3d.files import refuse_output_over_input
-        from i3d.tasks.batch import check_batch_options
-
-        check_batch_options(options)  # before any weights load; run_batch checks again
-        refuse_output_over_input({"out": args.out}, [args.head, args.source, args.label_map, args.split])
-        label_map = read_label_map(args.label_map) if args.label_map else None
-        head = None
-        if args.head is not None:
-            from i3d.heads import Head
-
-            head = Head.load(args.head)
-            options = dataclasses.replace(options, top_k=min(options.top_k, len(head.classes)))
-        video.check(streams_named(TYPES[args.type]))  # before any weights load; run_batch checks again
-        recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
-                                     load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
-                                     engine=engine_options(args), head=head)
+        dataset, video, options, label_map, recognizer = prepare_run(args, features)
         report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
         print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report))
         summary = report.summary

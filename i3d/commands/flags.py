@@ -42,7 +42,8 @@ def check_pretrain_type(pretrain: str, kind: str) -> None:
                          f"{TRAINED_ON[pretrain]}; use --type {' or '.join(kinds)}")
 
 
-def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool = True) -> None:
+def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool = True, window: int = 250,
+                                stride: int | None = None) -> None:
     """The video preprocessing flags, shared by classify and preprocess."""
     from i3d.streams import FLOW_ALGORITHMS
     from i3d.transforms import CROPS
@@ -69,10 +70,11 @@ def add_preprocessing_arguments(parser: argparse.ArgumentParser, windows: bool =
     video.add_argument("--no-flow-cache", action="store_true",
                        help="neither read nor write the flow cache ($I3D_CACHE_DIR, default ~/.cache/i3d)")
     if windows:
-        video.add_argument("--window", type=int, default=250, metavar="FRAMES",
-                           help="frames per window for long videos (default 250: 10 s); logits are averaged")
-        video.add_argument("--stride", type=int, metavar="FRAMES",
-                           help="frames between window starts (default: --window)")
+        video.add_argument("--window", type=int, default=window, metavar="FRAMES",
+                           help=f"frames per window for long videos (default {window}: {window / 25:g} s); "
+                                "logits are averaged")
+        video.add_argument("--stride", type=int, default=stride, metavar="FRAMES",
+                           help=f"frames between window starts (default: {stride or '--window'})")
 
 
 VIDEO_FLAGS = ("start", "end", "max_frames", "crop", "flow_algorithm", "flow_workers", "no_flow_cache",

@@ -64,7 +64,7 @@ def accuracy_chart_size(classes: int) -> tuple[int, int]:
     return WIDTH, 120 + _cell(classes, ROW, 120) * classes
 
 
-def _figure(width: int, height: int):
+def new_figure(width: int, height: int):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -73,7 +73,7 @@ def _figure(width: int, height: int):
     return figure
 
 
-def _save(figure, path: str | os.PathLike) -> Path:
+def save_figure(figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` as PNG at its exact pixel size (atomically), then clear it."""
     path = Path(path)
     try:
@@ -135,7 +135,7 @@ def plot_result(result: Result, path: str | os.PathLike) -> Path:
     path = check_chart_path(path)
     width, height = result_chart_size(result)
     with matplotlib.rc_context(STYLE):
-        figure = _figure(width, height)
+        figure = new_figure(width, height)
         bars = BAR_EXTRA + BAR_ROW * len(result.top)
         if len(result.windows) > 1:
             room, gap = height - 45 - 130, 110  # pixels for the two axes and the gap between them
@@ -147,7 +147,7 @@ def plot_result(result: Result, path: str | os.PathLike) -> Path:
         else:
             figure.subplots_adjust(left=0.28, right=0.96, top=1 - 45 / height, bottom=50 / height)
             _bars(figure.add_subplot(), result)
-        return _save(figure, path)
+        return save_figure(figure, path)
 
 
 def plot_confusion(truth: Sequence[int], predicted: Sequence[int], categories: Sequence[str],
@@ -173,7 +173,7 @@ def plot_confusion(truth: Sequence[int], predicted: Sequence[int], categories: S
     cell = _cell(max(len(present), columns), CELL, 300)
     names = [categories[i] for i in present] + (["other"] if other else [])
     with matplotlib.rc_context(STYLE):
-        figure = _figure(width, height)
+        figure = new_figure(width, height)
         figure.subplots_adjust(left=260 / width, right=1 - 40 / width, top=1 - 40 / height, bottom=180 / height)
         axes = figure.add_subplot()
         axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
@@ -194,7 +194,7 @@ def plot_confusion(truth: Sequence[int], predicted: Sequence[int], categories: S
         accuracy = np.trace(counts[:, : len(present)]) / max(counts.sum(), 1)
         axes.set_title(f"Confusion over {len(present)} classes, {counts.sum()} videos (top-1 {accuracy:.1%})",
                        loc="left")
-        return _save(figure, path)
+        return save_figure(figure, path)
 
 
 def plot_per_class_accuracy(rows: Sequence[tuple[str, int, float, float]], path: str | os.PathLike) -> Path:
@@ -206,7 +206,7 @@ def plot_per_class_accuracy(rows: Sequence[tuple[str, int, float, float]], path:
     width, height = accuracy_chart_size(len(rows))
     row_px = _cell(len(rows), ROW, 120)
     with matplotlib.rc_context(STYLE):
-        figure = _figure(width, height)
+        figure = new_figure(width, height)
         figure.subplots_adjust(left=0.3, right=0.9, top=1 - 50 / height, bottom=70 / height)
         axes = figure.add_subplot()
         y = np.arange(len(rows))
@@ -228,4 +228,4 @@ def plot_per_class_accuracy(rows: Sequence[tuple[str, int, float, float]], path:
         axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
         mean = float(np.mean([r[2] for r in rows])) if rows else 0.0
         axes.set_title(f"Per-class accuracy ({len(rows)} classes, mean top-1 {mean:.1%})", loc="left")
-        return _save(figure, path)
+        return save_figure(figure, path)

@@ -147,10 +147,10 @@ def _hold(handle) -> None:
 
 
 def record_path(out: Path, key: str) -> Path:
-    return _under(out, "results", key, ".json")
+    return path_under(out, "results", key, ".json")
 
 
-def _under(out: Path, folder: str, key: str, suffix: str) -> Path:
+def path_under(out: Path, folder: str, key: str, suffix: str) -> Path:
     """``out/folder/<key><suffix>``, for a key that cannot leave ``out`` (the dataset readers refuse the others
     with their line; this holds for a dataset made in code too)."""
     problem = key_problem(key)
@@ -247,7 +247,7 @@ def _failed_record(item: VideoItem, label_index: int | None, error: str, seconds
 
 def _write_features(out: Path, item: VideoItem, features, video: VideoOptions, settings: dict) -> dict[str, str]:
     """Each stream's (W, 1024) features and (W, classes) logits as .npy, with a JSON sidecar; returns the paths."""
-    base = _under(out, "features", item.key, "")
+    base = path_under(out, "features", item.key, "")
     written = {}
     for stream, array in features.features.items():
         path = base.parent / f"{base.name}.{stream}.npy"

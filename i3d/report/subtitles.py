@@ -1,0 +1,54 @@
+"""A video's segments as text any player or spreadsheet reads: SRT and WebVTT subtitles, and CSV.
+
+Each segment is one cue, shown for its span, reading ``label (score%)``; a moment
+covered by segments of several classes shows each of them (players stack
+overlapping cues). Times are the video's own, to the millisecond.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+
+from i3d.results import Segment
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = int(round(max(seconds, 0.0) * 1000))
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _text(segment: Segment) -> str:
+    return f"{segment.label} ({segment.score:.0%})"
+
+
+def _by_time(segments: Sequence[Segment]) -> list[Segment]:
+    return sorted(segments, key=lambda s: (s.start, s.end, -s.score))
+
+
+def srt(segments: Sequence[Segment]) -> str:
+    """SubRip subtitles: numbered cues, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``."""
+    cues = [f"{n}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{_text(s)}\n"
+            for n, s in enumerate(_by_time(segments), start=1)]
+    return "\n".join(cues)
+
+
+def webvtt(segments: Sequence[Segment]) -> str:
+    """WebVTT subtitles (what a browser's ``<track>`` reads)."""
+    cues = [f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{_text(s)}\n" for s in _by_time(segments)]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def segments_csv(segments: Sequence[Segment], video: str) -> str:
+    """One row per segment: video, label, class index, start, end, duration (seconds), score."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["video", "label", "class_index", "start", "end", "duration", "score"])
+    for s in _by_time(segments):
+        writer.writerow([video, s.label, s.index, f"{s.start:.3f}", f"{s.end:.3f}", f"{s.duration:.3f}",
+                         f"{s.score:.6f}"])
+    return buffer.getvalue()
