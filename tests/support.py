@@ -142,3 +142,20 @@ def decode_threads() -> int:
     from i3d.inputs import video
 
     return video._decode_threads
+
+
+def in_fresh_process(function, *args, timeout: float = 900) -> None:
+    """Run ``function(*args)`` (a module-level test body) in a new interpreter; fail when it raises or dies.
+
+    Its traceback, if any, is printed on stderr, which pytest shows with the failure.
+    """
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=function, args=args)
+    child.start()
+    child.join(timeout)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail(f"{function.__name__} did not end within {timeout:g} s")
+    assert child.exitcode == 0, f"{function.__name__} ended with exit code {child.exitcode}"

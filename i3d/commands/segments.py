@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
         from i3d.files import refuse_output_over_input
 
         refuse_output_over_input({"out": args.out}, [args.ground_truth])
+        if args.ground_truth is not None:
+            from i3d.tasks.detection import read_truth
+
+            read_truth(args.ground_truth)  # a bad ground truth is refused before any weights load
         dataset, video, options, label_map, recognizer = prepare_run(args, False, dataset)
         report = run_segments(dataset, args.out, recognizer, video=video, options=options, segment=segment,
                               label_map=label_map, ground_truth=args.ground_truth, charts=not args.no_charts)

@@ -1,0 +1,118 @@
+"""i3d segments on a long video made of real clips of different classes joined end to end, with known boundaries."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support import SHARED, run_cli
+
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.batch import BatchOptions
+from i3d.tasks.detection import tiou
+from i3d.tasks.segment_run import run_segments, single_video
+from i3d.tasks.segments import SegmentOptions, fused_window_logits, frame_scores
+
+CLIPS = SHARED / "devset" / "clips"
+JOINED = [("knitting", "UCF101__v_Knitting_g10_c02.mp4"), ("archery", "UCF101__v_Archery_g01_c01.avi"),
+          ("tai chi", "other__ta_chi__st-gcn.mp4")]
+VIDEO = VideoOptions(window=64, stride=16)
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory):
+    """The joined video, and its ground truth as ActivityNet's JSON."""
+    if not CLIPS.is_dir():
+        pytest.skip("../shared/devset is not beside the checkout")
+    from i3d.report.joined import join_videos
+
+    folder = tmp_path_factory.mktemp("joined")
+    spans = join_videos([CLIPS / name for _, name in JOINED], folder / "videos" / "joined.mp4")
+    truth = [{"label": label, "segment": list(span)} for (label, _), span in zip(JOINED, spans)]
+    (folder / "gt.json").write_text(json.dumps({"database": {"joined": {"annotations": truth}}}))
+    return folder / "videos" / "joined.mp4", folder / "gt.json", spans
+
+
+@pytest.fixture(scope="module")
+def found(joined, recognizer, tmp_path_factory):
+    video, gt, _ = joined
+    out = tmp_path_factory.mktemp("segments") / "out"
+    return out, run_segments(single_video(video), out, recognizer, video=VIDEO, options=BatchOptions(),
+                             ground_truth=gt)
+
+
+def test_each_clip_is_found_with_its_label(joined, found):
+    _, _, spans = joined
+    out, report = found
+    segments = report.segments["joined"]
+    assert 20 < spans[-1][1] < 25  # about 22.5 s of video
+    for (label, _), (start, end) in zip(JOINED, spans):
+        mine = [s for s in segments if s.label == label]
+        assert mine, f"no {label} segment in {[(s.label, s.start, s.end) for s in segments]}"
+        best = max(tiou(start, end, np.array([s.start for s in mine]), np.array([s.end for s in mine])))
+        assert best >= 0.5, (label, start, end, mine)
+    evaluation = report.evaluation
+    assert evaluation.map["0.5"] == pytest.approx(1.0)
+    assert json.loads((out / "evaluation.json").read_text())["map"] == evaluation.map
+    written = json.loads((out / "segments.json").read_text())
+    assert written["results"]["joined"] == [s.as_json() for s in segments]
+
+
+def test_the_scores_are_the_windows_classify_gives(joined, found, recognizer):
+    video, _, _ = joined
+    out, _ = found
+    saved = np.load(out / "segments" / "joined.mp4.scores.npz", allow_pickle=False)
+    result = recognizer.classify(video, video=VIDEO)
+    expected = frame_scores([w.span for w in result.windows],
+                            fused_window_logits([np.stack([w.logits for w in result.windows])]), 25.0)
+    np.testing.assert_allclose(saved["scores"], expected.scores, atol=1e-5)
+    np.testing.assert_allclose(saved["times"], expected.times)
+    assert tuple(saved["classes"]) == recognizer.categories
+    assert saved["scores"].shape == (len(expected.times), 400)
+
+
+def test_subtitles_and_timeline_are_written(found):
+    from PIL import Image
+
+    from i3d.report.segment_chart import timeline_size
+
+    out, report = found
+    segments = report.segments["joined"]
+    srt = (out / "segments" / "joined.mp4.srt").read_text()
+    assert srt.count(" --> ") == len(segments) and "knitting (" in srt
+    assert (out / "segments" / "joined.mp4.vtt").read_text().startswith("WEBVTT\n\n00:00:0")
+    rows = (out / "segments" / "joined.mp4.csv").read_text().splitlines()
+    assert len(rows) == len(segments) + 1 and rows[1].startswith("joined,")
+    scores = np.load(out / "segments" / "joined.mp4.scores.npz")["scores"]
+    with Image.open(out / "segments" / "joined.mp4.timeline.png") as image:
+        assert image.size == timeline_size(scores, segments)
+
+
+def test_cut_again_with_other_thresholds_without_running_the_network(joined, found, recognizer):
+    video, gt, _ = joined
+    out, report = found
+    strict = run_segments(single_video(video), out, recognizer, video=VIDEO, ground_truth=gt,
+                          segment=SegmentOptions(threshold=0.99), charts=False)
+    assert (strict.batch.processed, strict.batch.skipped) == (0, 1)
+    assert len(strict.segments["joined"]) < len(report.segments["joined"])
+
+
+def test_the_command(joined, found, shared_weights_dir, tmp_path):
+    video, gt, _ = joined
+    out, report = found
+    proc = run_cli("segments", str(video.parent), "--out", str(out), "--ground-truth", str(gt), "--format", "json",
+                   "--offline", "--no-charts", weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["summary"]["ok"] == 1 and data["evaluation"]["map"] == report.evaluation.map
+    assert data["segments"]["joined"] == [s.as_json() for s in report.segments["joined"]]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"database": {"joined": {"annotations": [{"label": "x"}]}}}')
+    proc = run_cli("segments", str(video), "--out", str(tmp_path / "o"), "--ground-truth", str(bad), "--offline",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 3 and "'segment' must be [start, end]" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o" / "results").exists()
+    proc = run_cli("segments", str(video), "--out", str(tmp_path / "o"), "--threshold", "1.5",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and "--threshold is 1.5" in proc.stderr
