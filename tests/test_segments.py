@@ -107,6 +107,17 @@ def test_the_command(joined, found, shared_weights_dir, tmp_path):
     data = json.loads(proc.stdout)
     assert data["summary"]["ok"] == 1 and data["evaluation"]["map"] == report.evaluation.map
     assert data["segments"]["joined"] == [s.as_json() for s in report.segments["joined"]]
+    proc = run_cli("segments", str(video), "--out", str(out), "--annotate", str(tmp_path / "a.mp4"), "--offline",
+                   "--no-charts", weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 0, proc.stderr
+    import av
+
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == pytest.approx(report.spans["joined"][1] * 25, abs=2)
+    proc = run_cli("segments", str(video.parent), "--out", str(out), "--annotate", str(tmp_path / "b.mp4"),
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert proc.returncode == 2 and "give a video as SOURCE" in proc.stderr
     bad = tmp_path / "bad.json"
     bad.write_text('{"database": {"joined": {"annotations": [{"label": "x"}]}}}')
     proc = run_cli("segments", str(video), "--out", str(tmp_path / "o"), "--ground-truth", str(bad), "--offline",

@@ -1,6 +1,6 @@
 """``i3d <command>`` (also ``python -m i3d <command>``): each command parses, calls the library, prints.
 
-Commands: classify (what ``evaluate.py`` runs), batch, features, train, segments, preprocess, weights, fvd, samples.
+Commands: classify (what ``evaluate.py`` runs), batch, features, train, live, segments, preprocess, weights, fvd, samples.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ COMMANDS = {
     "batch": ("i3d.commands.batch", "classify every video of a dataset into a folder (resumable, shardable)"),
     "features": ("i3d.commands.features", "extract per-window I3D features of every video of a dataset"),
     "train": ("i3d.commands.train", "fit a head for your own classes on your labelled videos"),
+    "live": ("i3d.commands.live", "recognise actions on a camera, a network stream or stdin as it plays"),
     "segments": ("i3d.commands.segments", "where each action starts and ends in long videos (subtitles, mAP)"),
     "preprocess": ("i3d.commands.preprocess", "write a video's model-ready arrays (and a preview) to disk"),
     "weights": ("i3d.commands.weights", "list, import and verify DeepMind's weight sets"),

@@ -42,6 +42,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                      help="ActivityNet ground-truth JSON, or THUMOS-14 annotation files (a folder or one "
                           "<Class>_test.txt): AP per class and mAP, printed and written to DIR/evaluation.json")
     cut.add_argument("--no-charts", action="store_true", help="skip the timeline PNGs")
+    cut.add_argument("--annotate", type=Path, metavar="OUT.mp4",
+                     help="a single video: write it with the segment under way drawn on each moment "
+                          "(.mp4, .webm or .gif)")
     return parser
 
 
@@ -91,12 +94,18 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
         dataset = None
         if args.source.is_file() and args.source.suffix.lower() in VIDEO_EXTENSIONS:
             dataset = single_video(args.source)
+        if args.annotate is not None:
+            from i3d.report.video_writer import check_video_path
+
+            if dataset is None:
+                raise UsageError("--annotate draws on one video; give a video as SOURCE, not a dataset")
+            check_video_path(args.annotate, "annotate")
         segment = SegmentOptions(threshold=args.threshold, release=args.release, min_duration=args.min_duration,
                                  merge_gap=args.merge_gap, smooth=args.smooth, classes=_classes(args.classes))
         segment.check()
         from i3d.files import refuse_output_over_input
 
-        refuse_output_over_input({"out": args.out}, [args.ground_truth])
+        refuse_output_over_input({"out": args.out, "annotate": args.annotate}, [args.ground_truth, args.source])
         if args.ground_truth is not None:
             from i3d.tasks.detection import read_truth
 
@@ -104,6 +113,12 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
         dataset, video, options, label_map, recognizer = prepare_run(args, False, dataset)
         report = run_segments(dataset, args.out, recognizer, video=video, options=options, segment=segment,
                               label_map=label_map, ground_truth=args.ground_truth, charts=not args.no_charts)
+        if args.annotate is not None and report.segments:
+            from i3d.report.annotate import annotate_segments
+
+            (only, segments), = report.segments.items()
+            annotate_segments(segments, args.source, args.annotate, *report.spans[only])
+            report.files["annotated"] = str(args.annotate)
         if args.format == "json":
             data = {"segments": {v: [s.as_json() for s in rows] for v, rows in report.segments.items()},
                     "evaluation": report.evaluation.as_json() if report.evaluation else None,

@@ -126,13 +126,20 @@ def iter_source_frames(source: str | os.PathLike, options: VideoOptions) -> Iter
 
 def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
                     options: VideoOptions) -> Iterator[_Frame]:
-    """Each frame with its crops for every stream; flow streams get the field to the next frame.
+    """Each frame of ``source`` with its crops for every stream (see :func:`crop_frames`)."""
+    return crop_frames(iter_source_frames(source, options), streams, options)
+
+
+def crop_frames(frames: Iterable[tuple[np.ndarray, float, int]], streams: tuple[Stream, ...],
+                options: VideoOptions) -> Iterator[_Frame]:
+    """Each (RGB frame at short side 256, seconds, index) with its crops for every stream; flow streams get the
+    field to the next frame.
 
     The full frame is dropped as soon as its crops (and, for flow, its pairs) are made.
     """
     items: Iterable[_Frame] = (
         _Frame(seconds, image, {s.name: s.crop(image, options.crop) for s in streams if not s.needs_flow})
-        for image, seconds, _ in iter_source_frames(source, options))
+        for image, seconds, _ in frames)
     flow_streams = [s for s in streams if s.needs_flow]
     if flow_streams:
         items = _with_flow_crops(items, flow_streams, options)
@@ -252,8 +259,12 @@ def iter_cropped_windows(source: str | os.PathLike, streams: tuple[Stream, ...],
                          options: VideoOptions) -> Iterator[CroppedWindow]:
     """Stream the video's windows in order, unfinished; raises InputError when it is too short for one."""
     options.check(streams)
-    name = os.fspath(source)
-    frames = _cropped_frames(source, streams, options)
+    yield from windows_of_frames(_cropped_frames(source, streams, options), streams, options, os.fspath(source))
+
+
+def windows_of_frames(frames: Iterable[_Frame], streams: tuple[Stream, ...], options: VideoOptions,
+                      name: str) -> Iterator[CroppedWindow]:
+    """The unfinished windows of cropped frames, in order (``name`` says whose in messages)."""
     index = -1
     for index, (first, picked) in enumerate(sliding_windows(frames, *options.window_and_step())):
         check_length(len(picked), name, streams, options)

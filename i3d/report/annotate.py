@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from i3d.errors import InputError, OptionError
-from i3d.results import Result, WindowResult, softmax
+from i3d.results import Result, Segment, WindowResult, softmax
 from i3d.report.video_writer import check_video_path, open_video
 
 ROWS = 3
@@ -113,16 +113,19 @@ def _percent(probability: float) -> str:
 
 def make_panel(window: WindowResult, width: int, height: int) -> Panel:
     """The label panel for ``window`` on a ``width`` x ``height`` frame (clipped to the frame)."""
+    probabilities = softmax(window.logits)
+    rows = [(p.label, float(probabilities[p.index])) for p in window.top[:ROWS]]
+    return rows_panel(f"{window.span.start:.1f}–{window.span.end:.1f} s", rows, width, height)
+
+
+def rows_panel(header: str, rows: Sequence[tuple[str, float]], width: int, height: int) -> Panel:
+    """A label panel: a small ``header`` line, then each (label, probability) row with its bar."""
     from PIL import Image, ImageDraw
 
     size = font_size(width, height)
     font, bold, small = _font(size, False), _font(size, True), _font(max(8, round(size * 0.8)), False)
     pad, margin = round(size * 0.6), max(2, round(size * 0.5))
     bar_h, gap = max(3, round(size * 0.35)), round(size * 0.3)
-    probabilities = softmax(window.logits)
-    rows = [(p.label, float(probabilities[p.index])) for p in window.top[:ROWS]]
-    span = window.span
-    header = f"{span.start:.1f}–{span.end:.1f} s"
     inner = min(width - 2 * margin - 2 * pad,
                 max(size * 9, max(bold.getlength(label) + gap * 2 + bold.getlength("100%") for label, _ in rows)))
     inner = max(1, int(inner))
@@ -200,14 +203,19 @@ def source_frames(source: str | os.PathLike, result: Result, *,
     :mod:`i3d.inputs.video`), so a constant-rate video gives each of its frames
     once; a frames folder is read at 25 fps.
     """
+    if not result.windows:
+        raise OptionError("result", "has no windows to draw; classify a video or a frames folder")
+    return span_frames(source, min(w.span.start for w in result.windows), max(w.span.end for w in result.windows),
+                       progress=progress)
+
+
+def span_frames(source: str | os.PathLike, start: float, end: float, *,
+                progress: bool = False) -> tuple[float, Iterator[tuple[np.ndarray, float]]]:
+    """(frame rate, (RGB frame at full size, seconds)) of ``source`` from ``start`` to ``end`` seconds."""
     from i3d.inputs.frame_folders import iter_frames_dir
     from i3d.inputs.video import iter_video, source_fps
 
-    if not result.windows:
-        raise OptionError("result", "has no windows to draw; classify a video or a frames folder")
     fps = source_fps(source)
-    start = min(w.span.start for w in result.windows)
-    end = max(w.span.end for w in result.windows)
     reader = iter_frames_dir if Path(source).is_dir() else iter_video
     frames = reader(source, fps=fps, start=start or None, end=end, progress=progress, prepare=_unchanged)
     return fps, ((frame, seconds) for frame, seconds, _ in frames)
@@ -229,4 +237,27 @@ def annotate_video(result: Result, source: str | os.PathLike, out: str | os.Path
         if writer.frames == 0:
             raise InputError(f"{os.fspath(source)}: no frame in the classified span "
                              f"{result.windows[0].span.start:.2f}-{result.windows[-1].span.end:.2f} s")
+    return AnnotatedVideo(out, writer.frames, writer.width, writer.height, fps, writer.codec)
+
+
+def annotate_segments(segments: Sequence[Segment], source: str | os.PathLike, out: str | os.PathLike,
+                      start: float, end: float, *, progress: bool = False) -> AnnotatedVideo:
+    """Write ``source`` from ``start`` to ``end`` seconds with the segments under way at each moment drawn on it
+    (label and score, the best first; a moment in no segment is left unchanged)."""
+    out = check_video_path(out)
+    fps, frames = span_frames(source, start, end, progress=progress)
+    panels: dict[tuple, Panel] = {}
+    with open_video(out, fps) as writer:
+        for frame, seconds in frames:
+            now = sorted((s for s in segments if s.start - 1e-6 <= seconds < s.end - 1e-6), key=lambda s: -s.score)
+            if now:
+                key = (tuple((s.index, s.start) for s in now[:ROWS]), frame.shape[1], frame.shape[0])
+                if key not in panels:
+                    header = f"{now[0].start:.1f}–{now[0].end:.1f} s"
+                    panels[key] = rows_panel(header, [(s.label, s.score) for s in now[:ROWS]], frame.shape[1],
+                                             frame.shape[0])
+                frame = draw_panel(frame, panels[key])
+            writer.write(frame)
+        if writer.frames == 0:
+            raise InputError(f"{os.fspath(source)}: no frame between {start:.2f} and {end:.2f} s")
     return AnnotatedVideo(out, writer.frames, writer.width, writer.height, fps, writer.codec)

@@ -38,6 +38,7 @@ class SegmentsReport:
 
     batch: BatchReport
     segments: dict[str, list[Segment]]
+    spans: dict[str, tuple[float, float]]  # each video's scored part: its first window's start, last window's end
     evaluation: Evaluation | None
     files: dict[str, str]  # what was written for the run: segments, evaluation
 
@@ -96,9 +97,10 @@ def write_video_outputs(out: Path, key: str, scores: FrameScores, categories: tu
 
 def cut_segments(out: Path, dataset: Dataset, categories: tuple[str, ...], options: SegmentOptions, *,
                  fusion: str = "mean", head: bool = False, fps: float = 25.0,
-                 charts: bool = True) -> dict[str, list[Segment]]:
-    """Segments of every finished video of ``dataset`` in ``out`` (its per-video files written), by video id."""
-    found = {}
+                 charts: bool = True) -> tuple[dict[str, list[Segment]], dict[str, tuple[float, float]]]:
+    """Segments of every finished video of ``dataset`` in ``out`` (its per-video files written), and the part
+    of each that was scored, by video id."""
+    found, spans = {}, {}
     for item in dataset.items:
         record = read_record(out, item.key, len(categories))
         if record is None or record.get("status") != "ok" or not record.get("features"):
@@ -107,7 +109,8 @@ def cut_segments(out: Path, dataset: Dataset, categories: tuple[str, ...], optio
         segments = find_segments(scores, categories, options)
         write_video_outputs(out, item.key, scores, categories, segments, options, charts)
         found[video_id(item.key)] = segments
-    return found
+        spans[video_id(item.key)] = (float(scores.times[0]), scores.end)
+    return found, spans
 
 
 def check_ids(dataset: Dataset) -> None:
@@ -141,7 +144,7 @@ def run_segments(dataset: Dataset, out: str | os.PathLike, recognizer: Recognize
         read_truth(ground_truth)  # a bad ground truth is refused before any video runs
     batch = run_batch(dataset, out, recognizer, video=video, label_map=label_map,
                       options=replace(options, features=True))
-    found = cut_segments(out, dataset, recognizer.categories, segment, fusion=options.fusion,
+    found, spans = cut_segments(out, dataset, recognizer.categories, segment, fusion=options.fusion,
                          head=recognizer.head is not None, fps=video.fps, charts=charts)
     files = {"segments": str(out / "segments.json")}
     with atomic_path(out / "segments.json") as tmp:
@@ -152,4 +155,4 @@ def run_segments(dataset: Dataset, out: str | os.PathLike, recognizer: Recognize
         files["evaluation"] = str(out / "evaluation.json")
         with atomic_path(out / "evaluation.json") as tmp:
             tmp.write_text(json.dumps(evaluation.as_json(), indent=1), encoding="utf-8")
-    return SegmentsReport(batch, found, evaluation, files)
+    return SegmentsReport(batch, found, spans, evaluation, files)

@@ -1,0 +1,167 @@
+"""i3d live on real streams on this machine: a file, MPEG-TS served over tcp:// at 25 fps, stdin, a server that
+stops mid-stream, a network slower than the stream, an unreachable address."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from support import ARM_WRESTLING, needs_video, run_cli
+
+from i3d.errors import InputError
+from i3d.inputs.live import LiveOptions
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.live import LiveSummary, live
+from i3d.tasks.recognizer import Recognizer
+
+pytestmark = needs_video
+VIDEO = VideoOptions(window=32, stride=16)
+
+
+@pytest.fixture(scope="module")
+def stream_file(tmp_path_factory):
+    """The arm-wrestling clip's first 4 s re-encoded as MPEG-TS at 25 fps: what the server sends, byte for byte."""
+    import av
+
+    from i3d.inputs.video import iter_video
+
+    path = tmp_path_factory.mktemp("live") / "stream.ts"
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"qscale": "3"}
+        import cv2
+
+        for frame, _, _ in iter_video(ARM_WRESTLING, max_frames=100, prepare=lambda f: cv2.resize(f, (320, 240))):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+class Server(threading.Thread):
+    """Serves a file's bytes to one client over TCP at the rate that makes it last ``seconds`` (or stops after
+    ``fraction`` of them, closing the connection and the port)."""
+
+    def __init__(self, path, seconds: float = 4.0, fraction: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.data, self.seconds, self.fraction = path.read_bytes(), seconds, fraction
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def run(self) -> None:
+        self.listener.settimeout(60)
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        end = int(len(self.data) * self.fraction)
+        chunk = 4096
+        started = time.monotonic()
+        with client:
+            for at in range(0, end, chunk):
+                wait = started + self.seconds * at / len(self.data) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    client.sendall(self.data[at:min(at + chunk, end)])
+                except OSError:
+                    break
+        self.listener.close()
+
+
+def offline(recognizer, path) -> list[np.ndarray]:
+    return [w.logits for w in recognizer.classify(path, video=VIDEO).windows]
+
+
+def test_a_file_gives_classify_windows(recognizer, stream_file):
+    results = list(live(recognizer, str(stream_file), video=VIDEO))
+    want = offline(recognizer, stream_file)
+    assert len(results) == len(want) == 6 and results[-1].skipped == 0
+    for mine, theirs in zip(results, want):
+        np.testing.assert_allclose(mine.logits, theirs, atol=1e-5)
+    assert [r.start for r in results] == pytest.approx([0, 0.64, 1.28, 1.92, 2.56, 2.72])
+
+
+def test_a_tcp_stream_at_25_fps(recognizer, stream_file):
+    server = Server(stream_file)
+    server.start()
+    results = []
+    with pytest.raises(InputError, match="dropped and did not come back after 1 reconnection"):
+        for result in live(recognizer, f"tcp://127.0.0.1:{server.port}", video=VIDEO,
+                           options=LiveOptions(reconnect=1, open_timeout=5)):
+            results.append(result)
+    want = offline(recognizer, stream_file)
+    answered = {r.index: r for r in results}
+    assert len(answered) + results[-1].skipped == len(want) - 1  # the tail window needs an end of stream
+    for index, result in answered.items():
+        np.testing.assert_allclose(result.logits, want[index], atol=1e-5)
+    assert max(r.latency for r in results) < 5
+
+
+def test_a_server_that_stops_mid_stream(recognizer, stream_file):
+    server = Server(stream_file, fraction=0.6)
+    server.start()
+    results = []
+    started = time.monotonic()
+    with pytest.raises(InputError, match=r"tcp://127.0.0.1:\d+: the stream dropped and did not come back after 2"):
+        for result in live(recognizer, f"tcp://127.0.0.1:{server.port}", video=VIDEO,
+                           options=LiveOptions(reconnect=2, open_timeout=2)):
+            results.append(result)
+    assert results and max(r.end for r in results) < 3.0
+    assert time.monotonic() - started < 30
+
+
+class Slow:
+    """A runner that takes 0.6 s more per window than the real one: slower than the stream's 0.64 s stride."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+
+    def logits_batch(self, clips):
+        time.sleep(0.6)
+        return self.runner.logits_batch(clips)
+
+
+def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream_file):
+    slow = Recognizer({"rgb": Slow(recognizer.runners["rgb"])}, recognizer.weight_sets, recognizer.backend,
+                      recognizer.engine, store=recognizer.store)
+    summary = LiveSummary()
+    results = list(live(slow, str(stream_file), video=VideoOptions(window=16, stride=4),
+                        options=LiveOptions(realtime=True), summary=summary))
+    assert summary.skipped > 0 and summary.windows == len(results) >= 2
+    assert summary.windows + summary.skipped == 22  # (100 - 16) / 4 + 1 windows: each answered or counted
+    assert max(r.latency for r in results) < 2 * (0.6 + 1.0)  # never more than a window or so behind
+
+
+def test_stdin_and_the_command(stream_file, shared_weights_dir):
+    import os
+    import subprocess
+    import sys
+
+    from support import ROOT
+
+    env = {**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)}
+    with open(stream_file, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-m", "i3d", "live", "-", "--window", "32", "--stride", "16",
+                               "--format", "jsonl", "--offline"], stdin=stdin, capture_output=True, text=True,
+                              cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["window"] for r in rows] == list(range(len(rows))) and rows[0]["top"][0]["label"] == "arm wrestling"
+    import re
+
+    # stdin is live: capture does not wait for the network, so windows it falls behind on are skipped, and counted
+    answered, skipped = map(int, re.search(r"summary: (\d+) windows, (\d+) skipped", proc.stderr).groups())
+    assert answered == len(rows) and answered + skipped == 6
+    assert "summary: " in proc.stderr
+    started = time.monotonic()
+    proc = run_cli("live", "tcp://127.0.0.1:1", "--open-timeout", "3", "--offline", weights_dir=shared_weights_dir,
+                   module="i3d")
+    assert proc.returncode == 3 and "tcp://127.0.0.1:1: cannot open" in proc.stderr
+    assert time.monotonic() - started < 60

@@ -1,0 +1,130 @@
+"""engine="ray" on a cluster of several nodes (a head and two workers, all on this machine, made by Ray's own
+``ray.cluster_utils.Cluster``): a worker node removed mid-batch, and a driver killed mid-batch and resumed
+against the same cluster, each leave every video recorded exactly once with the local engine's values."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from support import ROOT, write_labelled_videos
+
+from i3d.inputs.dataset_items import ListOptions
+from i3d.inputs.datasets import load_dataset
+from i3d.preprocess.windows import VideoOptions
+from i3d.tasks.batch import BatchOptions, run_batch
+
+ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
+
+from i3d.tasks.ray_engine import ACTOR_PREFIX, RayOptions  # noqa: E402
+
+VIDEO = VideoOptions(window=10, stride=5)
+KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "archery/clip0.avi",
+        "archery/clip1.avi", "juggling balls/clip3.avi"]
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    """A head with no CPU for work (so every task and actor runs on a worker node) and two 1-CPU workers."""
+    from ray.cluster_utils import Cluster
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return write_labelled_videos(tmp_path_factory.mktemp("cluster") / "videos")
+
+
+@pytest.fixture(scope="module")
+def local_records(dataset_dir, tmp_path_factory, recognizer):
+    out = tmp_path_factory.mktemp("local") / "out"
+    run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=BatchOptions(features=True))
+    return records(out)
+
+
+def load(root):
+    return load_dataset(root, ListOptions(labels_from_folders=True))
+
+
+def records(out) -> dict[str, dict]:
+    return {row["key"]: row for row in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+
+
+def assert_local_values(out, want):
+    got = records(out)
+    assert sorted(got) == sorted(want) == KEYS
+    for key, row in want.items():
+        assert got[key]["status"] == row["status"], key
+        assert [p["index"] for p in got[key]["top"]] == [p["index"] for p in row["top"]], key
+        if row["logits"] is not None:
+            assert got[key]["logits"] == pytest.approx(row["logits"], abs=1e-5), key
+
+
+def test_a_worker_node_removed_mid_batch(nodes, dataset_dir, tmp_path, recognizer, local_records,
+                                         shared_weights_dir):
+    cluster, workers = nodes
+    seen, removed = [], []
+
+    def remove_after_first(record):
+        seen.append(record["key"])
+        if not removed:  # the node holding the model actor, or the one decoding: either way work is lost
+            [name] = [n for n in ray.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
+            actor = ray._private.state.actors(ray.get_actor(name)._actor_id.hex())
+            victim = next(w for w in workers if w.node_id == actor["Address"]["NodeID"])
+            cluster.remove_node(victim, allow_graceful=False)
+            removed.append(victim)
+
+    options = BatchOptions(features=True, engine="ray",
+                           ray=RayOptions(address=cluster.address, weights_dir=str(shared_weights_dir)))
+    report = run_batch(load(dataset_dir), tmp_path / "out", recognizer, video=VIDEO, options=options,
+                       on_record=remove_after_first)
+    assert len(removed) == 1
+    assert sorted(seen) == KEYS and Counter(seen).most_common(1)[0][1] == 1  # every video once, none twice
+    assert (report.processed, report.failed) == (6, 2)  # the two broken videos of the set, as locally
+    assert_local_values(tmp_path / "out", local_records)
+    workers.remove(removed[0])
+    workers.append(cluster.add_node(num_cpus=1))  # the next test has two workers again
+    cluster.wait_for_nodes()
+
+
+def test_a_driver_killed_mid_batch_resumes_against_the_same_cluster(nodes, dataset_dir, tmp_path, local_records,
+                                                                    shared_weights_dir):
+    cluster, _ = nodes
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "i3d", "features", str(dataset_dir), "--out", str(out), "--labels-from-folders",
+               "--window", "10", "--stride", "5", "--engine", "ray", "--ray-address", cluster.address, "--offline",
+               "--format", "json"]
+    env = {**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)}
+    driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (out / "results").is_dir() and any((out / "results").rglob("*.json")):
+            break
+        time.sleep(0.05)
+    assert driver.poll() is None, driver.stderr.read().decode()
+    driver.send_signal(signal.SIGKILL)  # no chance to clean up: its actors die with its job
+    driver.wait()
+    driver.stderr.close()
+    done = {p: p.stat().st_mtime_ns for p in (out / "results").rglob("*.json")}
+    assert 1 <= len(done) < len(KEYS)
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 5, again.stderr  # the set's two broken videos are failures, as locally
+    summary = json.loads(again.stdout)
+    assert summary["evaluated"] == len(KEYS) and summary["failed"] == 2
+    assert_local_values(out, local_records)
+    assert {p: p.stat().st_mtime_ns for p in done} == done  # what was recorded before the kill was kept, not redone
