@@ -1,0 +1,116 @@
+"""i3d live on loopback: a real clip looped for ``--seconds`` at 25 fps as MPEG-TS over tcp://127.0.0.1.
+
+    .venv/bin/python benchmarks/live_benchmark.py [--seconds 60] [--runs rgb:fp32:16 rgb:int8:8 both:int8:25]
+
+For each run (type:precision:stride, window 64) it prints windows answered per second, latency
+p50/p95/max, windows skipped and the CPU busy share (this process's CPU seconds over the wall
+seconds times the cores). The stream is the arm-wrestling sample scaled to 340x256, encoded once
+to MPEG-2 in MPEG-TS and sent at the rate that makes it last its length. Prints the CPU first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import threading
+import time
+from pathlib import Path
+
+from machine import cpu_name  # benchmarks/machine.py, beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT.parent / "shared" / "samples" / "arm_wrestling.mp4"
+
+
+def encode_loop(path: Path, seconds: float) -> None:
+    """The clip, looped to ``seconds`` at 25 fps, 340x256, as MPEG-TS."""
+    import av
+    import cv2
+
+    from i3d.inputs.video import iter_video
+
+    frames = [f for f, _, _ in iter_video(CLIP, prepare=lambda f: cv2.resize(f, (340, 256)))]
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 340, 256, "yuv420p"
+        stream.options = {"qscale": "3"}
+        for n in range(int(seconds * 25)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frames[n % len(frames)], format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def serve(data: bytes, seconds: float) -> int:
+    """Send ``data`` to the first client at the rate that makes it last ``seconds``; returns the port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        client, _ = listener.accept()
+        started = time.monotonic()
+        with client:
+            for at in range(0, len(data), 8192):
+                wait = started + seconds * at / len(data) - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                client.sendall(data[at:at + 8192])
+        listener.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--runs", nargs="*", default=["rgb:fp32:16", "rgb:int8:8", "both:int8:25"])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/i3d-live-benchmark"))
+    args = parser.parse_args()
+
+    from i3d.errors import InputError
+    from i3d.inputs.live import LiveOptions
+    from i3d.preprocess.windows import VideoOptions
+    from i3d.runtime.base import EngineOptions
+    from i3d.tasks.live import LiveSummary, live
+    from i3d.tasks.recognizer import Recognizer
+    from i3d.weights.loading import LoadOptions
+
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores", flush=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    stream = args.work / "loop.ts"
+    if not stream.exists():
+        encode_loop(stream, args.seconds)
+    data = stream.read_bytes()
+    for run in args.runs:
+        kind, precision, stride = run.split(":")
+        streams = ("rgb", "flow") if kind == "both" else ("rgb",)
+        try:
+            recognizer = Recognizer.load(streams, load=LoadOptions(download=False),
+                                         engine=EngineOptions(precision=precision))
+        except Exception as err:  # noqa: BLE001 - a set that is not here (flow) is reported, the others run
+            print(f"{run}: not run ({err})", flush=True)
+            continue
+        port = serve(data, args.seconds)
+        summary = LiveSummary()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        mark = time.monotonic()
+        try:
+            for _ in live(recognizer, f"tcp://127.0.0.1:{port}", video=VideoOptions(window=64, stride=int(stride)),
+                          options=LiveOptions(reconnect=0), summary=summary):
+                pass
+        except InputError:  # the end of the loop: a live stream that ends has dropped
+            pass
+        wall = time.monotonic() - mark
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        busy = (used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime) / (wall * os.cpu_count())
+        figures = summary.as_json()
+        print(f"{run}: {summary.windows / wall:.2f} windows/s, {figures['windows']} answered, {figures['skipped']} "
+              f"skipped ({figures['skipped'] / max(1, figures['windows'] + figures['skipped']):.0%}); latency p50 "
+              f"{figures['latency_p50']:.2f} s, p95 {figures['latency_p95']:.2f} s, max {figures['latency_max']:.2f} s; "
+              f"CPU busy {busy:.0%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
