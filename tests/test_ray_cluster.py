@@ -31,14 +31,15 @@ KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "arc
 
 @pytest.fixture(scope="module")
 def nodes():
-    """A head with no CPU for work (so every task and actor runs on a worker node) and two 1-CPU workers."""
+    """A head with no CPU for work (so every task and actor runs on a worker node) and two workers of 2 CPUs:
+    either one alone can hold the model actor and a decoding task, so the run can go on when the other goes."""
     from ray.cluster_utils import Cluster
 
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    workers = [cluster.add_node(num_cpus=2) for _ in range(2)]
     cluster.wait_for_nodes()
     yield cluster, workers
     ray.shutdown()
@@ -98,7 +99,7 @@ def test_a_worker_node_removed_mid_batch(nodes, dataset_dir, tmp_path, recognize
     assert (report.processed, report.failed) == (6, 2)  # the two broken videos of the set, as locally
     assert_local_values(tmp_path / "out", local_records)
     workers.remove(removed[0])
-    workers.append(cluster.add_node(num_cpus=1))  # the next test has two workers again
+    workers.append(cluster.add_node(num_cpus=2))  # the next test has two workers again
     cluster.wait_for_nodes()
 
 
@@ -107,7 +108,7 @@ def test_a_driver_killed_mid_batch_resumes_against_the_same_cluster(nodes, datas
     cluster, _ = nodes
     out = tmp_path / "out"
     command = [sys.executable, "-m", "i3d", "features", str(dataset_dir), "--out", str(out), "--labels-from-folders",
-               "--window", "10", "--stride", "5", "--engine", "ray", "--ray-address", cluster.address, "--offline",
+               "--window", "10", "--stride", "5", "--engine", "ray", "--ray-address", cluster.address,
                "--format", "json"]
     env = {**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)}
     driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import sys
 import uuid
 from collections import deque
@@ -43,6 +44,9 @@ TASK_RETRIES = 3
 """Times a decoding task is run again after its worker process died."""
 CALL_RETRIES = 3
 """Times a call to a model actor is run again after the actor died (the actor itself restarts without limit)."""
+UNAVAILABLE_SECONDS = 180.0
+"""How long a video's call is sent again while its actor is unreachable (its node gone, not yet declared dead, and
+the actor not yet restarted elsewhere): Ray's own retries of such a call all fail within a second or two."""
 ACTOR_PREFIX = "i3d-model-"
 """Model actors are named ``i3d-model-<run>-<n>``, so an operator (or a test) can find and kill one."""
 
@@ -237,7 +241,7 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
             while prepared and min(load) < per_actor:
                 index = load.index(min(load))
                 item, ref = prepared.popleft()
-                running[actors[index].run.remote(ref, top_k, fusion, features)] = (item, index)
+                running[actors[index].run.remote(ref, top_k, fusion, features)] = (item, index, ref, None)
                 load[index] += 1
             with keep_interrupts():  # SIGTERM stays SIGTERM through Ray's wait
                 ready, _ = ray.wait([*preparing, *running], num_returns=1, fetch_local=False)
@@ -245,7 +249,12 @@ def ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOpt
                 if ref in preparing:
                     prepared.append((preparing.pop(ref), ref))
                     continue
-                item, index = running.pop(ref)
+                item, index, windows, since = running.pop(ref)
+                since = _unreachable_since(ray, ref, since)
+                if since is not None and time.monotonic() - since < UNAVAILABLE_SECONDS:
+                    time.sleep(1.0)  # the same call again, until the actor is back (restarted on another node)
+                    running[actors[index].run.remote(windows, top_k, fusion, features)] = (item, index, windows, since)
+                    continue
                 load[index] -= 1
                 yield (item, *_answer(ray, ref))
     finally:
@@ -276,6 +285,19 @@ def _wait_loaded(ray, actors: list) -> None:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise I3DError(f"a Ray model actor could not load the network: {lines[-1] if lines else type(err).__name__}"
                        f" (do the nodes see the weights folder?)"[:400]) from None
+
+
+def _unreachable_since(ray, ref, since: float | None) -> float | None:
+    """When the call's actor was first found unreachable (now, if this answer is the first), or None when the
+    answer is anything else."""
+    try:
+        with keep_interrupts():
+            ray.get(ref, timeout=0)
+    except ray.exceptions.ActorUnavailableError:
+        return since if since is not None else time.monotonic()
+    except Exception:  # noqa: BLE001 - any other answer is _answer's to read
+        return None
+    return None
 
 
 def _answer(ray, ref) -> tuple[Result | None, Features | None, str | None, float, tuple[str, ...]]:
