@@ -151,6 +151,7 @@ def in_fresh_process(function, *args, timeout: float = 900) -> None:
     """
     import multiprocessing
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the child's TensorFlow start-up lines stay quiet
     child = multiprocessing.get_context("spawn").Process(target=function, args=args)
     child.start()
     child.join(timeout)

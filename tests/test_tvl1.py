@@ -223,7 +223,16 @@ def test_compiled_once_then_loaded_from_disk(tmp_path):
 def test_an_interrupt_inside_a_compiler_callback_is_raised_after_it():
     """LLVM calls back into Python while numba compiles (through ctypes, as here); a Ctrl-C handled inside
     such a callback is reported as "Exception ignored" and would be lost: the engine is compiled under
-    keep_interrupts, which raises it afterwards, without the report."""
+    keep_interrupts, which raises it afterwards, without the report.
+
+    In a fresh interpreter: in the suite's process, after Ray, TensorFlow and OpenVINO have run there, the
+    interpreter crashed in this test (a segfault with no Python traceback, in CI and here)."""
+    from support import in_fresh_process
+
+    in_fresh_process(interrupt_inside_a_callback)
+
+
+def interrupt_inside_a_callback() -> None:
     import ctypes
     import signal
 

@@ -1,10 +1,9 @@
 """i3d train --type both: a head per stream, fused as classify fuses (a stand-in flow set: DeepMind's flow weights
 are not reachable offline).
 
-It runs in a fresh process of its own: in the full suite's process, next to test_tvl1's synthetic SIGINT inside a
-ctypes callback, the interpreter crashed twice (a segfault, in CI and once here, before and after that test; never
-in a process of its own, and its cause is not found), which ended the whole suite. In a child process a crash fails
-this test alone, with its exit code.
+It runs in a fresh process of its own, as test_tvl1's synthetic SIGINT test does: the suite's process crashed
+(a segfault, no Python traceback) around that test, next to this one, which ended the whole suite; in a child
+process a crash fails one test alone, with its exit code.
 """
 
 from __future__ import annotations
