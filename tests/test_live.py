@@ -88,6 +88,17 @@ def test_a_file_gives_classify_windows(recognizer, stream_file):
     assert [r.start for r in results] == pytest.approx([0, 0.64, 1.28, 1.92, 2.56, 2.72])
 
 
+def test_the_stream_recorded_with_its_answers(recognizer, stream_file, tmp_path):
+    import av
+
+    results = list(live(recognizer, str(stream_file), video=VIDEO, annotate=tmp_path / "live.mp4"))
+    with av.open(str(tmp_path / "live.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 100 and frames[0].shape[0] == 256 and len(results) == 6
+    # the first window's answer is drawn from the frame after its last one: a dark panel in the top-left corner
+    assert frames[-1][5:25, 5:60].mean() < frames[0][5:25, 5:60].mean() - 20
+
+
 def test_a_tcp_stream_at_25_fps(recognizer, stream_file):
     server = Server(stream_file)
     server.start()

@@ -50,6 +50,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="with --events: average the last K windows' probabilities (default 3)")
     parser.add_argument("--threshold", type=float, default=0.5, metavar="P",
                         help="with --events: a class needs a smoothed probability of at least P (default 0.5)")
+    parser.add_argument("--annotate", type=Path, metavar="OUT.mp4",
+                        help="record the stream (25 fps, short side 256) with the newest answer drawn on it; "
+                             ".mp4, .webm or .gif; kept when the run is stopped")
     parser.add_argument("--realtime", action="store_true", help="a file: play it at its own rate, as if live")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of stream")
     parser.add_argument("--open-timeout", type=float, default=defaults.open_timeout, metavar="S",
@@ -119,7 +122,14 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
         options.check()
         video = VideoOptions(window=args.window, stride=args.stride, crop=args.crop)
         video.check(streams_named(TYPES[args.type]))
-        parse_source(args.source)  # a missing file is refused before any weights load
+        source = parse_source(args.source)  # a missing file is refused before any weights load
+        if args.annotate is not None:
+            from i3d.files import refuse_output_over_input
+            from i3d.report.video_writer import check_video_path
+
+            check_video_path(args.annotate, "annotate")
+            refuse_output_over_input({"annotate": args.annotate}, [source.target if source.kind == "file" else None,
+                                                                   args.head])
         head = None
         if args.head is not None:
             from i3d.heads import Head
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
         summary, events = LiveSummary(), Events(args.smooth, args.threshold) if args.events else None
         try:
             for result in live(recognizer, args.source, video=video, options=options, top_k=top_k,
-                               fusion=args.fusion, summary=summary):
+                               fusion=args.fusion, summary=summary, annotate=args.annotate):
                 if events is not None:
                     line = events.update(result, recognizer.categories)
                     if line is not None:

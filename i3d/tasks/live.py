@@ -15,11 +15,13 @@ from its last frame's arrival to its answer.
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -83,22 +85,45 @@ class LiveSummary:
 class _Capture(threading.Thread):
     """Decodes and windows the source, handing finished windows over without ever waiting for them."""
 
-    def __init__(self, source: LiveSource, recognizer: Recognizer, video: VideoOptions, live: LiveOptions) -> None:
+    def __init__(self, source: LiveSource, recognizer: Recognizer, video: VideoOptions, live: LiveOptions,
+                 annotate: Path | None = None) -> None:
         super().__init__(daemon=True, name="i3d-capture")
         self.source, self.recognizer, self.video, self.live = source, recognizer, video, live
+        self.annotate = annotate
+        self.latest: LiveResult | None = None  # the newest answer, drawn on the frames recorded after it
+        self._panel = None
         self.windows: queue.Queue = queue.Queue(maxsize=QUEUE_WINDOWS)
         self.stop = threading.Event()
         self.skipped = 0
         self.lock = threading.Lock()
         self.error: BaseException | None = None
 
-    def _windows(self) -> Iterator[CroppedWindow]:
+    def _windows(self, writer=None) -> Iterator[CroppedWindow]:
         frames = iter_live_frames(self.source, self.live, self.stop)
         picked = pick_frames(frames, name=self.source.text, fps=self.video.fps, frame_duration=1 / self.video.fps,
                              start=None, end=self.live.duration, max_frames=None,
                              prepare=functools.partial(transforms.prepare_frame, crop=self.video.crop))
+        if writer is not None:
+            picked = self._recorded(picked, writer)
         streams = self.recognizer.streams
         return windows_of_frames(crop_frames(picked, streams, self.video), streams, self.video, self.source.text)
+
+    def _recorded(self, picked, writer):
+        """Each frame on its way, also written with the newest answer's panel on it."""
+        from i3d.report.annotate import draw_panel, rows_panel
+
+        for frame, seconds, index in picked:
+            latest = self.latest
+            if latest is None:
+                writer.write(frame)
+            else:
+                key = (latest.index, frame.shape[1], frame.shape[0])
+                if self._panel is None or self._panel[0] != key:
+                    rows = [(p.label, p.probability) for p in latest.top[:3]]
+                    self._panel = (key, rows_panel(f"{latest.start:.1f}–{latest.end:.1f} s", rows, frame.shape[1],
+                                                   frame.shape[0]))
+                writer.write(draw_panel(frame, self._panel[1]))
+            yield frame, seconds, index
 
     def _hand_over(self, item) -> None:
         if self.source.kind == "file" and not self.live.realtime:  # not live: nothing to keep up with
@@ -122,14 +147,23 @@ class _Capture(threading.Thread):
 
     def run(self) -> None:
         try:
-            for window in self._windows():
-                if self.stop.is_set():
-                    return
-                self._hand_over((window, time.monotonic()))
+            if self.annotate is None:
+                self._capture(None)
+            else:
+                from i3d.report.video_writer import open_video
+
+                with open_video(self.annotate, self.video.fps) as writer:  # kept on Ctrl-C: capture just stops
+                    self._capture(writer)
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
             self.error = err
         finally:
             self._end()
+
+    def _capture(self, writer) -> None:
+        for window in self._windows(writer):
+            if self.stop.is_set():
+                return
+            self._hand_over((window, time.monotonic()))
 
     def _end(self) -> None:
         if self.source.kind == "file" and not self.live.realtime:
@@ -151,18 +185,23 @@ class _Capture(threading.Thread):
 def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOptions(window=DEFAULT_WINDOW,
                                                                                    stride=DEFAULT_STRIDE),
          options: LiveOptions = LiveOptions(), top_k: int = 5, fusion: str = "mean",
-         summary: LiveSummary | None = None) -> Iterator[LiveResult]:
+         summary: LiveSummary | None = None, annotate: str | os.PathLike | None = None) -> Iterator[LiveResult]:
     """Each window's result on ``source`` (see :mod:`i3d.inputs.live`) as soon as it is ready.
 
     ``summary``, when given, is kept up to date: every answer, and every window skipped, also
-    those skipped after the last answer. Raises InputError when the source cannot be opened or
+    those skipped after the last answer. ``annotate`` (.mp4, .webm or .gif) records the stream at 25 fps
+    (frames at short side 256) with the newest answer drawn on each frame. Raises InputError when the source cannot be opened or
     drops for good; closing the iterator (or Ctrl-C) stops the capture.
     """
     options.check()
     video.check(recognizer.streams)
     if recognizer.head is not None:
         recognizer.head.check_settings(video.numbers())
-    capture = _Capture(parse_source(source), recognizer, video, options)
+    if annotate is not None:
+        from i3d.report.video_writer import check_video_path
+
+        annotate = check_video_path(annotate, "annotate")
+    capture = _Capture(parse_source(source), recognizer, video, options, annotate)
     capture.start()
     try:
         while True:
@@ -178,12 +217,13 @@ def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOpti
                                 result.logits, result.top, skipped)
             if summary is not None:
                 summary.add(answer)
+            capture.latest = answer
             yield answer
         if capture.error is not None:
             raise capture.error
     finally:
         capture.stop.set()
-        capture.join(timeout=5)
+        capture.join(timeout=30 if annotate is not None else 5)  # a recording is finished before the end
         if summary is not None:
             with capture.lock:
                 summary.skipped = capture.skipped
