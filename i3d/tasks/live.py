@@ -133,13 +133,18 @@ class _Capture(threading.Thread):
                     return
                 except queue.Full:
                     continue
-        while not self.stop.is_set():
+            return
+        self._put_dropping_oldest(item)
+
+    def _put_dropping_oldest(self, item) -> None:
+        """Queue ``item`` now; when the queue is full, the oldest waiting window makes room and is counted."""
+        while True:
             try:
                 self.windows.put_nowait(item)
                 return
             except queue.Full:
                 try:
-                    self.windows.get_nowait()  # the oldest waiting window makes room for the newest
+                    self.windows.get_nowait()
                     with self.lock:
                         self.skipped += 1
                 except queue.Empty:
@@ -169,17 +174,7 @@ class _Capture(threading.Thread):
         if self.source.kind == "file" and not self.live.realtime:
             self.windows.put(None)  # the reader takes every window of a file, so this gets through
             return
-        while True:  # the end mark must get through even when the queue is full
-            try:
-                self.windows.put_nowait(None)
-                return
-            except queue.Full:
-                try:
-                    self.windows.get_nowait()
-                    with self.lock:
-                        self.skipped += 1
-                except queue.Empty:
-                    pass
+        self._put_dropping_oldest(None)  # the end mark must get through even when the queue is full
 
 
 def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOptions(window=DEFAULT_WINDOW,

@@ -123,9 +123,9 @@ def check_ids(dataset: Dataset) -> None:
                              "segments.json; rename one")
 
 
-def score_segments(segments: dict[str, list[Segment]], truth_path: str | os.PathLike) -> Evaluation:
-    """AP and mAP of ``segments`` against the ground truth at ``truth_path``."""
-    truth, truth_videos = read_truth(truth_path)
+def score_segments(segments: dict[str, list[Segment]], truth: tuple[list[Span], list[str]]) -> Evaluation:
+    """AP and mAP of ``segments`` against ``truth`` (segments and videos, as :func:`read_truth` gives them)."""
+    truth, truth_videos = truth
     predicted = [Span(video, s.label, s.start, s.end, s.score) for video, rows in segments.items() for s in rows]
     return evaluate(truth, predicted, videos=list(segments), truth_videos=truth_videos)
 
@@ -140,8 +140,7 @@ def run_segments(dataset: Dataset, out: str | os.PathLike, recognizer: Recognize
     out = Path(out)
     check_ids(dataset)
     segment.check(recognizer.categories)
-    if ground_truth is not None:
-        read_truth(ground_truth)  # a bad ground truth is refused before any video runs
+    truth = read_truth(ground_truth) if ground_truth is not None else None  # refused before any video runs
     batch = run_batch(dataset, out, recognizer, video=video, label_map=label_map,
                       options=replace(options, features=True))
     found, spans = cut_segments(out, dataset, recognizer.categories, segment, fusion=options.fusion,
@@ -150,8 +149,8 @@ def run_segments(dataset: Dataset, out: str | os.PathLike, recognizer: Recognize
     with atomic_path(out / "segments.json") as tmp:
         tmp.write_text(json.dumps(results_json(found), indent=1), encoding="utf-8")
     evaluation = None
-    if ground_truth is not None:
-        evaluation = score_segments(found, ground_truth)
+    if truth is not None:
+        evaluation = score_segments(found, truth)
         files["evaluation"] = str(out / "evaluation.json")
         with atomic_path(out / "evaluation.json") as tmp:
             tmp.write_text(json.dumps(evaluation.as_json(), indent=1), encoding="utf-8")
