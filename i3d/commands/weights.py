@@ -126,6 +126,17 @@ def _fetch(args: argparse.Namespace) -> None:
                            f"{how} DeepMind's model.ckpt files into {folders}")
 
 
+def check_set_names(names: list[str]) -> None:
+    """Refuse an unknown weight-set name in one usage line, before TensorFlow is imported."""
+    from i3d.weights.sets import WEIGHT_SETS
+
+    known = {name for ws in WEIGHT_SETS.values() for name in (ws.name, ws.deepmind_name)}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"weight set {name!r} is unknown; choose from "
+                             + ", ".join(f"{ws.name} ({ws.deepmind_name})" for ws in WEIGHT_SETS.values()))
+
+
 def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     parser = Parser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -154,17 +165,8 @@ def main(argv: list[str] | None = None, prog: str = "i3d weights") -> int:
     if getattr(args, "offline", False):
         forbid_network()
 
-    def check_sets() -> int:  # before TensorFlow is imported: an unknown name is told at once
-        from i3d.weights.sets import WEIGHT_SETS
-
-        known = {name for ws in WEIGHT_SETS.values() for name in (ws.name, ws.deepmind_name)}
-        for name in [args.set] if hasattr(args, "set") else getattr(args, "sets", None) or []:
-            if name not in known:
-                raise UsageError(f"weight set {name!r} is unknown; choose from "
-                                 + ", ".join(f"{ws.name} ({ws.deepmind_name})" for ws in WEIGHT_SETS.values()))
-        return 0
-
-    code = run_command(check_sets, args.debug)
+    names = [args.set] if hasattr(args, "set") else getattr(args, "sets", None) or []
+    code = run_command(lambda: check_set_names(names), args.debug)
     if code:
         return code
 

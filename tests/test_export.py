@@ -1,0 +1,152 @@
+"""i3d export: every format loads in its own runtime and gives the network's numbers (within 1e-4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support import ROOT, run_cli
+
+from i3d.heads import Head, StreamHead
+from i3d.runtime.export import MODEL_FORMATS, ExportOptions, export_model, runtime_runner
+from i3d.weights.sets import get_weight_set
+
+
+@pytest.fixture(scope="module")
+def sample(cricket_clips) -> np.ndarray:
+    return np.load(cricket_clips["rgb"])
+
+
+@pytest.fixture(scope="module")
+def ours(recognizer, sample) -> dict[str, np.ndarray]:
+    """The network's own logits and features (TensorFlow, the tool's reference path) on the sample."""
+    from i3d.weights.loading import LoadOptions, build_pretrained
+    from i3d.model import with_features
+
+    model = with_features(build_pretrained(get_weight_set("rgb", "kinetics"), recognizer.store,
+                                           LoadOptions(download=False)))
+    logits, features = model(sample, training=False)
+    short_logits, _ = model(sample[:, :16], training=False)
+    return {"logits": logits.numpy(), "features": features.numpy(), "short": short_logits.numpy()}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, recognizer, sample) -> Path:
+    folder = tmp_path_factory.mktemp("export")
+    for file_format in MODEL_FORMATS:
+        export_model("rgb_kinetics", folder, ExportOptions(file_format), store=recognizer.store, sample=sample)
+    return folder
+
+
+def _head(classes: int = 3, seed: int = 0) -> Head:
+    rng = np.random.default_rng(seed)
+    ws = get_weight_set("rgb", "kinetics")
+    part = StreamHead(weight=rng.normal(size=(classes, 1024)).astype(np.float32),
+                      bias=rng.normal(size=classes).astype(np.float32),
+                      mean=rng.normal(size=1024).astype(np.float32) * 0.1,
+                      scale=rng.uniform(0.5, 2.0, 1024).astype(np.float32))
+    return Head(classes=tuple(f"class {i}" for i in range(classes)), streams={"rgb": part},
+                weight_sets={"rgb": {"set": ws.name, "index_sha256": ws.index_sha256}}, settings={})
+
+
+@pytest.mark.parametrize("file_format", MODEL_FORMATS)
+def test_every_format_runs_in_its_runtime_with_the_networks_logits(exported, ours, sample, file_format):
+    path = {"onnx": "model.onnx", "saved_model": "saved_model", "openvino": "model.xml",
+            "keras": "model.keras"}[file_format]
+    check = json.loads((exported / f"{path}.check.json").read_text())
+    assert check["passed"] and check["format"] == file_format and check["set"] == "rgb_kinetics"
+    assert [run["frames"] for run in check["runs"]] == [79, 9]
+    assert all(run["top1"] == {"ours": "playing cricket", "export": "playing cricket"} for run in check["runs"])
+    run = runtime_runner(file_format, exported / path)
+    logits = run(sample)
+    assert logits.shape == (1, 400)
+    assert np.max(np.abs(logits - ours["logits"])) < 1e-4
+    assert int(logits.argmax()) == int(ours["logits"].argmax())
+    short = run(np.ascontiguousarray(sample[:, :16]))  # the time axis is dynamic
+    assert np.max(np.abs(short - ours["short"])) < 1e-4
+    assert check["runs"][0]["max_abs_difference"] == pytest.approx(float(np.max(np.abs(logits - ours["logits"]))),
+                                                                   abs=2e-6)
+
+
+def test_onnx_batch_axis_is_dynamic_and_named(exported, sample, ours):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(exported / "model.onnx"), providers=["CPUExecutionProvider"])
+    [clip] = session.get_inputs()
+    assert clip.name == "clip" and clip.shape == ["batch", "frames", 224, 224, 3]
+    assert [output.name for output in session.get_outputs()] == ["logits"]
+    two = np.concatenate([sample[:, :24], sample[:, 24:48][:, ::-1]])
+    logits = session.run(None, {"clip": np.ascontiguousarray(two)})[0]
+    assert logits.shape == (2, 400) and not np.allclose(logits[0], logits[1])
+
+
+def test_features_and_head_exports(tmp_path, recognizer, shared_weights_dir, sample, ours):
+    export_model("rgb_kinetics", tmp_path / "f", ExportOptions("onnx", "features"), store=recognizer.store,
+                 sample=sample)
+    features = runtime_runner("onnx", tmp_path / "f" / "model.onnx")(sample)
+    assert features.shape == (1, 1024) and np.max(np.abs(features - ours["features"])) < 1e-4
+
+    head = _head(4)
+    head.save(tmp_path / "head")
+    done = run_cli("export", "rgb_kinetics", "--format", "keras", "--head", str(tmp_path / "head"),
+                   str(tmp_path / "out"), "--offline", weights_dir=shared_weights_dir, module="i3d", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [str(tmp_path / "out" / "model.keras"), str(tmp_path / "out" / "model.keras.check.json")]
+    assert lines[2].startswith("check: 79 frames of the cricket sample: max |difference| ")
+    assert "top-1 class " in lines[2]
+    check = json.loads((tmp_path / "out" / "model.keras.check.json").read_text())
+    assert check["passed"] and check["head"] == str(tmp_path / "head") and check["output"] == "logits"
+    assert check["head_sha256"] == head.fingerprint()
+    logits = runtime_runner("keras", tmp_path / "out" / "model.keras")(np.ascontiguousarray(sample[:, :16]))
+    from i3d.model import with_features
+    from i3d.weights.loading import LoadOptions, build_pretrained
+
+    model = with_features(build_pretrained(get_weight_set("rgb", "kinetics"), recognizer.store,
+                                           LoadOptions(download=False)))
+    want = head.logits("rgb", model(sample[:, :16], training=False)[1].numpy())
+    assert logits.shape == (1, 4) and np.max(np.abs(logits - want)) < 1e-4
+
+
+def test_heads_that_do_not_fit_are_refused(tmp_path, recognizer, sample):
+    from i3d.errors import OptionError
+
+    ws = get_weight_set("rgb", "kinetics")
+    head = _head()
+    other = Head(head.classes, head.streams, {"rgb": {"set": "rgb_imagenet", "index_sha256": "0" * 64}}, {})
+    with pytest.raises(OptionError, match="trained on rgb features from rgb_imagenet"):
+        export_model(ws, tmp_path, ExportOptions("onnx"), head=other, store=recognizer.store, sample=sample)
+    flow = Head(head.classes, {"flow": head.streams["rgb"]}, {"flow": head.weight_sets["rgb"]}, {})
+    with pytest.raises(OptionError, match="trained on flow features, not rgb"):
+        export_model(ws, tmp_path, ExportOptions("onnx"), head=flow, store=recognizer.store, sample=sample)
+    tuned = Head(head.classes, head.streams, head.weight_sets, {}, tops={"rgb": {"x.0": np.zeros(1, np.float32)}})
+    with pytest.raises(OptionError, match="fine-tuned"):
+        export_model(ws, tmp_path, ExportOptions("onnx"), head=tuned, store=recognizer.store, sample=sample)
+    with pytest.raises(OptionError, match="drop --head to export features"):
+        export_model(ws, tmp_path, ExportOptions("onnx", "features"), head=head, store=recognizer.store, sample=sample)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path, shared_weights_dir, exported):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"mine")
+    done = run_cli("export", "rgb_kinetics", "--format", "onnx", str(out), "--offline",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--overwrite" in done.stderr
+    assert (out / "model.onnx").read_bytes() == b"mine"
+    assert [p.name for p in out.iterdir()] == ["model.onnx"]  # no staging folder left behind
+
+    done = run_cli("export", "rgb_nonsense", "--format", "onnx", str(out), weights_dir=shared_weights_dir,
+                   module="i3d")
+    assert done.returncode == 2 and "weight set 'rgb_nonsense' is unknown" in done.stderr
+
+    for argv in (["export", "rgb_kinetics", "--format", "deepmind", str(tmp_path / "dm"), "--offline"],
+                 ["weights", "export", "rgb_kinetics", str(tmp_path / "old"), "--offline"]):
+        done = run_cli(*argv, weights_dir=shared_weights_dir, module="i3d")
+        assert done.returncode == 0, done.stderr
+        assert "DeepMind's published file, byte for byte" in done.stdout
+    assert ((tmp_path / "dm" / "model.ckpt.data-00000-of-00001").read_bytes()
+            == (tmp_path / "old" / "model.ckpt.data-00000-of-00001").read_bytes())
