@@ -127,7 +127,7 @@ def _write_pictures(args: argparse.Namespace, result, source) -> None:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """Classify as the flags say; returns the text to print."""
-    from i3d.report.tables import format_json, format_table, result_dict
+    from i3d.report.tables import classify_dict, format_json, format_table
     from i3d.tasks.recognizer import classify
     from i3d.weights.loading import LoadOptions
 
@@ -154,10 +154,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     if args.format == "table":
         line = precision_line(result.precision, args.precision)
         return (f"{line}\n" if line else "") + format_table(result, timeline="video" in described)
-    meta = {"type": args.type, "pretrain": args.pretrain, "fusion": args.fusion, "backend": result.backend,
-            "precision": {"asked": args.precision, "used": result.precision}, "weights": result.weights,
-            **described, **({"head": str(args.head), "classes": list(head.classes)} if head else {})}
-    return format_json(result_dict(result, meta, timeline="video" in described))
+    return format_json(classify_dict(result, type_name=args.type, pretrain=args.pretrain, fusion=args.fusion,
+                                     precision_asked=args.precision, described=described,
+                                     head_path=str(args.head) if head else None))
 
 
 def main(argv: list[str] | None = None, prog: str = "evaluate.py") -> int:

@@ -389,6 +389,13 @@ def source_fps(path: str | os.PathLike, default: float = 25.0) -> float:
     return fps or default
 
 
+def video_duration(path: str | os.PathLike) -> float | None:
+    """A video file's length in seconds from its container (frames over rate), or None when it does not say."""
+    cap, fps, count = _open_video(os.fspath(path))
+    cap.release()
+    return count / fps if fps and count > 0 else None
+
+
 def read_video(path: str | os.PathLike, *, fps: float = 25.0, start: float | None = None,
                end: float | None = None, max_frames: int | None = None,
                progress: bool = False, min_frames: int = MIN_FRAMES,

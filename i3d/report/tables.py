@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from i3d.results import Prediction, Result, WindowResult
+from i3d.results import Features, Prediction, Result, WindowResult
 
 
 def prediction_dict(prediction: Prediction) -> dict:
@@ -27,6 +27,30 @@ def result_dict(result: Result, meta: dict, timeline: bool) -> dict:
            "top": [prediction_dict(p) for p in result.top]}
     if timeline:
         out["windows"] = [window_dict(w) for w in result.windows]
+    return out
+
+
+def classify_dict(result: Result, *, type_name: str, pretrain: str, fusion: str, precision_asked: str,
+                  described: dict, head_path: str | None = None) -> dict:
+    """What ``evaluate.py --format json`` prints (and ``i3d serve`` answers) for one classification:
+    the run's settings, ``described`` (``{"video": name}`` or ``{"inputs": {stream: path}}``), the head's
+    path and classes when one is used, then :func:`result_dict`; a timeline for videos."""
+    meta = {"type": type_name, "pretrain": pretrain, "fusion": fusion, "backend": result.backend,
+            "precision": {"asked": precision_asked, "used": result.precision}, "weights": result.weights,
+            **described, **({"head": head_path, "classes": list(result.categories)} if head_path else {})}
+    return result_dict(result, meta, timeline="video" in described)
+
+
+def features_dict(features: Features, meta: dict) -> dict:
+    """Per-window features (and logits, and a head's logits) by stream as lists, after ``meta``."""
+    out = {**meta, "backend": features.backend, "weights": features.weights, "precision": features.precision,
+           "windows": [{"index": w.index, "start": round(w.start, 3), "end": round(w.end, 3), "frames": w.frames}
+                       for w in features.windows],
+           "features": {stream: array.tolist() for stream, array in features.features.items()}}
+    if features.logits is not None:
+        out["logits"] = {stream: array.tolist() for stream, array in features.logits.items()}
+    if features.head_logits is not None:
+        out["head_logits"] = {stream: array.tolist() for stream, array in features.head_logits.items()}
     return out
 
 
