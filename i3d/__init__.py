@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DError", "InputError", "LoadOptions",
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
-           "load_stats", "FineTuneOptions", "TrainOptions", "train"]
+           "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
@@ -47,6 +47,8 @@ _HOMES = {
     "FineTuneOptions": "i3d.tasks.fine_tune",
     "TrainOptions": "i3d.tasks.training",
     "train": "i3d.tasks.training",
+    "ExportOptions": "i3d.runtime.export",
+    "export_model": "i3d.runtime.export",
 }
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from i3d.heads import Head
     from i3d.tasks.fine_tune import FineTuneOptions
     from i3d.tasks.training import TrainOptions, train
+    from i3d.runtime.export import ExportOptions, export_model
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions
     from i3d.tasks.fvd.measure import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
