@@ -1,6 +1,7 @@
 """i3d live on loopback: a real clip looped for ``--seconds`` at 25 fps as MPEG-TS over tcp://127.0.0.1.
 
     .venv/bin/python benchmarks/live_benchmark.py [--seconds 60] [--runs rgb:fp32:16 rgb:int8:8 both:int8:25]
+    PYTHONPATH=tests .venv/bin/python benchmarks/live_benchmark.py --stand-in-flow --runs both:int8:25
 
 For each run (type:precision:stride, window 64) it prints windows answered per second, latency
 p50/p95/max, windows skipped and the CPU busy share (this process's CPU seconds over the wall
@@ -67,6 +68,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", nargs="*", default=["rgb:fp32:16", "rgb:int8:8", "both:int8:25"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/i3d-live-benchmark"))
+    parser.add_argument("--stand-in-flow", action="store_true",
+                        help="time two-stream runs on random flow weights in DeepMind's layout (DeepMind's flow "
+                             "sets are not reachable offline): the answers mean nothing, the speed is the real "
+                             "network's; needs the tests' helpers: PYTHONPATH=tests")
     args = parser.parse_args()
 
     from i3d.errors import InputError
@@ -83,11 +88,25 @@ def main() -> None:
     if not stream.exists():
         encode_loop(stream, args.seconds)
     data = stream.read_bytes()
+    store, weight_sets = None, None
+    if args.stand_in_flow:
+        from support import copy_rgb_cache, stand_in_flow_set  # tests/support.py
+
+        from i3d.weights.sets import get_weight_set
+        from i3d.weights.store import WeightStore
+
+        root = args.work / "weights"
+        copy_rgb_cache(WeightStore.from_environment().root, root)
+        store = WeightStore(root)
+        weight_sets = {"rgb": get_weight_set("rgb", "kinetics"), "flow": stand_in_flow_set(root)}
+        print("flow: a stand-in set (random weights in DeepMind's layout); two-stream answers mean nothing",
+              flush=True)
     for run in args.runs:
         kind, precision, stride = run.split(":")
         streams = ("rgb", "flow") if kind == "both" else ("rgb",)
         try:
-            recognizer = Recognizer.load(streams, load=LoadOptions(download=False),
+            recognizer = Recognizer.load(streams, load=LoadOptions(download=False), store=store,
+                                         weight_sets=weight_sets if kind == "both" else None,
                                          engine=EngineOptions(precision=precision))
         except Exception as err:  # noqa: BLE001 - a set that is not here (flow) is reported, the others run
             print(f"{run}: not run ({err})", flush=True)

@@ -160,3 +160,19 @@ def in_fresh_process(function, *args, timeout: float = 900) -> None:
         child.join()
         pytest.fail(f"{function.__name__} did not end within {timeout:g} s")
     assert child.exitcode == 0, f"{function.__name__} ended with exit code {child.exitcode}"
+
+
+def random_head(classes: int = 3, seed: int = 0):
+    """A linear head for rgb_kinetics with random weights over classes "class 0", "class 1"...; no settings
+    pinned, so any feature settings may use it."""
+    from i3d.heads import Head, StreamHead
+    from i3d.weights.sets import get_weight_set
+
+    rng = np.random.default_rng(seed)
+    ws = get_weight_set("rgb", "kinetics")
+    part = StreamHead(weight=rng.normal(size=(classes, 1024)).astype(np.float32),
+                      bias=rng.normal(size=classes).astype(np.float32),
+                      mean=rng.normal(size=1024).astype(np.float32) * 0.1,
+                      scale=rng.uniform(0.5, 2.0, 1024).astype(np.float32))
+    return Head(classes=tuple(f"class {i}" for i in range(classes)), streams={"rgb": part},
+                weight_sets={"rgb": {"set": ws.name, "index_sha256": ws.index_sha256}}, settings={})

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import ROOT, run_cli
+from support import ROOT, random_head, run_cli
 
-from i3d.heads import Head, StreamHead
+from i3d.heads import Head
 from i3d.runtime.export import MODEL_FORMATS, ExportOptions, export_model, runtime_runner
 from i3d.weights.sets import get_weight_set
 
@@ -38,17 +38,6 @@ def exported(tmp_path_factory, recognizer, sample) -> Path:
     for file_format in MODEL_FORMATS:
         export_model("rgb_kinetics", folder, ExportOptions(file_format), store=recognizer.store, sample=sample)
     return folder
-
-
-def _head(classes: int = 3, seed: int = 0) -> Head:
-    rng = np.random.default_rng(seed)
-    ws = get_weight_set("rgb", "kinetics")
-    part = StreamHead(weight=rng.normal(size=(classes, 1024)).astype(np.float32),
-                      bias=rng.normal(size=classes).astype(np.float32),
-                      mean=rng.normal(size=1024).astype(np.float32) * 0.1,
-                      scale=rng.uniform(0.5, 2.0, 1024).astype(np.float32))
-    return Head(classes=tuple(f"class {i}" for i in range(classes)), streams={"rgb": part},
-                weight_sets={"rgb": {"set": ws.name, "index_sha256": ws.index_sha256}}, settings={})
 
 
 @pytest.mark.parametrize("file_format", MODEL_FORMATS)
@@ -88,7 +77,7 @@ def test_features_and_head_exports(tmp_path, recognizer, shared_weights_dir, sam
     features = runtime_runner("onnx", tmp_path / "f" / "model.onnx")(sample)
     assert features.shape == (1, 1024) and np.max(np.abs(features - ours["features"])) < 1e-4
 
-    head = _head(4)
+    head = random_head(4)
     head.save(tmp_path / "head")
     done = run_cli("export", "rgb_kinetics", "--format", "keras", "--head", str(tmp_path / "head"),
                    str(tmp_path / "out"), "--offline", weights_dir=shared_weights_dir, module="i3d", cwd=ROOT)
@@ -114,7 +103,7 @@ def test_heads_that_do_not_fit_are_refused(tmp_path, recognizer, sample):
     from i3d.errors import OptionError
 
     ws = get_weight_set("rgb", "kinetics")
-    head = _head()
+    head = random_head()
     other = Head(head.classes, head.streams, {"rgb": {"set": "rgb_imagenet", "index_sha256": "0" * 64}}, {})
     with pytest.raises(OptionError, match="trained on rgb features from rgb_imagenet"):
         export_model(ws, tmp_path, ExportOptions("onnx"), head=other, store=recognizer.store, sample=sample)

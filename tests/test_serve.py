@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import ROOT, SAMPLES, needs_video, run_cli
+from support import ROOT, SAMPLES, needs_video, random_head, run_cli
 
 CLIP = SAMPLES / "clip_c.avi"  # 6.6 s, 0.29 MB
 LONG = SAMPLES / "arm_wrestling.mp4"  # 10 s, 0.64 MB
@@ -201,16 +201,18 @@ def test_info_and_the_page(server):
     assert b'id="file"' in page and not re.search(rb'(src|href)="(https?:)?//', page)  # nothing from outside
 
 
-def test_token_busy_and_sigterm_drains(tmp_path, shared_weights_dir):
+def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
+    random_head(4, seed=3).save(tmp_path / "head")
     served = Served(shared_weights_dir, tmp_path / "uploads", "--token", "s3cret", "--concurrency", "1",
-                    "--queue", "0")
+                    "--queue", "0", "--head", str(tmp_path / "head"))
     try:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             status, got, raw = served.request("GET", "/v1/info", headers=headers)
             assert status == 401 and got["www-authenticate"] == "Bearer" and json.loads(raw)["kind"] == "auth"
         assert served.post("/v1/classify", video=CLIP)[0] == 401
         auth = {"Authorization": "Bearer s3cret"}
-        assert served.request("GET", "/v1/info", headers=auth)[0] == 200
+        status, _, raw = served.request("GET", "/v1/info", headers=auth)
+        assert status == 200 and json.loads(raw)["classes"] == ["class 0", "class 1", "class 2", "class 3"]
 
         first: list = []
         slow = threading.Thread(target=lambda: first.append(served.post("/v1/classify", video=LONG, headers=auth)))
@@ -224,7 +226,13 @@ def test_token_busy_and_sigterm_drains(tmp_path, shared_weights_dir):
         time.sleep(0.5)
         served.process.send_signal(signal.SIGTERM)  # the first request is still running: it must be answered
         slow.join(120)
-        assert first and first[0][0] == 200 and first[0][2]["top"][0]["label"] == "arm wrestling"
+        assert first and first[0][0] == 200
+        done = run_cli("--video", LONG.name, "--head", str(tmp_path / "head"), "--format", "json", "--offline",
+                       weights_dir=shared_weights_dir, cwd=SAMPLES)
+        assert done.returncode == 0, done.stderr
+        cli = json.loads(done.stdout)
+        assert cli["classes"] == ["class 0", "class 1", "class 2", "class 3"] and len(cli["top"]) == 4
+        assert _without_times(first[0][2]) == _without_times(cli)
         assert served.process.wait(60) == 0
         assert served.lines[-1] == "stopped: every request in flight was answered"
         with pytest.raises(OSError):
