@@ -274,7 +274,8 @@ def test_the_page_in_a_real_browser(server, tmp_path, cli_json):
         assert len(bars) == 5 and bars[0].text.startswith("filling eyebrows")  # the page asks for 5
         cells = driver.find_elements(By.CSS_SELECTOR, "#timeline div")  # 164 frames, 64-frame windows every 32
         assert len(cells) >= 4 and all(cell.get_attribute("title") for cell in cells)
-        assert "frames in" in driver.find_element(By.ID, "status").text
+        assert re.match(rf"clip_c\.avi: {len(cells)} windows, answered in [\d.]+ s$",
+                        driver.find_element(By.ID, "status").text)
         assert driver.find_element(By.ID, "overlay").text.startswith("filling eyebrows")
     finally:
         driver.quit()
