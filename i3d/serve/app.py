@@ -219,7 +219,7 @@ def _library_versions() -> dict:
 def create_app(server: Server):
     """The FastAPI app answering for ``server``."""
     app = FastAPI(title="i3d", summary="What is happening in this video? DeepMind's I3D over HTTP.",
-                  docs_url="/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: none here
     page = resources.files("i3d.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     def failure(err: ApiError) -> JSONResponse:
