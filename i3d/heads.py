@@ -98,11 +98,15 @@ class Head:
             raise OptionError("head", f"{where} was trained on {'+'.join(self.streams)} features; this run has "
                                       f"{'+'.join(weight_sets)} (use --type to match)")
         for stream, (name, sha256) in weight_sets.items():
-            want = self.weight_sets[stream]
-            if sha256 != want["index_sha256"]:
-                raise OptionError("head", f"{where} was trained on {stream} features from {want['set']} "
-                                          f"(sha256 {want['index_sha256'][:12]}); this run uses {name} "
-                                          f"(sha256 {sha256[:12]})")
+            self.check_weight_set(stream, name, sha256)
+
+    def check_weight_set(self, stream: str, name: str, sha256: str) -> None:
+        """Refuse a weight set (``name``, index ``sha256``) for ``stream`` other than the head was trained on."""
+        want = self.weight_sets[stream]
+        if sha256 != want["index_sha256"]:
+            raise OptionError("head", f"{self.path or 'the head'} was trained on {stream} features from "
+                                      f"{want['set']} (sha256 {want['index_sha256'][:12]}); this run uses {name} "
+                                      f"(sha256 {sha256[:12]})")
 
     def check_settings(self, numbers: Mapping[str, object]) -> None:
         """Refuse feature settings (:meth:`VideoOptions.numbers`) other than the head's training used."""

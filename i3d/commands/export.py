@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
+from i3d.commands.shell import (
+    Parser, UsageError, folder_errors_as_usage, forbid_network, run_command, weight_store,
+)
 
 FORMATS = ("onnx", "saved_model", "openvino", "keras", "deepmind")
 
@@ -53,7 +55,6 @@ def _deepmind(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> None:
     import sys
 
-    from i3d.errors import OptionError
     from i3d.runtime.export import ExportOptions, export_model
     from i3d.weights.loading import LoadOptions
     from i3d.weights.sets import weight_set_by_name
@@ -67,13 +68,9 @@ def run(args: argparse.Namespace) -> None:
 
         refuse_output_over_input({"folder": args.folder}, [args.head])
     options = ExportOptions(args.format, args.endpoint, args.overwrite)
-    try:
+    with folder_errors_as_usage():
         exported = export_model(ws, args.folder, options, head=head, store=weight_store(),
                                 load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()))
-    except OptionError as err:
-        if err.option != "folder":
-            raise
-        raise UsageError(err.detail) from None
     for path in exported.files:
         print(path)
     for entry in exported.check["runs"]:

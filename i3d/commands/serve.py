@@ -10,6 +10,7 @@ SIGTERM stops accepting, lets the requests in flight finish, and exits 0; Ctrl-C
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import socket
 import sys
@@ -111,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         sock.close()
-        import shutil
-
         shutil.rmtree(server.temp_dir, ignore_errors=True)
     print("stopped: every request in flight was answered", file=sys.stderr)
     return 0

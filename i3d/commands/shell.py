@@ -41,6 +41,18 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+@contextlib.contextmanager
+def folder_errors_as_usage() -> Iterator[None]:
+    """An OptionError about ``folder`` (a command's positional DIR, not a flag) becomes a usage line
+    with the library's own words; any other error passes."""
+    try:
+        yield
+    except OptionError as err:
+        if err.option != "folder":
+            raise
+        raise UsageError(err.detail) from None
+
+
 def flag(option: str) -> str:
     """The command-line flag of a library option name: ``max_frames`` -> ``--max-frames``."""
     return "--" + option.replace("_", "-")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from i3d.errors import OptionError, WeightsError
-from i3d.commands.shell import Parser, UsageError, forbid_network, message, run_command, weight_store
+from i3d.errors import WeightsError
+from i3d.commands.shell import (
+    Parser, UsageError, folder_errors_as_usage, forbid_network, message, run_command, weight_store,
+)
 
 
 def _default_index(ws, store) -> Path:
@@ -74,14 +76,10 @@ def _export(args: argparse.Namespace) -> None:
     from i3d.weights.sets import weight_set_by_name
 
     ws = weight_set_by_name(args.set)
-    try:
+    with folder_errors_as_usage():
         exported = export_weights(ws, args.folder, args.format, store=weight_store(),
                                   load=LoadOptions(download=not args.offline, progress=True),
                                   overwrite=args.overwrite)
-    except OptionError as err:
-        if err.option != "folder":
-            raise
-        raise UsageError(err.detail) from None
     for path in exported.files:
         print(path)
     if exported.data_git_blob:

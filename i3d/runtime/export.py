@@ -85,10 +85,7 @@ def check_head_for(head: Head, ws: WeightSet) -> None:
     if stream not in head.streams:
         raise OptionError("head", f"{where} was trained on {'+'.join(head.streams)} features, not {stream}; "
                                   "export a set of a stream it has")
-    want = head.weight_sets[stream]
-    if want["index_sha256"] != ws.index_sha256:
-        raise OptionError("head", f"{where} was trained on {stream} features from {want['set']} "
-                                  f"(sha256 {want['index_sha256'][:12]}); {ws.name} has sha256 {ws.index_sha256[:12]}")
+    head.check_weight_set(stream, ws.name, ws.index_sha256)
     if head.tops:
         raise OptionError("head", f"{where} is fine-tuned (its own Mixed_5c): exports take linear heads only; "
                                   "train one without --fine-tune")

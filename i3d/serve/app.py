@@ -149,7 +149,7 @@ class Server:
         self.recognizer, self.model, self.options = recognizer, model, options.check()
         self.temp_dir = options.temp_folder()
         self.metrics = Metrics()
-        self.admission: _Admission | None = None
+        self.admission = _Admission(self.options)
 
     def info(self) -> dict:
         from i3d.tasks.batch_folder import tool_version
@@ -257,8 +257,6 @@ def create_app(server: Server):
 
     async def answer(request: Request, endpoint: str):
         start, status, kind = time.perf_counter(), 200, None
-        if server.admission is None:
-            server.admission = _Admission(server.options)
         admission = server.admission
         upload = None
         try:
