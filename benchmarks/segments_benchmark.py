@@ -1,16 +1,17 @@
 """i3d segments on long videos made of ../shared/devset's labelled clips joined end to end: recall, mAP, speed.
 
-    .venv/bin/python benchmarks/segments_benchmark.py [--videos 4] [--out DIR] [--runs fp32:16 int8:16 fp32:8]
+    .venv/bin/python benchmarks/segments_benchmark.py [--videos 4] [--out DIR] [--runs fp32:16 int8:16 int8:8:dense]
 
 The 33 clips with a Kinetics-400 class are shuffled (seed 0) into ``--videos`` long
 videos, no class twice in one, each clip scaled to 320x240 at 25 fps. Each clip is also
 classified alone (``i3d classify``'s defaults): the goal counts the true segments whose
 clip alone is classified right, and the share of them found with the right label at
-tIoU >= 0.5 (the recall). For each run (precision:stride, window 64) it prints the seconds
+tIoU >= 0.5 (the recall). For each run (precision:stride, window 64; precision:stride:dense for
+``--dense``) it prints the seconds
 (decoding and network, the model loaded beforehand), the real-time factor (video seconds
 per second of work) and the mAP at tIoU 0.3-0.7; then, on the first run's kept logits,
 the recall and mAP for other thresholds and smoothing (cut again in seconds: how the
-defaults were chosen). Prints the CPU first.
+defaults were chosen); with ``--sweep-all``, for every run. Prints the CPU first.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("/tmp/i3d-segments-benchmark"))
-    parser.add_argument("--runs", nargs="*", default=["fp32:16", "int8:16", "int8:8"])
+    parser.add_argument("--runs", nargs="*", default=["fp32:16", "int8:16", "int8:8", "fp32:8:dense", "int8:8:dense"])
+    parser.add_argument("--sweep-all", action="store_true", help="the threshold sweep for every run")
     args = parser.parse_args()
 
     from i3d.preprocess.windows import VideoOptions
@@ -122,34 +124,36 @@ def main() -> None:
     print(f"{args.videos} joined videos, {duration:.1f} s in all, {len(truth)} clips; {len(right)} classified "
           "right alone", flush=True)
     dataset = load_dataset(videos_dir)
-    first = None
+    kept = []
     for run in args.runs:
-        precision, stride = run.split(":")
+        precision, stride, *mode = run.split(":")
+        dense = mode == ["dense"]
         recognizer = fp32 if precision == "fp32" else Recognizer.load(
             "rgb", load=LoadOptions(download=False), engine=EngineOptions(precision=precision))
-        out = args.out / f"run_{precision}_{stride}"
+        out = args.out / f"run_{precision}_{stride}{'_dense' if dense else ''}"
         if out.exists():
             import shutil
 
             shutil.rmtree(out)
         mark = time.perf_counter()
-        report = run_segments(dataset, out, recognizer, video=VideoOptions(window=64, stride=int(stride)),
+        report = run_segments(dataset, out, recognizer, video=VideoOptions(window=64, stride=int(stride), dense=dense),
                               options=BatchOptions(workers=1), ground_truth=args.out / "gt.json", charts=False)
         seconds = time.perf_counter() - mark
         found, wanted = recall(report.segments, truth, right)
-        print(f"{precision} stride {stride}: {seconds:.1f} s, {duration / seconds:.2f}x real time; recall "
+        print(f"{precision} stride {stride}{' dense' if dense else ''}: {seconds:.1f} s, {duration / seconds:.2f}x real time; recall "
               f"{found}/{wanted} = {found / max(wanted, 1):.1%}; mAP {json.dumps(report.evaluation.map)}", flush=True)
-        first = first or (out, recognizer)
-    out, recognizer = first
-    for threshold in (0.1, 0.2, 0.3, 0.4, 0.5):
-        for smooth in (0.0, 1.0, 2.0):
-            options = SegmentOptions(threshold=threshold, smooth=smooth)
-            segments, _ = cut_segments(out, dataset, recognizer.categories, options, charts=False)
-            predicted = [Span(v, s.label, s.start, s.end, s.score) for v, rows in segments.items() for s in rows]
-            found, wanted = recall(segments, truth, right)
-            result = evaluate(truth, predicted)
-            print(f"  threshold {threshold} smooth {smooth:g}: recall {found / max(wanted, 1):.1%}, "
-                  f"mAP@0.5 {result.map['0.5']:.3f}, mean {result.map['mean']:.3f}, {len(predicted)} segments")
+        kept.append((run, out, recognizer))
+    for run, out, recognizer in kept if args.sweep_all else kept[:1]:
+        print(f"{run}, cut again:")
+        for threshold in (0.1, 0.2, 0.3, 0.4, 0.5):
+            for smooth in (0.0, 1.0, 2.0):
+                options = SegmentOptions(threshold=threshold, smooth=smooth)
+                segments, _ = cut_segments(out, dataset, recognizer.categories, options, charts=False)
+                predicted = [Span(v, s.label, s.start, s.end, s.score) for v, rows in segments.items() for s in rows]
+                found, wanted = recall(segments, truth, right)
+                result = evaluate(truth, predicted)
+                print(f"  threshold {threshold} smooth {smooth:g}: recall {found / max(wanted, 1):.1%}, "
+                      f"mAP@0.5 {result.map['0.5']:.3f}, mean {result.map['mean']:.3f}, {len(predicted)} segments")
 
 
 if __name__ == "__main__":

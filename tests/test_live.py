@@ -134,9 +134,9 @@ class Slow:
     def __init__(self, runner) -> None:
         self.runner = runner
 
-    def logits_batch(self, clips):
+    def outputs(self, clips):
         time.sleep(0.6)
-        return self.runner.logits_batch(clips)
+        return self.runner.outputs(clips)
 
 
 def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream_file):

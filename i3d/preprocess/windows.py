@@ -29,6 +29,7 @@ import numpy as np
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.arrays import validate_clip
+from i3d.preprocess.dense import STEP, DenseSpans, DenseTiling, check_dense, chunk_and_hop, with_last
 from i3d.streams import Stream
 from i3d import transforms
 
@@ -59,6 +60,7 @@ class VideoOptions:
     flow_cache: Path | None = None  # a folder; None: no flow cache
     progress: bool = False
     strict: bool = False  # refuse a video whose last frames do not decode, instead of warning and using the rest
+    dense: bool = False  # windows read off long chunks' steps (see i3d.preprocess.dense); stride default 8
 
     def check(self, streams: tuple[Stream, ...]) -> None:
         """Refuse settings no window could satisfy (OptionError)."""
@@ -76,19 +78,27 @@ class VideoOptions:
             raise OptionError("window", f"is {self.window} frames; at most {MAX_WINDOW} (one hour at 25 fps)")
         if self.stride is not None and not 1 <= self.stride <= MAX_WINDOW:
             raise OptionError("stride", f"must be between 1 and {MAX_WINDOW} frames, not {self.stride}")
+        if self.dense:
+            check_dense(self.window, self.stride)
 
     def numbers(self) -> dict:
         """The fields that decide the numbers (which frames, and how they become clips), by name, in order.
 
         How they are computed (``flow_workers``, ``flow_cache``, ``progress``) is not among them:
-        a run resumed with other workers or another cache gives the same clips.
+        a run resumed with other workers or another cache gives the same clips. ``dense`` is among
+        them only when set, so folders made before it existed still match.
         """
-        return {name: getattr(self, name) for name in DECIDING_FIELDS}
+        return {name: getattr(self, name) for name in DECIDING_FIELDS} | ({"dense": True} if self.dense else {})
 
     def window_and_step(self) -> tuple[int, int]:
         """Frames per window and between window starts (the whole video: no limit)."""
         window = sys.maxsize if self.window is None else self.window
-        return window, self.stride or window
+        return window, self.stride or (STEP if self.dense else window)
+
+    def reading(self) -> tuple[int, int]:
+        """Frames per clip the network takes and between their starts: the windows', or the dense chunks'."""
+        window, stride = self.window_and_step()
+        return chunk_and_hop(window, stride) if self.dense else (window, stride)
 
 
 @dataclass
@@ -101,6 +111,7 @@ class Window:
     start: float
     end: float
     clips: dict[str, np.ndarray]
+    dense: DenseSpans | None = None  # a dense chunk: the windows read off its steps
 
 
 @dataclass
@@ -216,6 +227,7 @@ class CroppedWindow:
     crops: dict[str, np.ndarray]  # stream name -> (T, 224, 224, C), or (T, V, 224, 224, C) for V views
     where: str  # the video and the window's start, for error messages
     views: int
+    dense: DenseSpans | None = None
 
     def finish(self, streams: tuple[Stream, ...], buffers: ClipBuffers | None = None) -> Window:
         """The model-ready window; InputError when a clip is not what the network takes.
@@ -232,7 +244,7 @@ class CroppedWindow:
             clips[stream.name] = validate_clip(stream.finish_stack(crops, out), stream, self.where, self.views,
                                                values_known=pixels)
         return Window(index=self.index, first_frame=self.first_frame, frames=self.frames, start=self.start,
-                      end=self.end, clips=clips)
+                      end=self.end, clips=clips, dense=self.dense)
 
 
 class ClipBuffers:
@@ -264,15 +276,19 @@ def iter_cropped_windows(source: str | os.PathLike, streams: tuple[Stream, ...],
 
 def windows_of_frames(frames: Iterable[_Frame], streams: tuple[Stream, ...], options: VideoOptions,
                       name: str) -> Iterator[CroppedWindow]:
-    """The unfinished windows of cropped frames, in order (``name`` says whose in messages)."""
+    """The unfinished windows (or dense chunks) of cropped frames, in order (``name`` says whose in messages)."""
     index = -1
-    for index, (first, picked) in enumerate(sliding_windows(frames, *options.window_and_step())):
+    tiling = DenseTiling(*options.window_and_step()) if options.dense else None
+    clips = sliding_windows(frames, *options.reading())
+    marked = with_last(clips) if tiling is not None else ((clip, False) for clip in clips)  # a dense chunk must know
+    for index, ((first, picked), last) in enumerate(marked):
         check_length(len(picked), name, streams, options)
         start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
         crops = {stream.name: np.stack([f.crops[stream.name] for f in picked[:len(picked) - stream.frames_lost]])
                  for stream in streams}
+        dense = None if tiling is None else tiling.spans(first, len(picked), last)
         yield CroppedWindow(index=index, first_frame=first, frames=len(picked), start=start, end=end, crops=crops,
-                            where=f"{name} [{start:.2f} s]", views=transforms.VIEWS[options.crop])
+                            where=f"{name} [{start:.2f} s]", views=transforms.VIEWS[options.crop], dense=dense)
     if index < 0:  # nothing in range: a start past the end, say
         check_length(0, name, streams, options)
 

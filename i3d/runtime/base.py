@@ -59,12 +59,19 @@ class Runner(Protocol):
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits (N, num_classes), features (N, 1024)) of N clips, from one forward pass."""
 
+    def step_outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (N, S, num_classes), features (N, S, 1024)) of each of the S time steps whose mean over
+        the steps is what :meth:`outputs` gives (see :mod:`i3d.preprocess.dense`)."""
+
 
 class TwoHeadRunner:
     """Logits and features from one forward pass that gives both: subclasses supply ``outputs``."""
 
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def step_outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise OptionError("dense", f"the {getattr(self, 'backend', 'this')} runner gives no per-step outputs")
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
         return self.logits_batch(clip)[0]

@@ -55,6 +55,42 @@ def precision_used(compiled) -> str:
     return "mixed (" + ", ".join(f"{n} {name}" for name, n in counts.most_common()) + ")"
 
 
+STEP_NAMES = ("i3d_step_logits", "i3d_step_features")
+"""The names the per-step outputs get (added to the model before it is compiled)."""
+
+
+def add_step_outputs(ov_model) -> tuple[int, int] | None:
+    """Give ``ov_model`` (changed in place) two more outputs: what its logits and features are means over
+    time of. Returns their time axes, or None when an output is not such a mean (then it is left as it is).
+
+    Found by the graph's shape: each output is a ReduceMean whose first reduced axis is time (the
+    converted network is channels-first inside, so the axes are read off the mean itself).
+    """
+    outputs = list(ov_model.outputs)
+    if len(outputs) != 2:
+        return None
+    order = [next((i for i, port in enumerate(outputs) if name in port.get_names()), default)
+             for name, default in zip(OUTPUT_NAMES, (0, 1))]  # IRs cached unnamed: as listed
+    means = [outputs[i].get_node().input_value(0).get_node() for i in order]
+    if any(mean.get_type_name() != "ReduceMean" for mean in means):
+        return None
+    axes = []
+    for mean in means:
+        rank = mean.input_value(0).get_partial_shape().rank.get_length()
+        reduced = sorted(int(a) % rank for a in mean.input_value(1).get_node().get_data().reshape(-1))
+        axes.append(reduced[0])
+    for mean, name in zip(means, STEP_NAMES):
+        [port] = ov_model.add_outputs(mean.input_value(0))
+        port.get_tensor().add_names({name})
+    return axes[0], axes[1]
+
+
+def _steps_last(values: np.ndarray, time_axis: int) -> np.ndarray:
+    """Per-step values as (N, S, channels): time second, the channels and 1x1 space flattened."""
+    values = np.moveaxis(np.asarray(values, dtype=np.float32), time_axis, 1)
+    return values.reshape(values.shape[0], values.shape[1], -1)
+
+
 class OpenVINORunner(TwoHeadRunner):
     """One stream compiled by OpenVINO for the CPU, logits and features from one request.
 
@@ -70,6 +106,7 @@ class OpenVINORunner(TwoHeadRunner):
 
         self.source = source
         self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
+        self._step_axes = add_step_outputs(ov_model)
         try:
             self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint, precision))
         except RuntimeError as err:
@@ -78,6 +115,8 @@ class OpenVINORunner(TwoHeadRunner):
         names = [port.get_names() for port in self.compiled.outputs]
         self._order = tuple(next((i for i, n in enumerate(names) if name in n), default)
                             for name, default in zip(OUTPUT_NAMES, (0, 1)))  # IRs cached unnamed: as listed
+        self._step_order = tuple(next(i for i, n in enumerate(names) if name in n) for name in STEP_NAMES
+                                 ) if self._step_axes is not None else None
         if precision != "fp32" and self.precision != precision:
             why = (" (it has no AVX512_BF16 or AMX)" if precision == "bf16" and not native_bf16() else "")
             warnings.warn(f"precision {precision} was asked for, but this CPU{why} runs the network in "
@@ -101,3 +140,10 @@ class OpenVINORunner(TwoHeadRunner):
         result = self.compiled(clips)
         logits, features = self._order
         return np.asarray(result[logits], dtype=np.float32), np.asarray(result[features], dtype=np.float32)
+
+    def step_outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The per-step logits and pooled features the two outputs are means of (one forward pass)."""
+        if self._step_order is None:
+            return super().step_outputs(clips)
+        result = self.compiled(clips)
+        return tuple(_steps_last(result[index], axis) for index, axis in zip(self._step_order, self._step_axes))

@@ -52,6 +52,7 @@ class TensorFlowRunner(TwoHeadRunner):
         self.precision = "fp16-mixed" if model.dtype_policy.name == "mixed_float16" else "fp32"
         self.model = with_features(model)
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._steps = None  # traced on the first dense chunk
 
     @classmethod
     def load(cls, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
@@ -62,3 +63,16 @@ class TensorFlowRunner(TwoHeadRunner):
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, features = self._forward(clips)
         return np.asarray(logits, dtype=np.float32), np.asarray(features, dtype=np.float32)
+
+    def step_outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The logits layer's per-step scores and the pooled Mixed_5c steps, before their means over time."""
+        if self._steps is None:
+            import keras
+            import tensorflow as tf
+
+            steps = keras.Model(self.model.inputs, [self.model.get_layer("Logits.SpatialSqueeze").output,
+                                                    self.model.get_layer("Logits.AvgPool3D").output])
+            self._steps = tf.function(lambda x: steps(x, training=False), reduce_retracing=True)
+        logits, pooled = self._steps(clips)
+        pooled = np.asarray(pooled, dtype=np.float32)  # (N, S, 1, 1, 1024)
+        return np.asarray(logits, dtype=np.float32), pooled.reshape(pooled.shape[0], pooled.shape[1], -1)

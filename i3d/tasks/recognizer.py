@@ -26,6 +26,7 @@ import numpy as np
 
 from i3d.errors import OptionError
 from i3d.heads import Head
+from i3d.preprocess.dense import window_means
 from i3d.preprocess.windows import VideoOptions, Window
 from i3d.runtime.base import EngineOptions, Runner, check_engine
 from i3d.runtime.factory import open_runner
@@ -43,9 +44,10 @@ TIMELINE_TOP = 3
 
 @dataclass
 class _Clock:
-    """Seconds spent on inputs, loading and inference."""
+    """Seconds spent on inputs, loading and inference, and the frames each stream's network took."""
 
     seconds: dict[str, float] = field(default_factory=lambda: {"inputs": 0.0, "load": 0.0, "inference": 0.0})
+    frames: dict[str, int] = field(default_factory=dict)
 
     def timed(self, items: Iterator, key: str) -> Iterator:
         """Iterate ``items``, adding the time spent producing them to ``seconds[key]``."""
@@ -170,18 +172,46 @@ class Recognizer:
 
         clock = clock or _Clock()
         _check_ranking(self.categories, top_k, fusion)
-        fused_windows, frames = [], {}
+        fused_windows = []
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
-            for window in windows:
-                mark = time.perf_counter()
-                fused = fuse_logits([self._logits(s.name, window.clips[s.name]).mean(axis=0)
+            for span, outputs in self._outputs(windows, clock):
+                fused = fuse_logits([self._answer(s.name, *outputs[s.name]).mean(axis=0)
                                      for s in self.streams], fusion)  # several crop views: their mean
-                clock.seconds["inference"] += time.perf_counter() - mark
-                fused_windows.append((_span(window), fused))
-                for stream, clip in window.clips.items():
-                    frames[stream] = frames.get(stream, 0) + int(clip.shape[1])
+                fused_windows.append((span, fused))
                 bar.update(1)
-        return self._result(fused_windows, frames, top_k, fusion, clock.seconds)
+        return self._result(fused_windows, clock.frames, top_k, fusion, clock.seconds)
+
+    def _outputs(self, windows: Iterable[Window], clock: _Clock
+                 ) -> Iterator[tuple[WindowSpan, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+        """Each window's span and every stream's (views, classes) logits and (views, 1024) features (the
+        frames each network took are counted in ``clock``). A dense chunk (see :mod:`i3d.preprocess.dense`)
+        gives each of its windows, read off one pass's steps and numbered on from the last."""
+        index = 0
+        for window in windows:
+            mark = time.perf_counter()
+            for name, clip in window.clips.items():
+                clock.frames[name] = clock.frames.get(name, 0) + int(clip.shape[1])
+            if window.dense is None:
+                outputs = {s.name: self.runners[s.name].outputs(window.clips[s.name]) for s in self.streams}
+                clock.seconds["inference"] += time.perf_counter() - mark
+                yield _span(window), outputs
+                index = window.index + 1
+                continue
+            steps = {s.name: [window_means(values, window.dense, window.frames)
+                              for values in self.runners[s.name].step_outputs(window.clips[s.name])]
+                     for s in self.streams}
+            clock.seconds["inference"] += time.perf_counter() - mark
+            seconds = (window.end - window.start) / window.frames
+            for n, start in enumerate(window.dense.starts):
+                frames = window.dense.frames(n, window.frames)
+                span = WindowSpan(index, window.first_frame + start, frames, window.start + start * seconds,
+                                  window.start + (start + frames) * seconds)
+                yield span, {name: (logits[n], features[n]) for name, (logits, features) in steps.items()}
+                index += 1
+
+    def _answer(self, stream: str, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """A window's (views, classes) logits: the network's, or the head's on its features."""
+        return logits if self.head is None else self.head.logits(stream, features)
 
     def features(self, source: Source, *, video: VideoOptions = VideoOptions(), logits: bool = False) -> Features:
         """Each window's 1024-d features per stream (and its logits, with ``logits=True``)."""
@@ -193,15 +223,13 @@ class Recognizer:
                             clock: _Clock | None = None) -> Features:
         clock = clock or _Clock()
         spans, feats, outs = [], {s.name: [] for s in self.streams}, {s.name: [] for s in self.streams}
-        for window in windows:
-            mark = time.perf_counter()
+        for span, outputs in self._outputs(windows, clock):
             for stream in self.streams:
-                window_logits, window_features = self.runners[stream.name].outputs(window.clips[stream.name])
+                window_logits, window_features = outputs[stream.name]
                 one_view = len(window_features) == 1  # else (views, ...): ten crops keep every view
                 feats[stream.name].append(window_features[0] if one_view else window_features)
                 outs[stream.name].append(window_logits[0] if one_view else window_logits)
-            clock.seconds["inference"] += time.perf_counter() - mark
-            spans.append(_span(window))
+            spans.append(span)
         stacked = {name: np.stack(rows).astype(np.float32) for name, rows in feats.items()}
         stacked_logits = {name: np.stack(rows).astype(np.float32) for name, rows in outs.items()} if logits else None
         head_logits = None if self.head is None else {name: self.head.logits(name, array)
@@ -214,18 +242,12 @@ class Recognizer:
                                fusion: str = "mean") -> tuple[Result, Features]:
         """:meth:`classify_windows` and :meth:`features_of_windows` from one pass of the network."""
         _check_ranking(self.categories, top_k, fusion)
-        features = self.features_of_windows(windows, logits=True)
+        clock = _Clock()
+        features = self.features_of_windows(windows, logits=True, clock=clock)
         fused_windows = [(span, fuse_logits([np.atleast_2d(self._window_logits(features, s.name, index)).mean(axis=0)
                                              for s in self.streams], fusion))
                          for index, span in enumerate(features.windows)]
-        frames = {s.name: sum(span.frames - s.frames_lost for span in features.windows) for s in self.streams}
-        return self._result(fused_windows, frames, top_k, fusion, features.seconds), features
-
-    def _logits(self, stream: str, clips: np.ndarray) -> np.ndarray:
-        """(views, classes) logits of one window's clips: the network's, or the head's on its features."""
-        if self.head is None:
-            return self.runners[stream].logits_batch(clips)
-        return self.head.logits(stream, self.runners[stream].outputs(clips)[1])
+        return self._result(fused_windows, clock.frames, top_k, fusion, features.seconds), features
 
     def _window_logits(self, features: Features, stream: str, index: int) -> np.ndarray:
         if self.head is None:
