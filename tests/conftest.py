@@ -8,6 +8,17 @@ import pytest
 from support import SAMPLES
 
 
+LONGEST_FIRST = ("test_export.py", "test_train.py", "test_serve.py", "test_segments.py", "test_precision.py",
+                 "test_ray_cluster.py", "test_video_cli.py", "test_ray.py", "test_cache_edges.py", "test_fvd.py")
+"""The files that take longest (measured with --durations), handed out first so that the two test
+processes finish together rather than one waiting on a long file started last."""
+
+
+def pytest_collection_modifyitems(items) -> None:
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(order)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def shared_weights_dir(tmp_path_factory) -> Path:
     """A weights folder holding the real rgb_kinetics Keras cache, imported once per session."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -63,13 +64,22 @@ def test_the_scores_are_the_windows_classify_gives(joined, found, recognizer):
     video, _, _ = joined
     out, _ = found
     saved = np.load(out / "segments" / "joined.mp4.scores.npz", allow_pickle=False)
-    result = recognizer.classify(video, video=VIDEO)
-    expected = frame_scores([w.span for w in result.windows],
-                            fused_window_logits([np.stack([w.logits for w in result.windows])]), 25.0)
+    sidecar = json.loads((out / "features" / "joined.mp4.json").read_text())
+    kept = np.load(out / "features" / "joined.mp4.rgb.logits.npy")
+    spans = {w["first_frame"]: n for n, w in enumerate(sidecar["windows"])}
+    result = recognizer.classify(video, video=dataclasses.replace(VIDEO, max_frames=200))  # the first 8 s
+    regular = result.windows[:-1]  # the last is aligned to the 200th frame
+    assert len(regular) == 9
+    for window in regular:
+        np.testing.assert_allclose(kept[spans[window.span.first_frame]], window.logits, atol=1e-5)
+    from i3d.results import WindowSpan
+
+    windows = [WindowSpan(w["index"], w["first_frame"], w["frames"], w["start"], w["end"]) for w in sidecar["windows"]]
+    expected = frame_scores(windows, fused_window_logits([kept]), 25.0)
     np.testing.assert_allclose(saved["scores"], expected.scores, atol=1e-5)
     np.testing.assert_allclose(saved["times"], expected.times)
     assert tuple(saved["classes"]) == recognizer.categories
-    assert saved["scores"].shape == (len(expected.times), 400)
+    assert saved["scores"].shape == (len(expected.times), 400) and len(expected.times) > 560  # all 22.5 s
 
 
 def test_subtitles_and_timeline_are_written(found):
