@@ -59,3 +59,31 @@ def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
         sys.unraisablehook = unraisable_hook
     if raised:
         raise raised[0]
+
+
+@contextlib.contextmanager
+def signals_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then act on the first that came.
+
+    For imports a signal must not break halfway: numba's C extensions turn an exception raised
+    while they load into an ImportError and print its traceback. Each Python-level handler is
+    replaced by one that only remembers the signal (whatever thread the OS delivers it to), and
+    the real handler runs once the block is done. Only in the main thread; elsewhere the block
+    runs as is.
+    """
+    held: list[tuple[int, object]] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signals:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                previous[signum] = handler
+                signal.signal(signum, lambda number, frame: held.append((number, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        number, frame = held[0]
+        previous[number](number, frame)

@@ -151,6 +151,36 @@ def test_sigterm_exits_143_in_one_line_and_leaves_no_partial_file(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_signal_during_an_import_waits_for_its_end_and_a_wrapped_one_is_still_a_signal(capsys):
+    from i3d.commands.shell import Terminated, run_command
+    from i3d.interrupts import signals_held
+
+    def stop(number, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        reached = []
+        with pytest.raises(Terminated):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler would have run by now
+                reached.append("the block's end")
+        assert reached == ["the block's end"]
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    def wrapped():  # what numba's C extensions make of an exception raised while they load
+        try:
+            raise Terminated()
+        except Terminated as err:
+            raise ImportError("numba._devicearray failed to import") from err
+
+    assert run_command(wrapped) == 143
+    assert capsys.readouterr().err == "terminated\n"
+
+
 def test_warnings_and_messages_are_one_line(capsys):
     import warnings
 

@@ -109,6 +109,17 @@ def exit_code(err: Exception) -> int:
     return 1
 
 
+def _interruption(err: BaseException) -> BaseException | None:
+    """The SIGTERM (:class:`Terminated`) or Ctrl-C behind ``err``, if its causes hold one."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (Terminated, KeyboardInterrupt)):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def run_command(action: Callable[[], int | None], debug: bool = False) -> int:
     """Run ``action()`` and turn failures into one stderr line and an exit code.
 
@@ -139,6 +150,10 @@ def run_command(action: Callable[[], int | None], debug: bool = False) -> int:
     except Exception as err:  # the last line of defence: one line, not a traceback
         if debug:
             raise
+        stopped = _interruption(err)
+        if stopped is not None:  # a library turned the signal into its own error (numba, mid-import)
+            print("terminated" if isinstance(stopped, Terminated) else "interrupted", file=sys.stderr)
+            return 143 if isinstance(stopped, Terminated) else 130
         print(f"error: unexpected {type(err).__name__}: {one_line(str(err))} (rerun with --debug for details)",
               file=sys.stderr)
         return 1

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from i3d.interrupts import keep_interrupts
+from i3d.interrupts import keep_interrupts, signals_held
 from i3d.processes import available_cores
 from i3d.quiet import quiet_opencv
 
@@ -117,10 +117,11 @@ def load_engine() -> Engine:
         if _kernels is not None:
             return _kernels["engine"]
         mark = time.perf_counter()
-        import numba
-        from numba.core import config
+        with signals_held():  # a SIGTERM mid-import would be numba's ImportError and a printed traceback
+            import numba
+            from numba.core import config
 
-        from i3d.preprocess import tvl1_kernels
+            from i3d.preprocess import tvl1_kernels
 
         folder = _numba_cache_dir()
         saved = config.CACHE_DIR
