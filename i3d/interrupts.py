@@ -9,6 +9,15 @@ import threading
 from collections.abc import Iterator
 
 
+def _python_handlers(signals: tuple[int, ...]) -> dict[int, object]:
+    """The Python-level handlers of ``signals`` that can be replaced here: none outside the main thread
+    (only it may change handlers), and none for a signal ignored or left to its default action."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    handlers = {signum: signal.getsignal(signum) for signum in signals}
+    return {signum: handler for signum, handler in handlers.items() if callable(handler)}
+
+
 @contextlib.contextmanager
 def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     """Let Ctrl-C (or a SIGTERM handler's exception) stop the block, even where a library swallows it.
@@ -24,13 +33,10 @@ def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
     main thread: elsewhere the block runs as is.
     """
     raised: list[BaseException] = []
-    previous = {}
+    previous = _python_handlers(signals)
     unraisable_hook = sys.unraisablehook
-    if threading.current_thread() is threading.main_thread():
-        for signum in signals:
-            handler = signal.getsignal(signum)
-            if not callable(handler):  # ignored, or the default action: nothing raises
-                continue
+    if previous:
+        for signum, handler in previous.items():
 
             def remembering(number, frame, handler=handler):
                 try:
@@ -39,7 +45,6 @@ def keep_interrupts(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
                     raised.append(exc)
                     raise
 
-            previous[signum] = handler
             signal.signal(signum, remembering)
 
         def quiet(unraisable) -> None:  # raised again at the block's end: not "Exception ignored"
@@ -72,13 +77,9 @@ def signals_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> 
     runs as is.
     """
     held: list[tuple[int, object]] = []
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in signals:
-            handler = signal.getsignal(signum)
-            if callable(handler):
-                previous[signum] = handler
-                signal.signal(signum, lambda number, frame: held.append((number, frame)))
+    previous = _python_handlers(signals)
+    for signum in previous:
+        signal.signal(signum, lambda number, frame: held.append((number, frame)))
     try:
         yield
     finally:

@@ -107,7 +107,7 @@ class DenseTiling:
         last_start = max(count - self.window, 0)
         limit = last_start if last else last_start - MARGIN
         first_start = max(-(-(self.claimed - first) // STEP) * STEP, 0)  # the first step not yet answered
-        starts = tuple(range(first_start, min(limit, last_start) + 1, self.stride))
+        starts = tuple(range(first_start, limit + 1, self.stride))
         if last and not starts:  # everything from here was answered: one more window to the video's end
             starts = (last_start // STEP * STEP,)
         if starts:

@@ -60,7 +60,7 @@ STEP_NAMES = ("i3d_step_logits", "i3d_step_features")
 
 
 def add_step_outputs(ov_model) -> tuple[int, int] | None:
-    """Give ``ov_model`` (changed in place) two more outputs: what its logits and features are means over
+    """Give ``ov_model`` (changed in place: pass a clone) two more outputs: what its logits and features are means over
     time of. Returns their time axes, or None when an output is not such a mean (then it is left as it is).
 
     Found by the graph's shape: each output is a ReduceMean whose first reduced axis is time (the
@@ -106,6 +106,7 @@ class OpenVINORunner(TwoHeadRunner):
 
         self.source = source
         self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
+        ov_model = ov_model.clone()  # the caller's model keeps its two outputs (2 ms; the weights are shared)
         self._step_axes = add_step_outputs(ov_model)
         try:
             self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint, precision))

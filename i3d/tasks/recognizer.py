@@ -185,8 +185,8 @@ class Recognizer:
                  ) -> Iterator[tuple[WindowSpan, dict[str, tuple[np.ndarray, np.ndarray]]]]:
         """Each window's span and every stream's (views, classes) logits and (views, 1024) features (the
         frames each network took are counted in ``clock``). A dense chunk (see :mod:`i3d.preprocess.dense`)
-        gives each of its windows, read off one pass's steps and numbered on from the last."""
-        index = 0
+        gives each of its windows, read off one pass's steps and numbered on from the chunk before."""
+        index = 0  # a dense window's: a video's windows are all dense or none
         for window in windows:
             mark = time.perf_counter()
             for name, clip in window.clips.items():
@@ -195,7 +195,6 @@ class Recognizer:
                 outputs = {s.name: self.runners[s.name].outputs(window.clips[s.name]) for s in self.streams}
                 clock.seconds["inference"] += time.perf_counter() - mark
                 yield _span(window), outputs
-                index = window.index + 1
                 continue
             steps = {s.name: [window_means(values, window.dense, window.frames)
                               for values in self.runners[s.name].step_outputs(window.clips[s.name])]
