@@ -65,10 +65,16 @@ def terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
     Returns once the pool's manager thread has ended too: while it is still
     closing its wake-up pipe, the interpreter's exit hook for pools may write
     to that pipe and print an ``OSError: Bad file descriptor`` traceback
-    (CPython 3.11 does not lock that write).
+    (CPython 3.11 does not lock that write). A worker ended while it was
+    sending a result (a video's clips are megabytes) leaves the manager
+    waiting for the rest of that message, for ever, and the exit hook waits
+    for the manager: once the workers are gone, this process's own end of
+    the result pipe is closed, so the manager reads the end of the pipe and
+    stops.
     """
     processes = list((getattr(pool, "_processes", None) or {}).values())
     manager = getattr(pool, "_executor_manager_thread", None)
+    results = getattr(manager, "result_queue", None)
     terminate_workers = getattr(pool, "terminate_workers", None)  # Python 3.14+
     try:
         if terminate_workers is not None:
@@ -94,5 +100,12 @@ def terminate_pool(pool: cf.ProcessPoolExecutor, grace: float = 2.0) -> None:
             process.kill()
         except (OSError, ValueError):
             pass
-    if manager is not None:
-        manager.join(grace)
+    if manager is None:
+        return
+    manager.join(min(grace, 0.5))
+    if manager.is_alive() and results is not None:  # stuck in a message a worker did not finish
+        try:
+            results._writer.close()
+        except (OSError, AttributeError):
+            pass
+    manager.join(grace)

@@ -144,6 +144,17 @@ def decode_threads() -> int:
     return video._decode_threads
 
 
+def half_a_result() -> None:
+    """A pool task that starts sending a 1 MiB result on the pool's result pipe, sends 10 bytes of it and
+    stops, as a worker ended mid-send leaves the pipe (the pool's worker loop is the calling frame)."""
+    import struct
+    import time
+
+    results = sys._getframe(1).f_locals["result_queue"]
+    os.write(results._writer.fileno(), struct.pack("!i", 1 << 20) + b"x" * 10)
+    time.sleep(600)
+
+
 def in_fresh_process(function, *args, timeout: float = 900) -> None:
     """Run ``function(*args)`` (a module-level test body) in a new interpreter; fail when it raises or dies.
 

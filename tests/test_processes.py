@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -31,6 +32,36 @@ def test_terminate_pool_ends_workers_and_the_manager_thread():
     assert not manager.is_alive()
     assert [p.is_alive() for p in processes] == [False, False]
     assert all(f.done() for f in futures)
+
+
+def _reading_a_message(thread) -> bool:
+    """Whether ``thread`` is inside a Connection's read of a message's body."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == "_recv" and "connection" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_terminate_pool_ends_a_manager_waiting_for_a_result_a_worker_did_not_finish():
+    """A worker ended mid-send (a batch's clips are megabytes) left the manager thread reading the rest of the
+    message for ever, and the interpreter's exit hook waiting for it: a SIGTERM printed "terminated" and hung."""
+    from support import half_a_result
+
+    pool = spawn_pool(1)
+    future = pool.submit(half_a_result)
+    manager = pool._executor_manager_thread
+    deadline = time.monotonic() + 60
+    while not _reading_a_message(manager):
+        assert time.monotonic() < deadline, "the manager never began reading the worker's message"
+        time.sleep(0.05)
+    started = time.monotonic()
+    terminate_pool(pool, grace=2.0)
+    took = time.monotonic() - started
+    assert not manager.is_alive()
+    assert took < 4.5, f"terminate_pool took {took:.1f} s"
+    assert future.done()
 
 
 def test_decoding_workers_use_one_ffmpeg_thread_each_and_decode_the_same_frames():
