@@ -126,3 +126,33 @@ def test_mixed_precision_without_a_gpu_is_a_usage_error(tmp_path):
     proc = run_cli("--backend", "tensorflow", "--mixed-precision", "--rgb", str(clip), weights_dir=tmp_path)
     assert proc.returncode == 2 and "needs a GPU" in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == [clip]
+
+
+def test_a_signal_after_two_compiled_networks_are_dropped_is_handled_not_a_crash():
+    """OpenVINO's CPU plugin sets the thread's alternate signal stack and puts the old one back when it goes: with
+    a plugin per compiled network, dropping them in the order they were made left a freed stack in place, and
+    the next SIGTERM Python handled was a segmentation fault (exit -11) instead of the handler."""
+    from support import in_fresh_process
+
+    in_fresh_process(_two_runners_then_sigterm)
+
+
+def _two_runners_then_sigterm() -> None:
+    import signal
+
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([1, 3, 8, 8], np.float32, name="x")
+    y = ops.convolution(x, ops.constant(rng.normal(size=(4, 3, 3, 3)).astype(np.float32)), [1, 1], [0, 0], [0, 0],
+                        [1, 1])
+    model = ov.Model([y], [x], "tiny")
+    first, second = OpenVINORunner(model), OpenVINORunner(model)
+    assert (first.precision, second.precision) == ("fp32", "fp32")
+    del first  # the first made goes first
+    del second
+    handled = []
+    signal.signal(signal.SIGTERM, lambda number, frame: handled.append(number))
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert handled == [signal.SIGTERM]

@@ -175,9 +175,9 @@ def runtime_runner(file_format: str, path: str | os.PathLike):
         serve = tf.saved_model.load(path).signatures["serving_default"]
         return lambda clip: next(iter(serve(clip=tf.constant(clip)).values())).numpy()
     if file_format == "openvino":
-        import openvino as ov
+        from i3d.runtime.ov_core import ov_core
 
-        compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = ov_core().compile_model(path, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         return lambda clip: compiled(clip)[0]
     import keras
 

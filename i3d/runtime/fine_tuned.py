@@ -72,12 +72,11 @@ class TrunkRunner:
         model = trunk_model(ws, store, load)
         self.backend = engine.backend
         if self.backend == "openvino":
-            import openvino as ov
-
             from i3d.runtime.ir import convert
             from i3d.runtime.openvino import compile_config
+            from i3d.runtime.ov_core import ov_core
 
-            self._compiled = ov.Core().compile_model(convert(model, ws.stream.channels), "CPU",
+            self._compiled = ov_core().compile_model(convert(model, ws.stream.channels), "CPU",
                                                      compile_config("LATENCY", engine.precision))
             self._run = lambda clips: np.asarray(self._compiled(clips)[0], np.float32)
         else:

@@ -208,7 +208,9 @@ def ir_model(xml: bytes, weights: bytes):
     """An OpenVINO model from the IR's bytes in memory (OpenVINO copies the weights)."""
     import openvino as ov
 
-    return ov.Core().read_model(model=xml, weights=ov.Tensor(np.frombuffer(weights, np.uint8)))
+    from i3d.runtime.ov_core import ov_core
+
+    return ov_core().read_model(model=xml, weights=ov.Tensor(np.frombuffer(weights, np.uint8)))
 
 
 OUTPUT_NAMES = ("logits", "features")

@@ -19,6 +19,7 @@ from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
 from i3d.runtime.base import TwoHeadRunner
 from i3d.runtime.ir import OUTPUT_NAMES, float_model
+from i3d.runtime.ov_core import ov_core
 
 no_openvino_telemetry()  # before any `import openvino` below
 
@@ -36,9 +37,7 @@ def compile_config(hint: str = "LATENCY", precision: str = "fp32") -> dict[str, 
 
 def native_bf16() -> bool:
     """Whether OpenVINO runs bf16 natively on this CPU (AVX512_BF16 or AMX); elsewhere it runs float32."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def precision_used(compiled) -> str:
@@ -102,14 +101,12 @@ class OpenVINORunner(TwoHeadRunner):
 
     def __init__(self, ov_model, source: str = "in memory", hint: str = "LATENCY", precision: str = "fp32",
                  calibration_sha256: str | None = None) -> None:
-        import openvino as ov
-
         self.source = source
         self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
         ov_model = ov_model.clone()  # the caller's model keeps its two outputs (2 ms; the weights are shared)
         self._step_axes = add_step_outputs(ov_model)
         try:
-            self.compiled = ov.Core().compile_model(ov_model, "CPU", compile_config(hint, precision))
+            self.compiled = ov_core().compile_model(ov_model, "CPU", compile_config(hint, precision))
         except RuntimeError as err:
             raise WeightsError(f"OpenVINO could not compile the network: {err}") from None
         self.precision = precision_used(self.compiled)

@@ -154,6 +154,9 @@ def quantize(ov_model, windows: list[np.ndarray]):
     """``ov_model`` quantised to int8 by NNCF's post-training quantisation, calibrated on ``windows``."""
     import nncf
 
+    from i3d.runtime.ov_core import ov_core
+
+    ov_core()  # NNCF compiles with Cores of its own: the process's CPU plugin comes first and outlives theirs
     with _nncf_to_stderr(), keep_interrupts():
         return nncf.quantize(ov_model, nncf.Dataset(windows), subset_size=len(windows))
 
