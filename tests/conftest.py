@@ -8,10 +8,11 @@ import pytest
 from support import SAMPLES
 
 
-LONGEST_FIRST = ("test_export.py", "test_train.py", "test_serve.py", "test_segments.py", "test_precision.py",
-                 "test_ray_cluster.py", "test_video_cli.py", "test_ray.py", "test_cache_edges.py", "test_fvd.py")
-"""The files that take longest (measured with --durations), handed out first so that the two test
-processes finish together rather than one waiting on a long file started last."""
+LONGEST_FIRST = ("test_train.py", "test_export.py", "test_segments.py", "test_serve.py", "test_precision.py",
+                 "test_cache_edges.py", "test_fvd.py", "test_video_cli.py", "test_ray_cluster.py", "test_inference.py",
+                 "test_ray.py", "test_evaluate.py")
+"""The files that take longest (summed from --durations=0), handed out first (pytest.ini keeps xdist to this
+order) so that the two test processes finish together rather than one waiting on a long file started last."""
 
 
 def pytest_collection_modifyitems(items) -> None:
