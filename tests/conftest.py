@@ -8,11 +8,13 @@ import pytest
 from support import SAMPLES
 
 
-LONGEST_FIRST = ("test_train.py", "test_export.py", "test_segments.py", "test_serve.py", "test_precision.py",
-                 "test_cache_edges.py", "test_fvd.py", "test_video_cli.py", "test_ray_cluster.py", "test_inference.py",
-                 "test_ray.py", "test_evaluate.py")
+LONGEST_FIRST = ("test_train.py", "test_export.py", "test_ray_cluster.py", "test_segments.py", "test_serve.py",
+                 "test_precision.py", "test_cache_edges.py", "test_fvd.py", "test_video_cli.py", "test_inference.py",
+                 "test_evaluate.py")
 """The files that take longest (summed from --durations=0), handed out first (pytest.ini keeps xdist to this
-order) so that the two test processes finish together rather than one waiting on a long file started last."""
+order) so that the two test processes finish together rather than one waiting on a long file started last.
+test_ray.py is left at its place, far from test_ray_cluster.py: the two Ray modules take turns (a file lock),
+so they should not come up at the same time."""
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 import pytest
-from support import ROOT, write_labelled_videos
+from support import ROOT, one_ray_module_at_a_time, write_labelled_videos
 
 from i3d.inputs.dataset_items import ListOptions
 from i3d.inputs.datasets import load_dataset
@@ -27,6 +27,12 @@ from i3d.tasks.ray_engine import ACTOR_PREFIX, RayOptions  # noqa: E402
 VIDEO = VideoOptions(window=10, stride=5)
 KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "archery/clip0.avi",
         "archery/clip1.avi", "juggling balls/clip3.avi"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_to_itself(tmp_path_factory):
+    """No other Ray test module runs while this one does (see support.one_ray_module_at_a_time)."""
+    yield from one_ray_module_at_a_time(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

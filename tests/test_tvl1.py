@@ -225,8 +225,9 @@ def test_an_interrupt_inside_a_compiler_callback_is_raised_after_it():
     such a callback is reported as "Exception ignored" and would be lost: the engine is compiled under
     keep_interrupts, which raises it afterwards, without the report.
 
-    In a fresh interpreter: in the suite's process, after Ray, TensorFlow and OpenVINO have run there, the
-    interpreter crashed in this test (a segfault with no Python traceback, in CI and here)."""
+    In a fresh interpreter, so that nothing another test left behind can decide it: in the suite's process
+    this test crashed (a segfault with no Python traceback, in CI and here) once OpenVINO's CPU plugins had
+    left a freed alternate signal stack in place, before the process had one OpenVINO Core (runtime/ov_core)."""
     from support import in_fresh_process
 
     in_fresh_process(interrupt_inside_a_callback)

@@ -3,7 +3,8 @@ are not reachable offline).
 
 It runs in a fresh process of its own, as test_tvl1's synthetic SIGINT test does: the suite's process crashed
 (a segfault, no Python traceback) around that test, next to this one, which ended the whole suite; in a child
-process a crash fails one test alone, with its exit code.
+process a crash fails one test alone, with its exit code. (The cause was OpenVINO's CPU plugins leaving a freed
+alternate signal stack in place, fixed by one OpenVINO Core per process: runtime/ov_core.)
 """
 
 from __future__ import annotations
