@@ -63,6 +63,21 @@ def recognizer(shared_store):
     return Recognizer.load("rgb", store=shared_store)
 
 
+@pytest.fixture(scope="module")
+def ray_modules_take_turns(tmp_path_factory):
+    """The Ray test modules (each marks itself with usefixtures) take turns across the test processes.
+
+    Ray's ``--ray-address auto`` joins any cluster running on the machine (it looks for GCS processes), so one
+    module's cluster would answer the other's "no cluster runs here" check, and a test that kills Ray workers by
+    their process title would reach the other module's. A file lock in the run's shared temporary folder keeps
+    them apart; the wait is the other module's run, at most.
+    """
+    from filelock import FileLock  # a dependency of Ray, which these modules need anyway
+
+    with FileLock(tmp_path_factory.getbasetemp().parent / "ray-modules.lock"):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def network_restored():
     """A command run in this process with --offline switches sockets off for the process: switch them back."""

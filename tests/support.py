@@ -188,16 +188,3 @@ def random_head(classes: int = 3, seed: int = 0):
     return Head(classes=tuple(f"class {i}" for i in range(classes)), streams={"rgb": part},
                 weight_sets={"rgb": {"set": ws.name, "index_sha256": ws.index_sha256}}, settings={})
 
-
-def one_ray_module_at_a_time(tmp_path_factory):
-    """Generator for a module-scoped autouse fixture: the Ray test modules take turns across the test processes.
-
-    Ray's ``--ray-address auto`` joins any cluster running on the machine (it looks for GCS processes), so one
-    module's cluster would answer the other's "no cluster runs here" check, and a test that kills Ray workers by
-    their process title would reach the other module's. A file lock in the run's shared temporary folder keeps
-    them apart; the wait is the other module's run, at most.
-    """
-    from filelock import FileLock  # a dependency of Ray, which these modules need anyway
-
-    with FileLock(tmp_path_factory.getbasetemp().parent / "ray-modules.lock"):
-        yield

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import one_ray_module_at_a_time, write_labelled_videos, write_video
+from support import write_labelled_videos, write_video
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
@@ -26,10 +26,7 @@ ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".
 from i3d.tasks.ray_engine import ACTOR_PREFIX, RayOptions  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_to_itself(tmp_path_factory):
-    """No other Ray test module runs while this one does (see support.one_ray_module_at_a_time)."""
-    yield from one_ray_module_at_a_time(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("ray_modules_take_turns")  # see conftest
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 import pytest
-from support import ROOT, one_ray_module_at_a_time, write_labelled_videos
+from support import ROOT, write_labelled_videos
 
 from i3d.inputs.dataset_items import ListOptions
 from i3d.inputs.datasets import load_dataset
@@ -29,10 +29,7 @@ KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "arc
         "archery/clip1.avi", "juggling balls/clip3.avi"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_to_itself(tmp_path_factory):
-    """No other Ray test module runs while this one does (see support.one_ray_module_at_a_time)."""
-    yield from one_ray_module_at_a_time(tmp_path_factory)
+pytestmark = pytest.mark.usefixtures("ray_modules_take_turns")  # see conftest
 
 
 @pytest.fixture(scope="module")
