@@ -4,9 +4,11 @@
     PYTHONPATH=tests .venv/bin/python benchmarks/live_benchmark.py --stand-in-flow --runs both:int8:25
 
 For each run (type:precision:stride, window 64) it prints windows answered per second, latency
-p50/p95/max, windows skipped and the CPU busy share (this process's CPU seconds over the wall
-seconds times the cores). The stream is the arm-wrestling sample scaled to 340x256, encoded once
-to MPEG-2 in MPEG-TS and sent at the rate that makes it last its length. Prints the CPU first.
+p50/p95/max (from the window's last frame arriving, decoded, to its answer), the same from the
+server sending that frame (which adds the demuxer's and decoder's frames of delay), windows
+skipped and the CPU busy share (this process's CPU seconds over the wall seconds times the cores).
+The stream is the arm-wrestling sample scaled to 340x256, encoded once to MPEG-2 in MPEG-TS and
+sent as an encoder sends it: each frame's packets at that frame's time. Prints the CPU first.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import socket
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from machine import cpu_name  # benchmarks/machine.py, beside this script
 
@@ -44,19 +48,38 @@ def encode_loop(path: Path, seconds: float) -> None:
             container.mux(packet)
 
 
-def serve(data: bytes, seconds: float) -> int:
-    """Send ``data`` to the first client at the rate that makes it last ``seconds``; returns the port."""
+def frame_schedule(path: Path) -> list[tuple[float, int]]:
+    """(seconds from the first frame, byte offset where its packet ends) for each frame of the MPEG-TS file."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        packets = [(float(p.dts * p.time_base), p.pos) for p in container.demux(stream)
+                   if p.dts is not None and p.pos is not None]
+    first = packets[0][0]
+    size = path.stat().st_size
+    return [(dts - first, packets[n + 1][1] if n + 1 < len(packets) else size) for n, (dts, _) in enumerate(packets)]
+
+
+def serve(data: bytes, schedule: list[tuple[float, int]], sent_at: list[float]) -> int:
+    """Send ``data`` to the first client as an encoder would: each frame's bytes at that frame's time (so
+    at 25 fps, one frame at a time, not in bursts of several); returns the port. ``sent_at`` gets each
+    frame's time.time() when it was sent."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def run() -> None:
         client, _ = listener.accept()
         started = time.monotonic()
+        wall = time.time()
+        sent = 0
         with client:
-            for at in range(0, len(data), 8192):
-                wait = started + seconds * at / len(data) - time.monotonic()
+            for seconds, until in schedule:
+                wait = started + seconds - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                client.sendall(data[at:at + 8192])
+                client.sendall(data[sent:until])
+                sent_at.append(wall + time.monotonic() - started)
+                sent = until
         listener.close()
 
     threading.Thread(target=run, daemon=True).start()
@@ -87,7 +110,7 @@ def main() -> None:
     stream = args.work / "loop.ts"
     if not stream.exists():
         encode_loop(stream, args.seconds)
-    data = stream.read_bytes()
+    data, schedule = stream.read_bytes(), frame_schedule(stream)
     store, weight_sets = None, None
     if args.stand_in_flow:
         from support import copy_rgb_cache, stand_in_flow_set  # tests/support.py
@@ -111,14 +134,16 @@ def main() -> None:
         except Exception as err:  # noqa: BLE001 - a set that is not here (flow) is reported, the others run
             print(f"{run}: not run ({err})", flush=True)
             continue
-        port = serve(data, args.seconds)
+        sent_at: list[float] = []
+        port = serve(data, schedule, sent_at)
         summary = LiveSummary()
+        behind = []  # seconds from the window's last frame leaving the server to its answer
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         mark = time.monotonic()
         try:
-            for _ in live(recognizer, f"tcp://127.0.0.1:{port}", video=VideoOptions(window=64, stride=int(stride)),
-                          options=LiveOptions(reconnect=0), summary=summary):
-                pass
+            for result in live(recognizer, f"tcp://127.0.0.1:{port}", video=VideoOptions(window=64, stride=int(stride)),
+                               options=LiveOptions(reconnect=0), summary=summary):
+                behind.append(result.wall - sent_at[round(result.end * 25) - 1])
         except InputError:  # the end of the loop: a live stream that ends has dropped
             pass
         wall = time.monotonic() - mark
@@ -128,7 +153,8 @@ def main() -> None:
         print(f"{run}: {summary.windows / wall:.2f} windows/s, {figures['windows']} answered, {figures['skipped']} "
               f"skipped ({figures['skipped'] / max(1, figures['windows'] + figures['skipped']):.0%}); latency p50 "
               f"{figures['latency_p50']:.2f} s, p95 {figures['latency_p95']:.2f} s, max {figures['latency_max']:.2f} s; "
-              f"CPU busy {busy:.0%}", flush=True)
+              f"from the server: p50 {np.percentile(behind, 50):.2f} s, p95 {np.percentile(behind, 95):.2f} s, "
+              f"max {max(behind):.2f} s; CPU busy {busy:.0%}", flush=True)
 
 
 if __name__ == "__main__":

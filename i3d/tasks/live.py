@@ -27,7 +27,7 @@ import numpy as np
 
 from i3d.inputs.live import LiveOptions, LiveSource, iter_live_frames, parse_source
 from i3d.inputs.video import pick_frames
-from i3d.preprocess.windows import CroppedWindow, VideoOptions, crop_frames, windows_of_frames
+from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, crop_frames, windows_of_frames
 from i3d.results import Prediction
 from i3d.tasks.recognizer import Recognizer
 from i3d import transforms
@@ -198,13 +198,14 @@ def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOpti
         annotate = check_video_path(annotate, "annotate")
     capture = _Capture(parse_source(source), recognizer, video, options, annotate)
     capture.start()
+    buffers = ClipBuffers()  # one window is finished and answered at a time: its memory is the next one's
     try:
         while True:
             item = capture.windows.get()
             if item is None:
                 break
             window, arrived = item
-            finished = window.finish(recognizer.streams)
+            finished = window.finish(recognizer.streams, buffers)
             result = recognizer.classify_windows([finished], top_k=top_k, fusion=fusion)
             with capture.lock:
                 skipped = capture.skipped
