@@ -107,7 +107,7 @@ def main() -> None:
 
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores", flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    stream = args.work / "loop.ts"
+    stream = args.work / f"loop-{args.seconds:g}s.ts"
     if not stream.exists():
         encode_loop(stream, args.seconds)
     data, schedule = stream.read_bytes(), frame_schedule(stream)

@@ -13,7 +13,7 @@ import pytest
 from support import ARM_WRESTLING, needs_video, run_cli
 
 from i3d.errors import InputError
-from i3d.inputs.live import LiveOptions
+from i3d.inputs.live import GAP, FrameFeed, LiveOptions, parse_source
 from i3d.preprocess.windows import VideoOptions
 from i3d.tasks.live import LiveSummary, live
 from i3d.tasks.recognizer import Recognizer
@@ -148,6 +148,58 @@ def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream
     assert summary.skipped > 0 and summary.windows == len(results) >= 2
     assert summary.windows + summary.skipped == 22  # (100 - 16) / 4 + 1 windows: each answered or counted
     assert max(r.latency for r in results) < 2 * (0.6 + 1.0)  # never more than a window or so behind
+
+
+def test_a_feed_its_reader_cannot_keep_up_with_gives_whole_runs_of_frames_between_gaps(stream_file):
+    feed = FrameFeed(parse_source(str(stream_file)), LiveOptions(realtime=True), span=0.3, drop=True).start()
+    runs: list[list[float]] = [[]]
+    try:
+        for item in feed.items():
+            if item is GAP:
+                runs.append([])
+                continue
+            runs[-1].append(item.seconds)
+            time.sleep(0.1)  # a reader at 10 frames a second, the stream at 25
+    finally:
+        feed.close()
+    if not runs[-1]:  # frames dropped at the end: a gap with nothing after it
+        runs.pop()
+    assert len(runs) >= 3 and feed.dropped > 30
+    assert sum(map(len, runs)) + feed.dropped == 100  # every frame read or counted
+    for run in runs:
+        np.testing.assert_allclose(np.diff(run), 0.04, atol=1e-6)  # consecutive frames within a run
+    for run in runs[:-1]:
+        assert run[-1] - run[0] >= 0.3  # what the feed held, and more
+    for before, after in zip(runs, runs[1:]):
+        assert after[0] - before[-1] > 0.3  # the frames the reader missed are gone, not read late
+
+
+def test_a_capture_slower_than_the_stream_starts_again_on_fresh_frames(recognizer, stream_file, monkeypatch):
+    from i3d import transforms
+
+    prepare = transforms.prepare_frame
+
+    def slow(*args, **kwargs):
+        time.sleep(0.1)  # about 9 frames a second prepared, 25 arriving
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(transforms, "prepare_frame", slow)
+    summary = LiveSummary()
+    started = time.time()
+    video = VideoOptions(window=10, stride=2)  # the feed holds 12 frames: a gap every 2 s or so
+    results = list(live(recognizer, str(stream_file), video=video, options=LiveOptions(realtime=True),
+                        summary=summary))
+    monkeypatch.undo()
+    assert summary.skipped >= 10 and summary.windows == len(results) >= 6
+    assert summary.windows + summary.skipped == pytest.approx(46, abs=3)  # (100 - 10) / 2 + 1: answered or counted
+    after_gap = [r for r, before in zip(results[1:], results) if r.start - before.start > 0.5]
+    assert after_gap  # windows again, on fresh frames, after frames were dropped
+    behind = [r.wall - (started + r.end) for r in results]  # the stream plays from the start of the call
+    assert max(behind) < 2.5  # read in order, the last window would come some 7 s after its frames
+    assert [r.index for r in results] == list(range(len(results)))
+    for result in results[:2] + after_gap:  # each window holds the frames of its times, as the file's does
+        theirs = recognizer.classify(stream_file, video=VideoOptions(start=result.start, max_frames=10, window=10))
+        np.testing.assert_allclose(result.logits, theirs.windows[0].logits, atol=1e-5)
 
 
 def test_stdin_and_the_command(stream_file, shared_weights_dir):

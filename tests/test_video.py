@@ -227,6 +227,23 @@ def test_sliding_windows(n, window, stride, expected):
     assert covered == set(range(n)) and all(b - a == min(window, n) for a, b in windows)
 
 
+@pytest.mark.parametrize("n, wanted, expected", [
+    (100, False, [(0, 64), (32, 96)]),  # the tail window left out
+    (100, True, [(0, 64), (32, 96), (36, 100)]),
+    (10, False, []),  # too few for a window: none, rather than one of all
+    (128, False, [(0, 64), (32, 96), (64, 128)]),  # no tail to leave out
+])
+def test_sliding_windows_asks_for_the_tail_once_the_items_end(n, wanted, expected):
+    asked = []
+
+    def tail() -> bool:
+        asked.append(True)
+        return wanted
+
+    windows = [(first, first + len(items)) for first, items in sliding_windows(range(n), 64, 32, tail=tail)]
+    assert windows == expected and len(asked) == (0 if n == 128 else 1)
+
+
 def test_sliding_windows_rejects_nonsense():
     assert list(sliding_windows(range(0), 64, 32)) == []
     for args, option in [((10, 0, 1), "window"), ((10, 5, 0), "stride")]:

@@ -14,10 +14,17 @@ ends: a live stream has no end) is opened again up to ``reconnect`` times, waiti
 0.5, 1, 2... seconds (at most 8) between tries; its clock goes on where it
 stopped. A file or stdin ends at its end. A source that cannot be opened within
 ``open_timeout`` seconds is an InputError naming it.
+
+:class:`FrameFeed` decodes a source in its own thread, so that the source is read
+as fast as it arrives whatever its reader does with the frames; when the reader
+falls behind by more than the feed holds, the feed drops frames and tells the
+reader once it has read those kept (a gap), so the reader starts again on fresh
+frames instead of falling ever further behind.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import re
 import sys
@@ -193,3 +200,97 @@ def iter_live_frames(source: LiveSource, options: LiveOptions = LiveOptions(),
                              "reconnection(s)")
         failures += 1
         _backoff(failures)
+
+
+@dataclass(frozen=True)
+class FeedFrame:
+    """A decoded frame: BGR pixels, seconds since the stream's first frame, and time.monotonic() on arrival."""
+
+    image: np.ndarray
+    seconds: float
+    arrived: float
+
+
+GAP = "gap"
+"""What :meth:`FrameFeed.items` gives where frames were dropped: the frames after it do not follow the ones before."""
+
+
+class FrameFeed:
+    """A source decoded in its own thread into a queue its reader takes frames from (see the module's notes).
+
+    With ``drop`` the decoder never waits: when the queued frames span more than ``span``
+    seconds of stream, it drops every frame until the reader has emptied the queue, and the
+    reader then gets :data:`GAP` before the next frame. Every frame from the stream's start,
+    or from a gap, to the next gap is kept and given in order, so the reader gets at least
+    ``span`` seconds of consecutive frames each time. Without ``drop`` (a file read as fast
+    as it decodes) the decoder waits for the reader and nothing is dropped.
+    """
+
+    def __init__(self, source: LiveSource, options: LiveOptions, span: float, drop: bool) -> None:
+        self.source, self.options, self.span, self.drop = source, options, span, drop
+        self.stop = threading.Event()
+        self.dropped = 0  # frames dropped so far
+        self.last_seconds = 0.0  # the stream time of the newest frame decoded, dropped or not
+        self._queue: collections.deque[FeedFrame] = collections.deque()
+        self._overflowed = False
+        self._ended = False
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._decode, daemon=True, name="i3d-decode")
+
+    def start(self) -> FrameFeed:
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop decoding (the thread ends at its next frame, or when its source gives up)."""
+        self.stop.set()
+        with self._ready:
+            self._ready.notify_all()
+        self._thread.join(timeout)
+
+    def _full(self, seconds: float) -> bool:
+        return bool(self._queue) and seconds - self._queue[0].seconds > self.span
+
+    def _put(self, frame: FeedFrame) -> None:
+        with self._ready:
+            self.last_seconds = frame.seconds
+            if self.drop:
+                if self._overflowed or self._full(frame.seconds):
+                    self._overflowed = True
+                    self.dropped += 1
+                    return
+            else:
+                while self._full(frame.seconds) and not self.stop.is_set():
+                    self._ready.wait(0.1)
+            self._queue.append(frame)
+            self._ready.notify_all()
+
+    def _decode(self) -> None:
+        try:
+            for image, seconds in iter_live_frames(self.source, self.options, self.stop):
+                self._put(FeedFrame(image, seconds, time.monotonic()))
+        except BaseException as err:  # noqa: BLE001 - raised again in the reader's thread
+            self._error = err
+        finally:
+            with self._ready:
+                self._ended = True
+                self._ready.notify_all()
+
+    def items(self) -> Iterator[FeedFrame | str]:
+        """The frames in order, :data:`GAP` where frames were dropped; raises what ended the source."""
+        while True:
+            with self._ready:
+                while not self._queue and not self._overflowed and not self._ended and not self.stop.is_set():
+                    self._ready.wait(0.5)
+                if self._queue:
+                    item: FeedFrame | str = self._queue.popleft()
+                    self._ready.notify_all()
+                elif self._overflowed:
+                    self._overflowed = False
+                    item = GAP
+                else:
+                    break
+            yield item
+        if self._error is not None:
+            raise self._error

@@ -20,7 +20,7 @@ import functools
 import os
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -171,11 +171,14 @@ def _with_flow_crops(items: Iterable[_Frame], flow_streams: list[Stream], option
         yield item
 
 
-def sliding_windows(items: Iterable[T], window: int, stride: int) -> Iterator[tuple[int, list[T]]]:
+def sliding_windows(items: Iterable[T], window: int, stride: int,
+                    tail: Callable[[], bool] | None = None) -> Iterator[tuple[int, list[T]]]:
     """(first index, items) for windows of ``window`` items every ``stride`` items, streamed.
 
     Covers every item: when the regular windows miss the tail, one more window
     is aligned to the end; fewer than ``window`` items give one window of all.
+    ``tail``, when given, is asked once the items end whether to give that last
+    window (a live capture cut short by dropped frames does not want it).
     Holds at most ``window`` items at a time.
     """
     if window < 1:
@@ -190,7 +193,7 @@ def sliding_windows(items: Iterable[T], window: int, stride: int) -> Iterator[tu
         if seen >= window and (seen - window) % stride == 0:
             covered = seen
             yield seen - window, list(buffer)
-    if covered < seen:
+    if covered < seen and (tail is None or tail()):
         yield seen - len(buffer), list(buffer)
 
 
@@ -275,11 +278,15 @@ def iter_cropped_windows(source: str | os.PathLike, streams: tuple[Stream, ...],
 
 
 def windows_of_frames(frames: Iterable[_Frame], streams: tuple[Stream, ...], options: VideoOptions,
-                      name: str) -> Iterator[CroppedWindow]:
-    """The unfinished windows (or dense chunks) of cropped frames, in order (``name`` says whose in messages)."""
+                      name: str, tail: Callable[[], bool] | None = None) -> Iterator[CroppedWindow]:
+    """The unfinished windows (or dense chunks) of cropped frames, in order (``name`` says whose in messages).
+
+    ``tail`` is :func:`sliding_windows`'; when it leaves the last window out, frames too few for any window
+    give none instead of an InputError.
+    """
     index = -1
     tiling = DenseTiling(*options.window_and_step()) if options.dense else None
-    clips = sliding_windows(frames, *options.reading())
+    clips = sliding_windows(frames, *options.reading(), tail=tail)
     marked = with_last(clips) if tiling is not None else ((clip, False) for clip in clips)  # a dense chunk must know
     for index, ((first, picked), last) in enumerate(marked):
         check_length(len(picked), name, streams, options)
@@ -289,7 +296,7 @@ def windows_of_frames(frames: Iterable[_Frame], streams: tuple[Stream, ...], opt
         dense = None if tiling is None else tiling.spans(first, len(picked), last)
         yield CroppedWindow(index=index, first_frame=first, frames=len(picked), start=start, end=end, crops=crops,
                             where=f"{name} [{start:.2f} s]", views=transforms.VIEWS[options.crop], dense=dense)
-    if index < 0:  # nothing in range: a start past the end, say
+    if index < 0 and tail is None:  # nothing in range: a start past the end, say
         check_length(0, name, streams, options)
 
 

@@ -1,31 +1,37 @@
 """Recognise actions on a live source as it plays: a result per window, with its latency.
 
-Capture runs in its own thread: frames are decoded as they arrive, resampled to
-25 fps by timestamp, cropped as a file's are (flow fields computed once per frame
-pair as the frames go by, whatever the windows' overlap), and cut into windows
-of ``window`` frames every ``stride``. A finished window goes into a queue of
-:data:`QUEUE_WINDOWS`; the network takes windows from it in this thread. Capture
-never waits for the network: when the queue is full, the oldest waiting window
-is dropped for the new one and counted as skipped, so the answers stay close to
-the stream (latency bounded) and memory flat. A file read without ``realtime``
-is not live: its capture waits for the network and every window is answered. A window's latency is the seconds
-from its last frame's arrival to its answer.
+Frames are decoded in a thread of their own as they arrive (see
+:class:`i3d.inputs.live.FrameFeed`); a capture thread resamples them to 25 fps by
+timestamp, crops them as a file's are (flow fields computed once per frame pair as
+the frames go by, whatever the windows' overlap), and cuts them into windows of
+``window`` frames every ``stride``. A finished window goes into a queue of
+:data:`QUEUE_WINDOWS`; the network takes windows from it in this thread. Nothing
+waits for the network: when the queue is full, the oldest waiting window is
+dropped for the new one and counted as skipped. Nor does the source wait for the
+capture: when preparing frames is slower than the stream (two-stream TV-L1 on a
+few cores), the feed drops frames and the capture starts again on fresh ones, the
+windows lost counted as skipped. So the answers stay close to the stream (latency
+bounded) and memory flat. A file read without ``realtime`` is not live: it waits
+for the capture and the network, and every window is answered. A window's latency
+is the seconds from its last frame's arrival (decoded) to its answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from i3d.inputs.live import LiveOptions, LiveSource, iter_live_frames, parse_source
+from i3d.inputs.live import GAP, FeedFrame, FrameFeed, LiveOptions, LiveSource, parse_source
 from i3d.inputs.video import pick_frames
 from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, crop_frames, windows_of_frames
 from i3d.results import Prediction
@@ -82,6 +88,40 @@ class LiveSummary:
                 f"p95 {data['latency_p95']:.2f} s, max {data['latency_max']:.2f} s")
 
 
+class _Run:
+    """The frames of a feed from ``first`` to the next gap (or the source's end), with when each arrived."""
+
+    def __init__(self, items: Iterator[FeedFrame | str], first: FeedFrame) -> None:
+        self.items, self.first = items, first
+        self.gapped = False  # the run ended at a gap, not at the source's end
+        self._last = first.seconds
+        self._arrivals: deque[tuple[float, float]] = deque()  # (stream seconds, arrival) of frames not yet used
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        item = self.first
+        while True:
+            self._arrivals.append((item.seconds, item.arrived))
+            self._last = item.seconds
+            yield item.image, item.seconds
+            item = next(self.items, None)
+            if item is None:
+                return
+            if item is GAP:
+                self.gapped = True
+                return
+
+    def ends_whole(self, frames: int, fps: float) -> bool:
+        """Whether the run ended at the source's end and spans ``frames`` or more at ``fps``: what earns a
+        window aligned to its end."""
+        return not self.gapped and (self._last - self.first.seconds) * fps + 1 >= frames - 1e-6
+
+    def arrival(self, seconds: float) -> float:
+        """When the frame shown at stream time ``seconds`` (the latest at or before it) arrived."""
+        while len(self._arrivals) > 1 and self._arrivals[1][0] <= seconds + 1e-6:
+            self._arrivals.popleft()
+        return self._arrivals[0][1]
+
+
 class _Capture(threading.Thread):
     """Decodes and windows the source, handing finished windows over without ever waiting for them."""
 
@@ -98,15 +138,51 @@ class _Capture(threading.Thread):
         self.lock = threading.Lock()
         self.error: BaseException | None = None
 
-    def _windows(self, writer=None) -> Iterator[CroppedWindow]:
-        frames = iter_live_frames(self.source, self.live, self.stop)
-        picked = pick_frames(frames, name=self.source.text, fps=self.video.fps, frame_duration=1 / self.video.fps,
-                             start=None, end=self.live.duration, max_frames=None,
-                             prepare=functools.partial(transforms.prepare_frame, crop=self.video.crop))
-        if writer is not None:
-            picked = self._recorded(picked, writer)
-        streams = self.recognizer.streams
-        return windows_of_frames(crop_frames(picked, streams, self.video), streams, self.video, self.source.text)
+    def _windows(self, feed: FrameFeed, writer=None) -> Iterator[tuple[CroppedWindow, float]]:
+        """Each window, numbered from the stream's start, with the time its last frame arrived.
+
+        Every run of frames between gaps (see :class:`i3d.inputs.live.FrameFeed`) is windowed as a
+        video of its own, on the stream's grid of 25 fps times; a run cut short by a gap gives no window
+        aligned to its end (nor does a run after a gap too short for a whole window at the source's end), and
+        the windows the gap took are counted as skipped.
+        """
+        fps = self.video.fps
+        items = feed.items()
+        window, stride = self.video.window_and_step()
+        made, last_start, runs = 0, None, 0
+        while True:
+            first = next((item for item in items if item is not GAP), None)
+            if first is None:
+                break
+            run = _Run(items, first)
+            picked = pick_frames(run.frames(), name=self.source.text, fps=fps, frame_duration=1 / fps,
+                                 start=first.seconds, end=self.live.duration, max_frames=None,
+                                 prepare=functools.partial(transforms.prepare_frame, crop=self.video.crop))
+            if writer is not None:
+                picked = self._recorded(picked, writer)
+            streams = self.recognizer.streams
+            cropped = crop_frames(picked, streams, self.video)
+            tail = None if runs == 0 else functools.partial(run.ends_whole, window, fps)
+            runs += 1
+            for n, found in enumerate(windows_of_frames(cropped, streams, self.video, self.source.text, tail=tail)):
+                if n == 0 and last_start is not None:  # the regular windows the gap took
+                    self._skip(round((found.start - last_start) * fps / stride) - 1)
+                last_start = found.start
+                found = dataclasses.replace(found, index=made, first_frame=round(found.start * fps))
+                made += 1
+                yield found, run.arrival(found.end - 1 / fps)
+            if not run.gapped:  # the source ended, or the duration is reached
+                break
+        if feed.dropped and last_start is not None:  # the regular windows dropped frames took at the end
+            end = feed.last_seconds + 1 / fps
+            if self.live.duration is not None:
+                end = min(end, self.live.duration)
+            self._skip(int((end - window / fps - last_start) * fps / stride + 1e-6))
+
+    def _skip(self, windows: int) -> None:
+        if windows > 0:
+            with self.lock:
+                self.skipped += windows
 
     def _recorded(self, picked, writer):
         """Each frame on its way, also written with the newest answer's panel on it."""
@@ -125,8 +201,13 @@ class _Capture(threading.Thread):
                 writer.write(draw_panel(frame, self._panel[1]))
             yield frame, seconds, index
 
+    @property
+    def _waits(self) -> bool:
+        """A file read as fast as it decodes is not live: nothing to keep up with, every window is answered."""
+        return self.source.kind == "file" and not self.live.realtime
+
     def _hand_over(self, item) -> None:
-        if self.source.kind == "file" and not self.live.realtime:  # not live: nothing to keep up with
+        if self._waits:
             while not self.stop.is_set():
                 try:
                     self.windows.put(item, timeout=0.1)
@@ -145,8 +226,7 @@ class _Capture(threading.Thread):
             except queue.Full:
                 try:
                     self.windows.get_nowait()
-                    with self.lock:
-                        self.skipped += 1
+                    self._skip(1)
                 except queue.Empty:
                     pass
 
@@ -165,13 +245,19 @@ class _Capture(threading.Thread):
             self._end()
 
     def _capture(self, writer) -> None:
-        for window in self._windows(writer):
-            if self.stop.is_set():
-                return
-            self._hand_over((window, time.monotonic()))
+        window, stride = self.video.window_and_step()
+        feed = FrameFeed(self.source, self.live, span=(window + stride) / self.video.fps, drop=not self._waits)
+        feed.start()
+        try:
+            for item in self._windows(feed, writer):
+                if self.stop.is_set():
+                    return
+                self._hand_over(item)
+        finally:
+            feed.close()
 
     def _end(self) -> None:
-        if self.source.kind == "file" and not self.live.realtime:
+        if self._waits:
             self.windows.put(None)  # the reader takes every window of a file, so this gets through
             return
         self._put_dropping_oldest(None)  # the end mark must get through even when the queue is full
