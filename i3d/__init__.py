@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DError", "InputError", "LoadOptions",
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
-           "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model"]
+           "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model", "live", "LiveOptions", "LiveResult", "LiveSummary"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
@@ -47,6 +47,10 @@ _HOMES = {
     "FineTuneOptions": "i3d.tasks.fine_tune",
     "TrainOptions": "i3d.tasks.training",
     "train": "i3d.tasks.training",
+    "live": "i3d.tasks.live",
+    "LiveOptions": "i3d.inputs.live",
+    "LiveResult": "i3d.tasks.live",
+    "LiveSummary": "i3d.tasks.live",
     "ExportOptions": "i3d.runtime.export",
     "export_model": "i3d.runtime.export",
 }
@@ -56,6 +60,8 @@ if TYPE_CHECKING:
     from i3d.heads import Head
     from i3d.tasks.fine_tune import FineTuneOptions
     from i3d.tasks.training import TrainOptions, train
+    from i3d.inputs.live import LiveOptions
+    from i3d.tasks.live import LiveResult, LiveSummary, live
     from i3d.runtime.export import ExportOptions, export_model
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions

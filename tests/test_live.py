@@ -80,7 +80,10 @@ def offline(recognizer, path) -> list[np.ndarray]:
 
 
 def test_a_file_gives_classify_windows(recognizer, stream_file):
-    results = list(live(recognizer, str(stream_file), video=VIDEO))
+    import i3d
+
+    assert (i3d.live, i3d.LiveOptions, i3d.LiveSummary) == (live, LiveOptions, LiveSummary)
+    results = list(recognizer.live(str(stream_file), video=VIDEO))  # the method is live(recognizer, ...)
     want = offline(recognizer, stream_file)
     assert len(results) == len(want) == 6 and results[-1].skipped == 0
     for mine, theirs in zip(results, want):

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,8 +36,10 @@ from i3d.inputs.live import GAP, FeedFrame, FrameFeed, LiveOptions, LiveSource, 
 from i3d.inputs.video import pick_frames
 from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, crop_frames, windows_of_frames
 from i3d.results import Prediction
-from i3d.tasks.recognizer import Recognizer
 from i3d import transforms
+
+if TYPE_CHECKING:  # the recognizer's live() calls live() here
+    from i3d.tasks.recognizer import Recognizer
 
 QUEUE_WINDOWS = 1
 """Windows waiting for the network at most: one, so an answer is never more than a window behind."""

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from i3d.weights.store import WeightStore
 from i3d.results import Features, Result, WindowResult, WindowSpan, check_fusion, fuse_logits
 from i3d.results import top_k as ranked
 from i3d.tasks.sources import Source, is_video, open_source
+
+if TYPE_CHECKING:
+    from i3d.tasks.live import LiveResult
 
 TIMELINE_TOP = 3
 """Classes kept per window in a result's timeline."""
@@ -164,6 +168,14 @@ class Recognizer:
         windows = clock.timed(open_source(source, self.streams, video), "inputs")
         return self.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                      progress=video.progress and is_video(source))
+
+    def live(self, source: str, **options: Any) -> Iterator[LiveResult]:
+        """Each window's result on a live ``source`` (a camera, a stream URL, ``-`` for stdin, or a file) as
+        soon as it is ready; ``options`` are :func:`i3d.tasks.live.live`'s (``video``, ``options``,
+        ``top_k``, ``summary``, ``annotate``...)."""
+        from i3d.tasks.live import live
+
+        return live(self, source, **options)
 
     def classify_windows(self, windows: Iterable[Window], *, top_k: int = 5, fusion: str = "mean",
                          clock: _Clock | None = None, progress: bool = False) -> Result:
