@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/live_benchmark.py [--seconds 60] [--runs rgb:fp32:16 rgb:int8:8 both:int8:25]
     PYTHONPATH=tests .venv/bin/python benchmarks/live_benchmark.py --stand-in-flow --runs both:int8:25
+    PYTHONPATH=tests .venv/bin/python benchmarks/live_benchmark.py --stand-in-flow --flow-algorithm dis --runs both:int8:25
 
 For each run (type:precision:stride, window 64) it prints windows answered per second, latency
 p50/p95/max (from the window's last frame arriving, decoded, to its answer), the same from the
@@ -90,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", nargs="*", default=["rgb:fp32:16", "rgb:int8:8", "both:int8:25"])
+    parser.add_argument("--flow-algorithm", default="tvl1", help="for two-stream runs (tvl1, dis...)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/i3d-live-benchmark"))
     parser.add_argument("--stand-in-flow", action="store_true",
                         help="time two-stream runs on random flow weights in DeepMind's layout (DeepMind's flow "
@@ -141,7 +143,8 @@ def main() -> None:
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         mark = time.monotonic()
         try:
-            for result in live(recognizer, f"tcp://127.0.0.1:{port}", video=VideoOptions(window=64, stride=int(stride)),
+            video = VideoOptions(window=64, stride=int(stride), flow_algorithm=args.flow_algorithm)
+            for result in live(recognizer, f"tcp://127.0.0.1:{port}", video=video,
                                options=LiveOptions(reconnect=0), summary=summary):
                 behind.append(result.wall - sent_at[round(result.end * 25) - 1])
         except InputError:  # the end of the loop: a live stream that ends has dropped

@@ -23,6 +23,7 @@ from i3d.commands.shell import Parser, forbid_network, run_command
 def build_parser(prog: str) -> argparse.ArgumentParser:
     from i3d.inputs.live import LiveOptions
     from i3d.tasks.live import DEFAULT_STRIDE, DEFAULT_WINDOW
+    from i3d.streams import FLOW_ALGORITHMS
     from i3d.transforms import CROPS
 
     defaults = LiveOptions()
@@ -41,6 +42,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE, metavar="FRAMES",
                         help=f"frames between window starts (default {DEFAULT_STRIDE})")
     parser.add_argument("--crop", choices=CROPS, default="center", help="as classify's --crop")
+    parser.add_argument("--flow-algorithm", choices=FLOW_ALGORITHMS, default="tvl1",
+                        help="with --type both or optical_flow: as classify's (tvl1, DeepMind's, by default; "
+                             "dis is far cheaper, a different flow)")
     parser.add_argument("--top-k", type=int, default=3, metavar="N", help="classes per window (default 3)")
     parser.add_argument("--format", choices=("text", "jsonl"), default="text",
                         help="text: a line per window; jsonl: a JSON object per window")
@@ -120,7 +124,8 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
         options = LiveOptions(open_timeout=args.open_timeout, reconnect=args.reconnect, realtime=args.realtime,
                               duration=args.duration)
         options.check()
-        video = VideoOptions(window=args.window, stride=args.stride, crop=args.crop)
+        video = VideoOptions(window=args.window, stride=args.stride, crop=args.crop,
+                             flow_algorithm=args.flow_algorithm)
         video.check(streams_named(TYPES[args.type]))
         source = parse_source(args.source)  # a missing file is refused before any weights load
         if args.annotate is not None:
