@@ -199,7 +199,8 @@ def test_a_capture_slower_than_the_stream_starts_again_on_fresh_frames(recognize
     assert after_gap  # windows again, on fresh frames, after frames were dropped
     behind = [r.wall - (started + r.end) for r in results]  # the stream plays from the start of the call
     assert max(behind) < 2.5  # read in order, the last window would come some 7 s after its frames
-    assert [r.index for r in results] == list(range(len(results)))
+    indices = [r.index for r in results]  # numbered on across the gaps (a busy network may skip some)
+    assert indices[0] == 0 and all(b > a for a, b in zip(indices, indices[1:]))
     for result in results[:2] + after_gap:  # each window holds the frames of its times, as the file's does
         theirs = recognizer.classify(stream_file, video=VideoOptions(start=result.start, max_frames=10, window=10))
         np.testing.assert_allclose(result.logits, theirs.windows[0].logits, atol=1e-5)
