@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DError", "InputError", "LoadOptions",
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
-           "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model", "live", "LiveOptions", "LiveResult", "LiveSummary"]
+           "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model", "live",
+           "LiveOptions", "LiveResult", "LiveSummary"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",

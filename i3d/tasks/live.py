@@ -149,7 +149,8 @@ class _Capture(threading.Thread):
         aligned to its end (nor does a run after a gap too short for a whole window at the source's end), and
         the windows the gap took are counted as skipped.
         """
-        fps = self.video.fps
+        fps, streams = self.video.fps, self.recognizer.streams
+        prepare = functools.partial(transforms.prepare_frame, crop=self.video.crop)
         items = feed.items()
         window, stride = self.video.window_and_step()
         made, last_start, runs = 0, None, 0
@@ -159,11 +160,9 @@ class _Capture(threading.Thread):
                 break
             run = _Run(items, first)
             picked = pick_frames(run.frames(), name=self.source.text, fps=fps, frame_duration=1 / fps,
-                                 start=first.seconds, end=self.live.duration, max_frames=None,
-                                 prepare=functools.partial(transforms.prepare_frame, crop=self.video.crop))
+                                 start=first.seconds, end=self.live.duration, max_frames=None, prepare=prepare)
             if writer is not None:
                 picked = self._recorded(picked, writer)
-            streams = self.recognizer.streams
             cropped = crop_frames(picked, streams, self.video)
             tail = None if runs == 0 else functools.partial(run.ends_whole, window, fps)
             runs += 1
