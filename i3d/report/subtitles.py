@@ -3,12 +3,18 @@
 Each segment is one cue, shown for its span, reading ``label (score%)``; a moment
 covered by segments of several classes shows each of them (players stack
 overlapping cues). Times are the video's own, to the millisecond.
+
+Labels come from the user's own classes too, so cue text is made inert: line breaks and other control
+characters become spaces (a blank line would end the cue and let the rest forge cues of its own), and
+``&``, ``<`` and ``>`` are written as character references (players read ``<b>`` as markup, and WebVTT
+forbids ``-->`` in cue text).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 
 from i3d.results import Segment
@@ -22,8 +28,18 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_REFERENCES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def cue_text(text: str) -> str:
+    """``text`` as one inert line of cue text: control characters and line breaks as a space, markup escaped."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return "".join(_REFERENCES.get(char, char) for char in flat)
+
+
 def _text(segment: Segment) -> str:
-    return f"{segment.label} ({segment.score:.0%})"
+    return cue_text(f"{segment.label} ({segment.score:.0%})")
 
 
 def _by_time(segments: Sequence[Segment]) -> list[Segment]:
