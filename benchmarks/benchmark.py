@@ -113,14 +113,15 @@ class Runners:
         import keras
         import tensorflow as tf
 
-        from i3d.model import build_i3d, with_features
+        from i3d.model import Network, build_i3d, build_network, with_features
         from i3d.runtime.ir import convert
-        from i3d.runtime.tensorflow import TensorFlowRunner
+        from i3d.runtime.tensorflow import RUNNER_OUTPUTS, TensorFlowRunner
 
         tf.config.experimental.enable_tensor_float_32_execution(False)
         keras.utils.set_random_seed(0)
         self.keras = {s: build_i3d(channels=c) for s, c in STREAMS.items()}  # dynamic frames, like the tool's
-        self.tf = {s: TensorFlowRunner(m) for s, m in self.keras.items()}
+        self.tf = {s: TensorFlowRunner(build_network(Network(outputs=RUNNER_OUTPUTS), base=m))
+                   for s, m in self.keras.items()}
         self.ov_models = {s: convert(with_features(self.keras[s]), c) for s, c in STREAMS.items()}
         self._quantized: dict[str, Any] = {}
 

@@ -142,3 +142,32 @@ def test_first_unit_and_pool_match_numpy(frames, height, width):
     np.testing.assert_allclose(np.asarray(model(x))[0], pool_ref, rtol=1e-4, atol=1e-4)
     # the asymmetric pad matters: a symmetric pad would give a different answer on these sizes
     assert unit_ref.shape[:3] == tuple(math.ceil(s / 2) for s in (frames, height, width))
+
+
+def test_every_variant_shares_the_whole_networks_weights_and_agrees_with_it():
+    """Trunk, per-step outputs, the fine-tuning top and the fine-tuned network are views of one built network:
+    the same variables, and the same numbers as composing them by hand."""
+    from i3d.model import Network, build_network
+
+    built = []
+    whole = build_network(Network(outputs=("logits", "features", "step_logits", "step_features")),
+                          weights=built.append)
+    [base] = built
+    clip = np.random.default_rng(5).uniform(-1, 1, (1, 17, 224, 224, 3)).astype(np.float32)
+    logits, features, step_logits, step_features = (np.asarray(t) for t in whole(clip, training=False))
+    assert step_logits.shape == (1, 2, 400) and step_features.shape == (1, 2, 1, 1, 1024)
+    np.testing.assert_allclose(step_logits.mean(axis=1), logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(step_features.mean(axis=(1, 2, 3)), features, rtol=1e-5, atol=1e-6)
+
+    trunk = build_network(Network(outputs=("Mixed_5b",)), base=base)
+    top = build_network(Network(top_classes=5, top_only=True), base=base)
+    tuned = build_network(Network(outputs=("logits", "features"), top_classes=5), base=base)
+    shared = {id(v) for v in base.weights}
+    assert {id(v) for v in trunk.weights} <= shared and {id(v) for v in whole.weights} == shared
+    conv = "Logits.Conv3d_0c_1x1.conv_3d"
+    assert tuned.get_layer(conv).get_weights()[0].shape[-1] == 5 and tuned.get_layer(conv) is not top.get_layer(conv)
+    tuned.get_layer(conv).set_weights(top.get_layer(conv).get_weights())
+    by_hand = np.asarray(top(np.asarray(trunk(clip, training=False)), training=False))
+    tuned_logits, tuned_features = (np.asarray(t) for t in tuned(clip, training=False))
+    np.testing.assert_allclose(tuned_logits, by_hand, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(tuned_features, features)  # Kinetics' Mixed_5c until a head's is set

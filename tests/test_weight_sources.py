@@ -20,7 +20,7 @@ from i3d.files import git_blob_id, sha256_file  # noqa: E402
 from i3d.model import build_i3d  # noqa: E402
 from i3d.inputs.labels import match_labels  # noqa: E402
 from i3d.weights.checkpoint import compare_with_index, read_index  # noqa: E402
-from i3d.weights.export import export_weights, write_checkpoint  # noqa: E402
+from i3d.weights.checkpoint_writer import export_weights, write_checkpoint  # noqa: E402
 from i3d.weights.layout import KINETICS_600, TFHUB_MODULE  # noqa: E402
 from i3d.weights.loading import LoadOptions, build_pretrained, load_weights, model_tensors  # noqa: E402
 from i3d.weights.sets import WEIGHT_SETS, get_weight_set, weight_set_by_name  # noqa: E402
@@ -189,23 +189,23 @@ def test_rgb_kinetics_export_is_deepminds_data_file_byte_for_byte(exported):
     assert sorted(p.name for p in folder.iterdir()) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index"]
 
 
-def test_export_loads_back_through_the_checkpoint_path(exported, shared_store):
+def test_export_loads_back_through_the_checkpoint_path(exported, pretrained_rgb):
     folder, _ = exported
     ws = get_weight_set("rgb", "kinetics")
     model = build_i3d(channels=3)
     assert load_weights(model, ws, WeightStore(folder / "none"), LoadOptions(download=False, cache=False,
                                                                              checkpoint=folder)).startswith("checkpoint")
-    reference = build_pretrained(ws, shared_store, OFFLINE)
+    reference = pretrained_rgb
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights()))
 
 
-def test_keras_export_loads_into_the_network(shared_store, tmp_path):
+def test_keras_export_loads_into_the_network(shared_store, pretrained_rgb, tmp_path):
     ws = get_weight_set("rgb", "kinetics")
     result = export_weights(ws, tmp_path / "k", "keras", store=shared_store, load=OFFLINE)
     assert result.files == (tmp_path / "k" / "rgb_kinetics.weights.h5",) and result.published is None
     model = build_i3d(channels=3)
     model.load_weights(result.files[0])
-    reference = build_pretrained(ws, shared_store, OFFLINE)
+    reference = pretrained_rgb
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights()))
 
 
@@ -270,13 +270,13 @@ def hub_cache(exported, tmp_path):
     return module
 
 
-def test_hub_module_in_the_cache_loads_bit_identically(hub_cache, shared_store):
+def test_hub_module_in_the_cache_loads_bit_identically(hub_cache, pretrained_rgb):
     ws = get_weight_set("rgb", "kinetics")
     store = WeightStore(hub_cache.parent.parent / "weights", hub_dirs=(hub_cache.parent,))
     assert [loc.kind for loc in store.locate(ws)][:1] == ["hub"]
     model = build_i3d(channels=3)
     assert load_weights(model, ws, store, OFFLINE) == f"TF-Hub module {hub_cache}"
-    reference = build_pretrained(ws, shared_store, OFFLINE)
+    reference = pretrained_rgb
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights()))
     index = hub_cache / "variables" / "variables.index"
     assert compare_with_index(TFHUB_MODULE.from_model(model_tensors(model, "RGB"), "RGB"), index) == []

@@ -28,7 +28,7 @@ OUTPUT = "RGB/inception_i3d/Mean:0"
 
 def build_module(target: Path, store) -> Path:
     """Copy the module into ``target`` and write its data file with ``i3d weights export`` from the store."""
-    from i3d.weights.export import export_weights
+    from i3d.weights.checkpoint_writer import export_weights
     from i3d.weights.loading import LoadOptions
 
     shutil.copytree(MODULE_DIR, target)

@@ -39,13 +39,43 @@ class EngineOptions:
     precision: str = "fp32"
     calibration: Path | None = None
 
+    def check(self) -> None:
+        """Refuse a precision unknown, or one the backend it resolves to would ignore (OptionError)."""
+        if self.precision not in PRECISIONS:
+            raise OptionError("precision", f"is {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        backend = resolve_backend(self.backend)
+        if backend == "openvino" and self.mixed_precision:
+            raise OptionError("mixed_precision", "is TensorFlow's float16 compute on a GPU; the openvino backend "
+                                                 "has precision instead (fp32, bf16, int8)")
+        if backend == "tensorflow" and self.precision != "fp32":
+            raise OptionError("precision", f"{self.precision} is an OpenVINO mode: the tensorflow backend runs fp32 "
+                                           "only (on a GPU it has mixed precision instead)")
+        if self.precision == "int8" and importlib.util.find_spec("nncf") is None:
+            raise OptionError("precision", 'int8 needs NNCF: pip install -e ".[openvino]" (or pip install nncf)')
+        if self.calibration is not None:
+            if self.precision != "int8":
+                raise OptionError("calibration", "only applies to int8 precision")
+            if not Path(self.calibration).is_dir():
+                raise InputError(f"{self.calibration}: not a folder (calibration needs a folder of videos)")
+
+    def resolved(self) -> EngineOptions:
+        """This engine with ``auto`` replaced by the backend it means here (see :func:`resolve_backend`)."""
+        return EngineOptions(resolve_backend(self.backend), self.mixed_precision, self.precision,
+                             None if self.calibration is None else Path(self.calibration))
+
 
 class Runner(Protocol):
-    """One stream's network with its weights, on some backend."""
+    """One stream's network with its weights, on some backend.
+
+    Its facts are set when it is made and never change. Threads may share a runner: each
+    backend's runner makes its own calls safe for that (see its class).
+    """
 
     backend: str
     source: str  # where its weights came from
     precision: str  # what it computes in, as the engine reports it: fp32, bf16, int8, fp16-mixed
+    head_fingerprint: str | None  # the fine-tuned head whose network it runs (its sha256), or None: Kinetics'
+    calibration_sha256: str | None  # int8: the checksum of what it was calibrated on, else None
 
     def logits(self, clip: np.ndarray) -> np.ndarray:
         """Logits (num_classes,) of one validated (1, T, 224, 224, C) float32 clip."""
@@ -100,25 +130,3 @@ def resolve_backend(name: str = "auto") -> str:
     if name != "auto":
         return name
     return "openvino" if openvino_installed and not gpu_present() else "tensorflow"
-
-
-def check_engine(engine: EngineOptions) -> EngineOptions:
-    """The engine with its backend resolved; refuses a precision option its backend would ignore."""
-    if engine.precision not in PRECISIONS:
-        raise OptionError("precision", f"is {engine.precision!r}; choose from {', '.join(PRECISIONS)}")
-    backend = resolve_backend(engine.backend)
-    if backend == "openvino" and engine.mixed_precision:
-        raise OptionError("mixed_precision", "is TensorFlow's float16 compute on a GPU; the openvino backend "
-                                             "has precision instead (fp32, bf16, int8)")
-    if backend == "tensorflow" and engine.precision != "fp32":
-        raise OptionError("precision", f"{engine.precision} is an OpenVINO mode: the tensorflow backend runs fp32 "
-                                       "only (on a GPU it has mixed precision instead)")
-    if engine.precision == "int8" and importlib.util.find_spec("nncf") is None:
-        raise OptionError("precision", 'int8 needs NNCF: pip install -e ".[openvino]" (or pip install nncf)')
-    if engine.calibration is not None:
-        if engine.precision != "int8":
-            raise OptionError("calibration", "only applies to int8 precision")
-        if not Path(engine.calibration).is_dir():
-            raise InputError(f"{engine.calibration}: not a folder (calibration needs a folder of videos)")
-    return EngineOptions(backend, engine.mixed_precision, engine.precision,
-                         None if engine.calibration is None else Path(engine.calibration))

@@ -29,12 +29,13 @@ from i3d.files import reason
 from i3d.heads import Head
 from i3d.interrupts import keep_interrupts
 from i3d.limits import MIN_FRAMES
-from i3d.weights.loading import LoadOptions, build_pretrained
+from i3d.weights.loading import LoadOptions, pretrained_network
 from i3d.weights.sets import WeightSet, weight_set_by_name
 from i3d.weights.store import WeightStore
 
 MODEL_FORMATS = ("onnx", "saved_model", "openvino", "keras")
-"""The runnable models :func:`export_model` writes (``deepmind`` weights come from :mod:`i3d.weights.export`)."""
+"""The runnable models :func:`export_model` writes (``deepmind`` weights come from
+:mod:`i3d.weights.checkpoint_writer`)."""
 TARGETS = {"onnx": ("model.onnx",), "saved_model": ("saved_model",), "openvino": ("model.xml", "model.bin"),
            "keras": ("model.keras",)}
 """What each format writes into the export folder (``saved_model`` is a folder), besides its check file."""
@@ -53,12 +54,11 @@ class ExportOptions:
     endpoint: str = "logits"
     overwrite: bool = False
 
-    def check(self) -> ExportOptions:
+    def check(self) -> None:
         if self.file_format not in MODEL_FORMATS:
             raise OptionError("format", f"is {self.file_format!r}; choose from {', '.join(MODEL_FORMATS)}")
         if self.endpoint not in ENDPOINTS:
             raise OptionError("endpoint", f"is {self.endpoint!r}; choose from {', '.join(ENDPOINTS)}")
-        return self
 
 
 @dataclass(frozen=True)
@@ -93,24 +93,19 @@ def check_head_for(head: Head, ws: WeightSet) -> None:
 
 def _keras_model(ws: WeightSet, store: WeightStore, load: LoadOptions, endpoint: str, head: Head | None):
     """The Keras model to export and a function giving the tool's own answer for a clip to compare with."""
-    import keras
+    from i3d.model import Network, build_network  # Keras, and so TensorFlow: only when exporting
 
-    from i3d.model import with_features
-
-    logits_model = build_pretrained(ws, store, load)
-    if endpoint == "logits" and head is None:
-        return logits_model, lambda clip: logits_model(clip, training=False).numpy()
-    features = with_features(logits_model).outputs[1]
-    features_model = keras.Model(logits_model.input, features, name=f"{ws.name}_features")
-    if endpoint == "features":
-        return features_model, lambda clip: features_model(clip, training=False).numpy()
+    if head is None:
+        model, _ = pretrained_network(ws, store, load, Network(outputs=(endpoint,), name=(
+            ws.name if endpoint == "logits" else f"{ws.name}_features")))
+        return model, lambda clip: model(clip, training=False).numpy()
     part = head.streams[ws.stream.name]
     weight = (part.weight / part.scale).astype(np.float32)  # (classes, 1024): standardising folded in
     bias = (part.bias - weight @ part.mean).astype(np.float32)
-    dense = keras.layers.Dense(len(head.classes), name="head")
-    model = keras.Model(logits_model.input, dense(features), name=f"{ws.name}_head")
-    dense.set_weights([weight.T, bias])
-    return model, lambda clip: part.logits(features_model(clip, training=False).numpy())
+    model, _ = pretrained_network(ws, store, load, Network(outputs=("head",), name=f"{ws.name}_head"),
+                                  linear_head=(weight, bias))
+    features = build_network(Network(outputs=("features",)), base=model)
+    return model, lambda clip: part.logits(features(clip, training=False).numpy())
 
 
 def _write_onnx(model, channels: int, endpoint: str, folder: Path) -> None:
@@ -211,7 +206,7 @@ def export_model(ws: WeightSet | str, folder: str | os.PathLike, options: Export
     from the network by more than :data:`TOLERANCE` or gives another top-1 class."""
     from i3d.inputs.samples import sample_path
 
-    options = options.check()
+    options.check()
     ws = weight_set_by_name(ws) if isinstance(ws, str) else ws
     if head is not None:
         if options.endpoint == "features":

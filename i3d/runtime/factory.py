@@ -5,13 +5,14 @@ from __future__ import annotations
 from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
-from i3d.runtime.base import EngineOptions, Runner, check_engine
+from i3d.runtime.base import EngineOptions, Runner
 
 
 def open_runner(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
                 engine: EngineOptions = EngineOptions()) -> Runner:
     """A runner for ``ws`` on the engine's backend (``auto`` resolved here if the caller has not)."""
-    engine = check_engine(engine)
+    engine.check()
+    engine = engine.resolved()
     backend = engine.backend
     if backend == "openvino":
         from i3d.runtime.openvino import OpenVINORunner

@@ -3,7 +3,7 @@
 Training needs the trunk's Mixed_5b activations once per window (:class:`TrunkRunner`);
 using the trained head needs the whole network with the head's Mixed_5c and logits layer
 in place of Kinetics' (:func:`open_fine_tuned_runner`). Both are built from the set's
-pretrained Keras model, copying weights layer by layer (the names are shared), and run on
+pretrained Keras network (:func:`i3d.model.build_network`, sharing its layers), and run on
 the engine's backend: OpenVINO converts them when they are opened (they are not cached,
 as a head can change at any time), TensorFlow traces them.
 """
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from i3d.errors import OptionError, WeightsError
-from i3d.runtime.base import EngineOptions, Runner, check_engine
+from i3d.runtime.base import EngineOptions, Runner
 from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet
 from i3d.weights.store import WeightStore
@@ -30,19 +30,14 @@ def check_fine_tune_precision(engine: EngineOptions) -> None:
 
 def trunk_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions()):
     """The set's pretrained network up to Mixed_5b (Keras)."""
-    from i3d.model import TOP_INPUT, build_i3d
+    from i3d.model import TOP_INPUT, Network
     from i3d.runtime.tensorflow import keras_model
 
-    full, _ = keras_model(ws, store, load)
-    trunk = build_i3d(channels=ws.stream.channels, final_endpoint=TOP_INPUT, name=f"{ws.name}_trunk")
-    for layer in trunk.layers:
-        if layer.weights:
-            layer.set_weights(full.get_layer(layer.name).get_weights())
-    return trunk
+    return keras_model(ws, store, load, Network(outputs=(TOP_INPUT,), name=f"{ws.name}_trunk"))[0]
 
 
 def top_arrays(top) -> dict[str, np.ndarray]:
-    """A Keras top's (see :func:`i3d.model.build_top`) weights as named float32 arrays: ``<layer>.<i>``."""
+    """A Keras top's (see :func:`pretrained_top`) weights as named float32 arrays: ``<layer>.<i>``."""
     return {f"{layer.name}.{i}": np.asarray(w, np.float32)
             for layer in top.layers for i, w in enumerate(layer.get_weights())}
 
@@ -67,7 +62,8 @@ class TrunkRunner:
 
     def __init__(self, ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptions(),
                  engine: EngineOptions = EngineOptions()) -> None:
-        engine = check_engine(engine)
+        engine.check()
+        engine = engine.resolved()
         check_fine_tune_precision(engine)
         model = trunk_model(ws, store, load)
         self.backend = engine.backend
@@ -90,17 +86,13 @@ class TrunkRunner:
 
 
 def fine_tuned_model(ws: WeightSet, store: WeightStore, load: LoadOptions, arrays: Mapping[str, np.ndarray],
-                     classes: int, where: str):
+                     classes: int, where: str, outputs: tuple[str, ...] = ("logits",)):
     """The whole Keras network with the head's Mixed_5c and logits layer: Kinetics' weights below them."""
-    from i3d.model import build_i3d
+    from i3d.model import Network
     from i3d.runtime.tensorflow import keras_model
 
-    full, _ = keras_model(ws, store, load)
-    model = build_i3d(channels=ws.stream.channels, num_classes=classes, name=f"{ws.name}_fine_tuned")
-    tuned = {key.rpartition(".")[0] for key in arrays}
-    for layer in model.layers:
-        if layer.weights and layer.name not in tuned:  # the head's own layers are set below
-            layer.set_weights(full.get_layer(layer.name).get_weights())
+    model, _ = keras_model(ws, store, load, Network(outputs=outputs, top_classes=classes,
+                                                    name=f"{ws.name}_fine_tuned"))
     set_top_arrays(model, arrays, where)
     return model
 
@@ -110,37 +102,33 @@ def open_fine_tuned_runner(ws: WeightSet, store: WeightStore, load: LoadOptions,
                            where: str = "the head") -> Runner:
     """A runner whose logits are the head's classes and whose features are its fine-tuned Mixed_5c's.
 
-    ``fingerprint`` (the head's) is kept on the runner, so a recognizer can check it runs this head.
+    ``fingerprint`` (the head's) is the runner's :attr:`~i3d.runtime.base.Runner.head_fingerprint`, so a
+    recognizer can check it runs this head.
     """
-    from i3d.model import with_features
-
-    engine = check_engine(engine)
+    engine.check()
+    engine = engine.resolved()
     check_fine_tune_precision(engine)
-    model = fine_tuned_model(ws, store, load, arrays, classes, where)
+    source = f"{where} (fine-tuned)"
     if engine.backend == "openvino":
-        from i3d.runtime.ir import convert
+        from i3d.runtime.ir import OUTPUT_NAMES, convert
         from i3d.runtime.openvino import OpenVINORunner
 
-        runner = OpenVINORunner(convert(with_features(model), ws.stream.channels), source=f"{where} (fine-tuned)",
-                                precision=engine.precision)
-    else:
-        from i3d.runtime.tensorflow import TensorFlowRunner
+        model = fine_tuned_model(ws, store, load, arrays, classes, where, OUTPUT_NAMES)
+        return OpenVINORunner(convert(model, ws.stream.channels), source=source, precision=engine.precision,
+                              head_fingerprint=fingerprint)
+    from i3d.runtime.tensorflow import RUNNER_OUTPUTS, TensorFlowRunner
 
-        runner = TensorFlowRunner(model, source=f"{where} (fine-tuned)")
-    runner.head_fingerprint = fingerprint
-    return runner
+    model = fine_tuned_model(ws, store, load, arrays, classes, where, RUNNER_OUTPUTS)
+    return TensorFlowRunner(model, source=source, head_fingerprint=fingerprint)
 
 
 def pretrained_top(ws: WeightSet, store: WeightStore, load: LoadOptions, classes: int,
                    dropout_keep_prob: float = 1.0):
-    """A Keras top (:func:`i3d.model.build_top`) for ``classes`` with Kinetics' Mixed_5c; its logits layer is
-    left for the caller to set."""
-    from i3d.model import build_top
+    """The Keras top fine-tuning trains for ``classes``: from Mixed_5b activations, Kinetics' Mixed_5c and a
+    new logits layer (see :class:`i3d.model.Network`'s ``top_only``), which is left for the caller to set."""
+    from i3d.model import Network
     from i3d.runtime.tensorflow import keras_model
 
-    full, _ = keras_model(ws, store, load)
-    top = build_top(classes, dropout_keep_prob, name=f"{ws.name}_top")
-    for layer in top.layers:
-        if layer.weights and layer.name.startswith("Mixed_"):
-            layer.set_weights(full.get_layer(layer.name).get_weights())
-    return top
+    network = Network(top_classes=classes, top_only=True, dropout_keep_prob=dropout_keep_prob,
+                      name=f"{ws.name}_top")
+    return keras_model(ws, store, load, network)[0]

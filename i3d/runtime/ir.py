@@ -214,7 +214,7 @@ def ir_model(xml: bytes, weights: bytes):
 
 
 OUTPUT_NAMES = ("logits", "features")
-"""The names a converted two-output network's outputs carry, in :func:`i3d.model.with_features`' order."""
+"""The names a converted two-output network's outputs carry: its :data:`i3d.model.OUTPUTS`, in this order."""
 
 
 def convert(keras_model, channels: int):
@@ -300,12 +300,12 @@ def float_model(ws: WeightSet, store: WeightStore, load: LoadOptions = LoadOptio
         return ir_model(xml, weights), f"OpenVINO IR {folder}"
     if load.progress:
         print(f"preparing {ws.name} for OpenVINO (once; cached in {store.openvino_dir})", file=sys.stderr)
-    from i3d.model import with_features
+    from i3d.model import Network  # Keras, and so TensorFlow: only when there is no IR to read
     from i3d.runtime.tensorflow import keras_model
 
     with keep_interrupts():  # TensorFlow and OpenVINO may turn Ctrl-C into another exception
-        model, _ = keras_model(ws, store, load)
-        ov_model = convert(with_features(model), ws.stream.channels)
+        model, _ = keras_model(ws, store, load, Network(outputs=OUTPUT_NAMES))
+        ov_model = convert(model, ws.stream.channels)
     if load.checkpoint is None:
         save_ir(ov_model, ws, store)
     return ov_model, "converted from Keras"

@@ -6,6 +6,7 @@ cache of :mod:`i3d.runtime.quantize`; this module compiles it and runs it.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -95,14 +96,20 @@ class OpenVINORunner(TwoHeadRunner):
 
     ``precision`` is what was asked for; :attr:`precision` afterwards is what the compiled
     model's convolutions run in, read from OpenVINO (a CPU without bf16 runs float32, with a warning).
+    ``head_fingerprint`` names the fine-tuned head whose network this is (None: Kinetics').
+
+    Threads may share the runner: calling a compiled model uses its one implicit infer request,
+    which is not for concurrent threads, so the runner makes one call at a time.
     """
 
     backend = "openvino"
 
     def __init__(self, ov_model, source: str = "in memory", hint: str = "LATENCY", precision: str = "fp32",
-                 calibration_sha256: str | None = None) -> None:
+                 calibration_sha256: str | None = None, head_fingerprint: str | None = None) -> None:
         self.source = source
         self.calibration_sha256 = calibration_sha256  # int8: what it was calibrated on
+        self.head_fingerprint = head_fingerprint
+        self._lock = threading.Lock()
         ov_model = ov_model.clone()  # the caller's model keeps its two outputs (2 ms; the weights are shared)
         self._step_axes = add_step_outputs(ov_model)
         try:
@@ -135,7 +142,8 @@ class OpenVINORunner(TwoHeadRunner):
         return cls(model, source=source, hint=hint, precision=precision, calibration_sha256=calibration_sha256)
 
     def outputs(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        result = self.compiled(clips)
+        with self._lock:
+            result = self.compiled(clips)
         logits, features = self._order
         return np.asarray(result[logits], dtype=np.float32), np.asarray(result[features], dtype=np.float32)
 
@@ -143,5 +151,6 @@ class OpenVINORunner(TwoHeadRunner):
         """The per-step logits and pooled features the two outputs are means of (one forward pass)."""
         if self._step_order is None:
             return super().step_outputs(clips)
-        result = self.compiled(clips)
+        with self._lock:
+            result = self.compiled(clips)
         return tuple(_steps_last(result[index], axis) for index, axis in zip(self._step_order, self._step_axes))

@@ -14,7 +14,8 @@ tensors (:mod:`i3d.weights.layout`). There is no fallback to random weights.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,15 +27,18 @@ from i3d.weights.pypi import read_pypi_tensors
 from i3d.weights.sets import WeightSet
 from i3d.weights.store import Location, WeightStore
 
+if TYPE_CHECKING:
+    from i3d.model import Network
+
 
 @dataclass(frozen=True)
 class LoadOptions:
     """How weights may be obtained.
 
     ``download``: fetch DeepMind's files when nothing local has them.
-    ``progress``: show download bars on stderr. ``checkpoint``: read this
-    DeepMind checkpoint (``model.ckpt`` prefix or its folder) or TF-Hub module
-    folder and nothing else.
+    ``progress``: show download bars on stderr (the download's own; a task's bars are in its options).
+    ``checkpoint``: read this DeepMind checkpoint (``model.ckpt`` prefix or its folder) or TF-Hub
+    module folder and nothing else.
     ``cache``: write the Keras cache after an import.
     """
 
@@ -42,6 +46,10 @@ class LoadOptions:
     progress: bool = False
     checkpoint: str | os.PathLike | None = None
     cache: bool = True
+
+    def check(self) -> None:
+        """Nothing to refuse: every combination is a valid request. A checkpoint that is not there, or not
+        a weight set's, is refused where it is read (WeightsError), since only then is the stream known."""
 
 
 def assign_tensors(model, tensors: dict[str, np.ndarray], scope: str) -> None:
@@ -146,11 +154,28 @@ def load_weights(model, ws: WeightSet, store: WeightStore, options: LoadOptions 
     return location.description
 
 
+def pretrained_network(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions(),
+                       network: Network | None = None, **build) -> tuple[object, str]:
+    """(the Keras network ``network`` describes, built for ``ws`` with its weights loaded, where they came from).
+
+    ``network`` is an :class:`i3d.model.Network` (default: the logits model); its channels and classes are
+    the set's. The set's weights load into the whole network :func:`i3d.model.build_network` builds, and
+    the model it returns shares them. ``build`` goes to :func:`~i3d.model.build_network` as it is.
+    """
+    from i3d.model import Network, build_network  # Keras, and so TensorFlow: loaded when a network is built
+
+    network = replace(network or Network(), channels=ws.stream.channels, num_classes=ws.num_classes)
+    if network.name is None:
+        network = replace(network, name=ws.name)
+    found: list[str] = []
+    model = build_network(network, weights=lambda whole: found.append(load_weights(whole, ws, store, options)),
+                          **build)
+    return model, found[0]
+
+
 def build_pretrained(ws: WeightSet, store: WeightStore, options: LoadOptions = LoadOptions(),
                      frames: int | None = None):
     """Build the Keras I3D logits model for ``ws`` and load its weights."""
-    from i3d.model import build_i3d
+    from i3d.model import Network  # Keras, and so TensorFlow: loaded when a network is built
 
-    model = build_i3d(channels=ws.stream.channels, num_classes=ws.num_classes, frames=frames, name=ws.name)
-    load_weights(model, ws, store, options)
-    return model
+    return pretrained_network(ws, store, options, Network(frames=frames))[0]
