@@ -46,7 +46,7 @@ def main() -> None:
 
     from i3d.preprocess.windows import VideoOptions, iter_windows
     from i3d.runtime.base import EngineOptions
-    from i3d.tasks.batch import BatchOptions, run_batch
+    from i3d.tasks.batch.run import BatchOptions, run_batch
     from i3d.inputs.dataset_items import ListOptions
     from i3d.inputs.datasets import load_dataset
     from i3d.tasks.recognizer import Recognizer

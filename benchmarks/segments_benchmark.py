@@ -50,7 +50,7 @@ def groups(clips: list[tuple[str, Path]], count: int) -> list[list[tuple[str, Pa
 
 def recall(segments: dict, truth: list, right: set) -> tuple[int, int]:
     """(found, wanted): true segments of clips classified right alone, found with their label at tIoU >= 0.5."""
-    from i3d.tasks.detection import tiou
+    from i3d.tasks.segments.evaluation import tiou
 
     wanted = [t for t in truth if (t.video, t.label, t.start) in right]
     found = 0
@@ -84,11 +84,11 @@ def main() -> None:
     from i3d.preprocess.windows import VideoOptions
     from i3d.report.joined import join_videos
     from i3d.runtime.base import EngineOptions
-    from i3d.tasks.batch import BatchOptions
-    from i3d.tasks.detection import Span, evaluate
+    from i3d.tasks.batch.run import BatchOptions
+    from i3d.tasks.segments.evaluation import Span, evaluate
     from i3d.tasks.recognizer import Recognizer
-    from i3d.tasks.segment_run import cut_segments, run_segments
-    from i3d.tasks.segments import SegmentOptions
+    from i3d.tasks.segments.run import cut_segments, run_segments
+    from i3d.tasks.segments.cut import SegmentOptions
     from i3d.inputs.datasets import load_dataset
     from i3d.weights.loading import LoadOptions
 

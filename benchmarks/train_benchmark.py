@@ -43,7 +43,11 @@ def main() -> None:
     from i3d.inputs.datasets import load_dataset
     from i3d.preprocess.windows import VideoOptions
     from i3d.tasks.recognizer import Recognizer
-    from i3d.tasks.training import Sample, TrainOptions, fit_stream, split_by_column, train
+    from i3d.tasks.training.features import Sample
+    from i3d.tasks.training.linear import fit_stream
+    from i3d.tasks.training.options import TrainOptions
+    from i3d.tasks.training.splits import split_by_column
+    from i3d.tasks.training.train import train
     from i3d.weights.loading import LoadOptions
 
     video = VideoOptions(window=args.window, max_frames=args.max_frames)
@@ -96,7 +100,7 @@ def main() -> None:
           f"C search included: {time.perf_counter() - mark:.1f} s")
 
     from i3d.runtime.base import EngineOptions
-    from i3d.tasks.training import scores
+    from i3d.tasks.training.linear import scores
 
     fp32 = {v["key"]: int(np.argmax(v["logits"])) for v in rows["validation"]}
     for precision in args.precisions:
@@ -109,7 +113,7 @@ def main() -> None:
               f"({round(got['top1'] * n)}/{n}) against fp32 {v['top1']:.1%}; {changed} of {n} answers changed")
 
     if args.fine_tune:
-        from i3d.tasks.fine_tune import FineTuneOptions
+        from i3d.tasks.training.options import FineTuneOptions
 
         mark = time.perf_counter()
         tuned, tuned_report = train(train_set, args.out.with_name(args.out.name + "-fine-tuned"), recognizer,

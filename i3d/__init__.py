@@ -19,7 +19,7 @@ __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DE
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
            "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model", "live",
-           "LiveOptions", "LiveResult", "LiveSummary"]
+           "LiveOptions", "LiveResult", "LiveSummary", "explain", "Explanation", "ExplainOptions"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
@@ -45,24 +45,29 @@ _HOMES = {
     "fvd_embeddings": "i3d.tasks.fvd.measure",
     "fvd_stats": "i3d.tasks.fvd.measure",
     "load_stats": "i3d.tasks.fvd.stats",
-    "FineTuneOptions": "i3d.tasks.fine_tune",
-    "TrainOptions": "i3d.tasks.training",
-    "train": "i3d.tasks.training",
+    "FineTuneOptions": "i3d.tasks.training.options",
+    "TrainOptions": "i3d.tasks.training.options",
+    "train": "i3d.tasks.training.train",
     "live": "i3d.tasks.live",
     "LiveOptions": "i3d.inputs.live",
     "LiveResult": "i3d.tasks.live",
     "LiveSummary": "i3d.tasks.live",
     "ExportOptions": "i3d.runtime.export",
     "export_model": "i3d.runtime.export",
+    "explain": "i3d.tasks.explain.run",
+    "Explanation": "i3d.tasks.explain.run",
+    "ExplainOptions": "i3d.tasks.explain.options",
 }
 
 if TYPE_CHECKING:
     from i3d.errors import I3DError, InputError, OptionError, WeightsError
     from i3d.heads import Head
-    from i3d.tasks.fine_tune import FineTuneOptions
-    from i3d.tasks.training import TrainOptions, train
+    from i3d.tasks.training.options import FineTuneOptions, TrainOptions
+    from i3d.tasks.training.train import train
     from i3d.inputs.live import LiveOptions
     from i3d.tasks.live import LiveResult, LiveSummary, live
+    from i3d.tasks.explain.options import ExplainOptions
+    from i3d.tasks.explain.run import Explanation, explain
     from i3d.runtime.export import ExportOptions, export_model
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions

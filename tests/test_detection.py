@@ -10,8 +10,8 @@ import pytest
 
 from i3d.errors import InputError, OptionError
 from i3d.results import Segment, WindowSpan
-from i3d.tasks.detection import Span, average_precision, evaluate, interpolated_ap, read_truth, tiou
-from i3d.tasks.segments import FrameScores, SegmentOptions, find_segments, frame_scores, smoothed
+from i3d.tasks.segments.evaluation import Span, average_precision, evaluate, interpolated_ap, read_truth, tiou
+from i3d.tasks.segments.cut import FrameScores, SegmentOptions, find_segments, frame_scores, smoothed
 
 
 def gt(video, label, start, end):

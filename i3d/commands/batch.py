@@ -4,7 +4,7 @@
     i3d features SOURCE --out DIR           # the same, plus per-window 1024-d features per stream
 
 SOURCE is a folder of videos, a list file (.csv/.tsv/.txt/.jsonl), a UCF101/HMDB51
-root with --split, or a Kinetics CSV. See :mod:`i3d.tasks.batch` for the folder's layout.
+root with --split, or a Kinetics CSV. See :mod:`i3d.tasks.batch.folder` for the folder's layout.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def prepare_run(args: argparse.Namespace, features: bool, dataset=None):
     from i3d.inputs.datasets import load_dataset
     from i3d.inputs.labels import read_label_map
     from i3d.streams import streams_named
-    from i3d.tasks.batch import BatchOptions, check_batch_options
+    from i3d.tasks.batch.run import BatchOptions
     from i3d.tasks.recognizer import Recognizer
     from i3d.weights.loading import LoadOptions
 
@@ -131,12 +131,12 @@ def prepare_run(args: argparse.Namespace, features: bool, dataset=None):
     options = BatchOptions(top_k=args.top_k, fusion=args.fusion, features=features, overwrite=args.overwrite,
                            retry_failed=args.retry_failed,
                            shard=parse_shard(args.shard) if args.shard is not None else None,
-                           workers=args.workers, progress=True, engine=args.engine, ray=ray_options(args))
+                           workers=args.workers, progress=True, executor=args.engine, ray=ray_options(args))
     if dataset is None:
         dataset = load_dataset(args.source, ListOptions(labels_from_folders=args.labels_from_folders,
                                                         root=args.root, path_column=args.path_column,
                                                         label_column=args.label_column, split_file=args.split))
-    check_batch_options(options)  # before any weights load; run_batch checks again
+    options.check()  # before any weights load; run_batch checks again
     refuse_output_over_input({"out": args.out}, [args.head, args.source, args.label_map, args.split])
     label_map = read_label_map(args.label_map) if args.label_map else None
     head = None
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
     def work() -> int:
         import json
 
-        from i3d.tasks.batch import run_batch
+        from i3d.tasks.batch.run import run_batch
 
         dataset, video, options, label_map, recognizer = prepare_run(args, features)
         report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)

@@ -104,10 +104,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser, mixed_precision: bool 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine and the --ray-* flags: where a dataset's videos are worked on (what ray_options reads)."""
-    from i3d.tasks.batch import ENGINES
+    from i3d.tasks.batch.run import EXECUTORS
 
     cluster = parser.add_argument_group("on a Ray cluster (pip install -e \".[ray]\")")
-    cluster.add_argument("--engine", choices=ENGINES, default="local",
+    cluster.add_argument("--engine", choices=EXECUTORS, default="local",
                          help="local: this machine (default); ray: decoding tasks and model actors on Ray")
     cluster.add_argument("--ray-address", metavar="ADDR",
                          help="cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: start a local one)")
@@ -137,7 +137,7 @@ def ray_options(args: argparse.Namespace):
     if getattr(args, "offline", False) and args.ray_address not in (None, "auto"):
         raise UsageError(f"--offline forbids the network that --ray-address {args.ray_address} is reached by; "
                          "drop one of the two")
-    from i3d.tasks.ray_engine import RayOptions
+    from i3d.tasks.batch.ray_cluster import RayOptions
     from i3d.weights.store import WeightStore
 
     return RayOptions(**given, weights_dir=str(WeightStore.from_environment().root.resolve()))

@@ -1,4 +1,4 @@
-"""``i3d train SOURCE --out HEAD``: a head for your own classes (see :mod:`i3d.tasks.training`)."""
+"""``i3d train SOURCE --out HEAD``: a head for your own classes (see :mod:`i3d.tasks.training.train`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from i3d.commands.shell import Parser, UsageError, forbid_network, run_command
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from i3d.tasks.fine_tune import BLOCKS, FineTuneOptions
-    from i3d.tasks.training import CLASS_WEIGHTS
+    from i3d.tasks.training.options import BLOCKS, CLASS_WEIGHTS, FineTuneOptions
 
     parser = Parser(prog=prog, description="fit a head for your own classes on frozen I3D features of your "
                                            "labelled videos; use it with --head on classify, batch and features.",
@@ -109,10 +108,12 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         from i3d.inputs.dataset_items import ListOptions
         from i3d.inputs.datasets import load_dataset
         from i3d.streams import streams_named
-        from i3d.tasks.batch import BatchOptions
-        from i3d.tasks.fine_tune import FineTuneOptions
+        from i3d.tasks.batch.run import BatchOptions
+        from i3d.tasks.training.options import FineTuneOptions
         from i3d.tasks.recognizer import Recognizer
-        from i3d.tasks.training import TrainOptions, check_options, split_by_column, train
+        from i3d.tasks.training.options import TrainOptions
+        from i3d.tasks.training.splits import split_by_column
+        from i3d.tasks.training.train import train
         from i3d.weights.loading import LoadOptions
 
         check_pretrain_type(args.pretrain, args.type)
@@ -127,8 +128,9 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
             raise UsageError("--epochs counts --fine-tune's epochs; give --fine-tune mixed_5c too")
         fine_tune = None if args.fine_tune is None else FineTuneOptions(
             block=args.fine_tune, epochs=FineTuneOptions.epochs if args.epochs is None else args.epochs)
-        options = check_options(TrainOptions(class_weight=args.class_weight, val_fraction=args.val_fraction,
-                                             fusion=args.fusion, fine_tune=fine_tune))
+        options = TrainOptions(class_weight=args.class_weight, val_fraction=args.val_fraction, fusion=args.fusion,
+                               fine_tune=fine_tune)
+        options.check()
         listing = ListOptions(labels_from_folders=args.labels_from_folders, root=args.root,
                               path_column=args.path_column, label_column=args.label_column, split_file=args.split,
                               group_column=args.group_column, split_column=args.split_column)
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d train") -> int:
         recognizer = Recognizer.load(TYPES[args.type], args.pretrain,
                                      load=LoadOptions(download=not args.offline, progress=sys.stderr.isatty()),
                                      engine=engine_options(args))
-        batch = BatchOptions(workers=args.workers, progress=True, overwrite=True, engine=args.engine,
+        batch = BatchOptions(workers=args.workers, progress=True, overwrite=True, executor=args.engine,
                              ray=ray)
         _, report = train(dataset, args.out, recognizer, video=video, options=options, batch=batch, val_set=val,
                           features_dir=args.features)

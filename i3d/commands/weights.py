@@ -31,7 +31,7 @@ def _verify(args: argparse.Namespace) -> None:
     from i3d.files import sha256_file
     from i3d.weights.checkpoint import MAX_INDEX_BYTES, compare_with_index, read_index
     from i3d.weights.download import check_data_file
-    from i3d.weights.export import rebuilt_data_file
+    from i3d.weights.checkpoint_writer import rebuilt_data_file
     from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors, published_layouts
     from i3d.weights.sets import CHECKPOINT_FILES, weight_set_by_name
 
@@ -71,7 +71,7 @@ def _verify(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from i3d.weights.export import export_weights
+    from i3d.weights.checkpoint_writer import export_weights
     from i3d.weights.loading import LoadOptions
     from i3d.weights.sets import weight_set_by_name
 

@@ -57,6 +57,14 @@ class ListOptions:
     group_column: str | None = None  # csv/tsv/jsonl: the column naming each video's group
     split_column: str | None = None  # csv/tsv/jsonl: the column naming each video's side (train, test, val)
 
+    def check(self) -> None:
+        """Refuse options that cannot go together whatever SOURCE is: a split file names every video and its
+        side, so it takes none of the others (OptionError). What SOURCE's layout refuses is checked where it
+        is read (:func:`refuse_options`)."""
+        if self.split_file is not None:
+            refuse_options(self, "a split file is given", "labels_from_folders", "root", "path_column",
+                           "label_column", "group_column", "split_column")
+
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` -> ``(2, 4)``: shard K of N, K counted from 1."""

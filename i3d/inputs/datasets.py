@@ -95,9 +95,8 @@ def load_dataset(source: str | os.PathLike, options: ListOptions = ListOptions()
     """The videos ``source`` names: a folder, a list file, a Kinetics CSV, or a dataset root with
     ``options.split_file`` (see the module docstring for each layout's rules)."""
     source = Path(source)
+    options.check()
     if options.split_file is not None:
-        refuse_options(options, "a split file is given", "labels_from_folders", "root", "path_column", "label_column",
-                       "group_column", "split_column")
         if not source.is_dir():
             raise InputError(f"{source}: not a folder; with a split file, give the dataset root folder as SOURCE")
         return load_split(source, Path(options.split_file))

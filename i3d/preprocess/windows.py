@@ -35,6 +35,9 @@ from i3d import transforms
 
 DEFAULT_WINDOW = 250
 """Frames per window: 10 s at 25 fps, the length of a Kinetics clip."""
+SHORT_WINDOW, SHORT_STRIDE = 64, 16
+"""Frames per window and between window starts where answers are placed in time (live, segments): 2.56 s,
+short enough to place a boundary within about a second, and a new answer every 0.64 s."""
 
 MAX_WINDOW = 25 * 60 * 60
 """The longest window a caller may ask for: one hour at 25 fps."""
@@ -57,14 +60,14 @@ class VideoOptions:
     flow_workers: int = 1
     window: int | None = DEFAULT_WINDOW  # None: the whole video as one window
     stride: int | None = None  # None: the window length (no overlap)
-    flow_cache: Path | None = None  # a folder; None: no flow cache
-    progress: bool = False
+    flow_cache: Path | None = None  # a folder; None: no flow cache (a server passes its own down per request)
+    progress: bool = False  # one video's bars (decoding, flow): a batch run shows its own bar over videos instead
     strict: bool = False  # refuse a video whose last frames do not decode, instead of warning and using the rest
     dense: bool = False  # windows read off long chunks' steps (see i3d.preprocess.dense); stride default 8
 
     def check(self, streams: tuple[Stream, ...]) -> None:
         """Refuse settings no window could satisfy (OptionError)."""
-        from i3d.inputs.video import check_range
+        from i3d.inputs.clock import check_range
         from i3d.preprocess.flow import check_flow_settings
 
         check_range(self.fps, self.start, self.end, self.max_frames)
@@ -129,10 +132,25 @@ def iter_source_frames(source: str | os.PathLike, options: VideoOptions) -> Iter
     from i3d.inputs.video import iter_video
 
     common = dict(fps=options.fps, start=options.start, end=options.end, max_frames=options.max_frames,
-                  progress=options.progress, prepare=functools.partial(transforms.prepare_frame, crop=options.crop))
+                  progress=options.progress, prepare=_prepare(options))
     if Path(source).is_dir():
         return iter_frames_dir(source, **common)
     return iter_video(source, strict=options.strict, **common)
+
+
+def timed_frames(frames: Iterable[tuple[np.ndarray, float]], name: str, options: VideoOptions, *,
+                 start: float, end: float | None) -> Iterator[tuple[np.ndarray, float, int]]:
+    """(RGB frame at short side 256, seconds, source index) at ``options.fps`` from (raw frame, stream seconds)
+    as they arrive (a live feed), picked and prepared as a file's frames are, from ``start`` to ``end``."""
+    from i3d.inputs.clock import pick_frames  # loads OpenCV (its frames are converted to RGB)
+
+    return pick_frames(frames, name=name, fps=options.fps, frame_duration=1 / options.fps, start=start, end=end,
+                       max_frames=None, prepare=_prepare(options))
+
+
+def _prepare(options: VideoOptions) -> Callable[[np.ndarray], np.ndarray]:
+    """Each picked frame's preparation, :func:`i3d.transforms.prepare_frame` for ``options.crop``."""
+    return functools.partial(transforms.prepare_frame, crop=options.crop)
 
 
 def _cropped_frames(source: str | os.PathLike, streams: tuple[Stream, ...],
@@ -279,25 +297,47 @@ def iter_cropped_windows(source: str | os.PathLike, streams: tuple[Stream, ...],
 
 def windows_of_frames(frames: Iterable[_Frame], streams: tuple[Stream, ...], options: VideoOptions,
                       name: str, tail: Callable[[], bool] | None = None) -> Iterator[CroppedWindow]:
-    """The unfinished windows (or dense chunks) of cropped frames, in order (``name`` says whose in messages).
+    """The unfinished windows (or, with ``options.dense``, dense chunks) of cropped frames, in order (``name``
+    says whose in messages).
 
     ``tail`` is :func:`sliding_windows`'; when it leaves the last window out, frames too few for any window
     give none instead of an InputError.
     """
-    index = -1
-    tiling = DenseTiling(*options.window_and_step()) if options.dense else None
     clips = sliding_windows(frames, *options.reading(), tail=tail)
-    marked = with_last(clips) if tiling is not None else ((clip, False) for clip in clips)  # a dense chunk must know
-    for index, ((first, picked), last) in enumerate(marked):
-        check_length(len(picked), name, streams, options)
-        start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
-        crops = {stream.name: np.stack([f.crops[stream.name] for f in picked[:len(picked) - stream.frames_lost]])
-                 for stream in streams}
-        dense = None if tiling is None else tiling.spans(first, len(picked), last)
-        yield CroppedWindow(index=index, first_frame=first, frames=len(picked), start=start, end=end, crops=crops,
-                            where=f"{name} [{start:.2f} s]", views=transforms.VIEWS[options.crop], dense=dense)
-    if index < 0 and tail is None:  # nothing in range: a start past the end, say
+    made = _dense_chunks(clips, streams, options, name) if options.dense else _windows(clips, streams, options, name)
+    found = False
+    for window in made:
+        found = True
+        yield window
+    if not found and tail is None:  # nothing in range: a start past the end, say
         check_length(0, name, streams, options)
+
+
+def _windows(clips: Iterable[tuple[int, list[_Frame]]], streams: tuple[Stream, ...], options: VideoOptions,
+             name: str) -> Iterator[CroppedWindow]:
+    """Plain windows: each clip of frames is one window."""
+    for index, (first, picked) in enumerate(clips):
+        yield _cropped(index, first, picked, streams, options, name)
+
+
+def _dense_chunks(clips: Iterable[tuple[int, list[_Frame]]], streams: tuple[Stream, ...], options: VideoOptions,
+                  name: str) -> Iterator[CroppedWindow]:
+    """Dense chunks: each clip of frames is a chunk, with the windows it answers for (see
+    :mod:`i3d.preprocess.dense`); the video's last chunk must know it is the last."""
+    tiling = DenseTiling(*options.window_and_step())
+    for index, ((first, picked), last) in enumerate(with_last(clips)):
+        yield _cropped(index, first, picked, streams, options, name, tiling.spans(first, len(picked), last))
+
+
+def _cropped(index: int, first: int, picked: list[_Frame], streams: tuple[Stream, ...], options: VideoOptions,
+             name: str, dense: DenseSpans | None = None) -> CroppedWindow:
+    """One window (or dense chunk) of ``picked`` frames, the first of them frame ``first`` of the video."""
+    check_length(len(picked), name, streams, options)
+    start, end = picked[0].seconds, picked[-1].seconds + 1.0 / options.fps
+    crops = {stream.name: np.stack([f.crops[stream.name] for f in picked[:len(picked) - stream.frames_lost]])
+             for stream in streams}
+    return CroppedWindow(index=index, first_frame=first, frames=len(picked), start=start, end=end, crops=crops,
+                         where=f"{name} [{start:.2f} s]", views=transforms.VIEWS[options.crop], dense=dense)
 
 
 def iter_windows(source: str | os.PathLike, streams: tuple[Stream, ...], options: VideoOptions) -> Iterator[Window]:

@@ -28,22 +28,18 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from i3d.inputs.live import GAP, FeedFrame, FrameFeed, LiveOptions, LiveSource, parse_source
-from i3d.inputs.video import pick_frames
-from i3d.preprocess.windows import ClipBuffers, CroppedWindow, VideoOptions, crop_frames, windows_of_frames
-from i3d.results import Prediction
-from i3d import transforms
-
-if TYPE_CHECKING:  # the recognizer's live() calls live() here
-    from i3d.tasks.recognizer import Recognizer
+from i3d.preprocess.windows import (SHORT_STRIDE, SHORT_WINDOW, ClipBuffers, CroppedWindow, VideoOptions, crop_frames,
+                                    timed_frames, windows_of_frames)
+from i3d.report.video_writer import check_video_path, open_video
+from i3d.results import Prediction, top_k as ranked
+from i3d.tasks.recognizer import Recognizer
 
 QUEUE_WINDOWS = 1
 """Windows waiting for the network at most: one, so an answer is never more than a window behind."""
-DEFAULT_WINDOW, DEFAULT_STRIDE = 64, 16
 
 
 @dataclass(frozen=True)
@@ -150,7 +146,6 @@ class _Capture(threading.Thread):
         the windows the gap took are counted as skipped.
         """
         fps, streams = self.video.fps, self.recognizer.streams
-        prepare = functools.partial(transforms.prepare_frame, crop=self.video.crop)
         items = feed.items()
         window, stride = self.video.window_and_step()
         made, last_start, runs = 0, None, 0
@@ -159,8 +154,8 @@ class _Capture(threading.Thread):
             if first is None:
                 break
             run = _Run(items, first)
-            picked = pick_frames(run.frames(), name=self.source.text, fps=fps, frame_duration=1 / fps,
-                                 start=first.seconds, end=self.live.duration, max_frames=None, prepare=prepare)
+            picked = timed_frames(run.frames(), self.source.text, self.video, start=first.seconds,
+                                  end=self.live.duration)
             if writer is not None:
                 picked = self._recorded(picked, writer)
             cropped = crop_frames(picked, streams, self.video)
@@ -188,7 +183,7 @@ class _Capture(threading.Thread):
 
     def _recorded(self, picked, writer):
         """Each frame on its way, also written with the newest answer's panel on it."""
-        from i3d.report.annotate import draw_panel, rows_panel
+        from i3d.report.annotate import draw_panel, rows_panel  # drawing (Pillow): only when the stream is recorded
 
         for frame, seconds, index in picked:
             latest = self.latest
@@ -237,8 +232,6 @@ class _Capture(threading.Thread):
             if self.annotate is None:
                 self._capture(None)
             else:
-                from i3d.report.video_writer import open_video
-
                 with open_video(self.annotate, self.video.fps) as writer:  # kept on Ctrl-C: capture just stops
                     self._capture(writer)
         except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
@@ -265,8 +258,8 @@ class _Capture(threading.Thread):
         self._put_dropping_oldest(None)  # the end mark must get through even when the queue is full
 
 
-def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOptions(window=DEFAULT_WINDOW,
-                                                                                   stride=DEFAULT_STRIDE),
+def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOptions(window=SHORT_WINDOW,
+                                                                                   stride=SHORT_STRIDE),
          options: LiveOptions = LiveOptions(), top_k: int = 5, fusion: str = "mean",
          summary: LiveSummary | None = None, annotate: str | os.PathLike | None = None) -> Iterator[LiveResult]:
     """Each window's result on ``source`` (see :mod:`i3d.inputs.live`) as soon as it is ready.
@@ -277,12 +270,9 @@ def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOpti
     drops for good; closing the iterator (or Ctrl-C) stops the capture.
     """
     options.check()
-    video.check(recognizer.streams)
-    if recognizer.head is not None:
-        recognizer.head.check_settings(video.numbers())
+    recognizer.check(video)
+    recognizer.check_ranking(top_k, fusion)
     if annotate is not None:
-        from i3d.report.video_writer import check_video_path
-
         annotate = check_video_path(annotate, "annotate")
     capture = _Capture(parse_source(source), recognizer, video, options, annotate)
     capture.start()
@@ -293,12 +283,11 @@ def live(recognizer: Recognizer, source: str, *, video: VideoOptions = VideoOpti
             if item is None:
                 break
             window, arrived = item
-            finished = window.finish(recognizer.streams, buffers)
-            result = recognizer.classify_windows([finished], top_k=top_k, fusion=fusion)
+            logits = recognizer.window_logits(window.finish(recognizer.streams, buffers), fusion)
             with capture.lock:
                 skipped = capture.skipped
             answer = LiveResult(window.index, window.start, window.end, time.time(), time.monotonic() - arrived,
-                                result.logits, result.top, skipped)
+                                logits, ranked(logits, recognizer.categories, top_k), skipped)
             if summary is not None:
                 summary.add(answer)
             capture.latest = answer

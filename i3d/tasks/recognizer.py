@@ -21,16 +21,17 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from i3d.errors import OptionError
 from i3d.heads import Head
 from i3d.preprocess.dense import window_means
 from i3d.preprocess.windows import VideoOptions, Window
-from i3d.runtime.base import EngineOptions, Runner, check_engine
+from i3d.runtime.base import EngineOptions, Runner
 from i3d.runtime.factory import open_runner
+from i3d.runtime.fine_tuned import open_fine_tuned_runner
 from i3d.streams import Stream, streams_named
 from i3d.weights.loading import LoadOptions, ensure_available
 from i3d.weights.sets import WeightSet, get_weight_set
@@ -39,11 +40,10 @@ from i3d.results import Features, Result, WindowResult, WindowSpan, check_fusion
 from i3d.results import top_k as ranked
 from i3d.tasks.sources import Source, is_video, open_source
 
-if TYPE_CHECKING:
-    from i3d.tasks.live import LiveResult
-
 TIMELINE_TOP = 3
 """Classes kept per window in a result's timeline."""
+Outputs = dict[str, tuple[np.ndarray, np.ndarray]]
+"""A window's network outputs by stream: its (views, classes) logits and (views, 1024) features."""
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Recognizer:
             check_head(head, self.weight_sets)
             head.check_precision(self.engine.precision)
             for stream in head.tops:
-                if getattr(self.runners[stream], "head_fingerprint", None) != head.fingerprint():
+                if self.runners[stream].head_fingerprint != head.fingerprint():
                     raise OptionError("head", f"{head.path or 'the head'} is fine-tuned: its {stream} network "
                                               "is the head's own; load it with Recognizer.load(..., head=head)")
 
@@ -120,7 +120,8 @@ class Recognizer:
         if load.checkpoint is not None and len(chosen) != 1:
             raise OptionError("checkpoint", "names one stream's weights; load one stream with it")
         store = store or WeightStore.from_environment()
-        engine = check_engine(engine)
+        engine.check()
+        engine = engine.resolved()
         for ws in chosen.values():  # all weights, or none: nothing is imported for one stream if another is missing
             ensure_available(ws, store, load)
         runners = {name: _open(ws, store, load, engine, head, name) for name, ws in chosen.items()}
@@ -146,79 +147,101 @@ class Recognizer:
     def precision(self) -> dict[str, str]:
         """Per stream, the precision its network actually runs in, as the engine reports it (fp32, bf16,
         int8, fp16-mixed): what was asked for is ``engine.precision``."""
-        return {name: getattr(runner, "precision", "fp32") for name, runner in self.runners.items()}
+        return {name: runner.precision for name, runner in self.runners.items()}
 
     def precision_record(self) -> dict:
         """What was asked for and what ran, for JSON output and a batch folder's settings (int8: with the
         calibration's checksum, which changes the numbers too)."""
         record = {"asked": self.engine.precision, "used": self.precision}
         calibration = {name: runner.calibration_sha256 for name, runner in self.runners.items()
-                       if getattr(runner, "calibration_sha256", None)}
+                       if runner.calibration_sha256}
         if calibration:
             record["calibration_sha256"] = calibration
         return record
+
+    def check(self, video: VideoOptions) -> None:
+        """Refuse video options these streams cannot use, or that differ from the head's (OptionError): what
+        every use checks once before its first video, rather than failing on each."""
+        video.check(self.streams)
+        if self.head is not None:
+            self.head.check_settings(video.numbers())
+
+    def check_ranking(self, top_k: int, fusion: str) -> None:
+        """Refuse a ``top_k`` outside 1..classes or an unknown ``fusion`` (OptionError)."""
+        _check_ranking(self.categories, top_k, fusion)
 
     def classify(self, source: Source, *, video: VideoOptions = VideoOptions(), top_k: int = 5,
                  fusion: str = "mean") -> Result:
         """Classify a video file, a frames folder, one stream's clip array or clips by stream name."""
         clock = _Clock()
-        _check_ranking(self.categories, top_k, fusion)
-        if self.head is not None:
+        self.check_ranking(top_k, fusion)
+        if is_video(source):
+            self.check(video)
+        elif self.head is not None:  # clip arrays: no decoding options to check, only the head's settings
             self.head.check_settings(video.numbers())
         windows = clock.timed(open_source(source, self.streams, video), "inputs")
         return self.classify_windows(windows, top_k=top_k, fusion=fusion, clock=clock,
                                      progress=video.progress and is_video(source))
 
-    def live(self, source: str, **options: Any) -> Iterator[LiveResult]:
-        """Each window's result on a live ``source`` (a camera, a stream URL, ``-`` for stdin, or a file) as
-        soon as it is ready; ``options`` are :func:`i3d.tasks.live.live`'s (``video``, ``options``,
-        ``top_k``, ``summary``, ``annotate``...)."""
-        from i3d.tasks.live import live
-
-        return live(self, source, **options)
-
     def classify_windows(self, windows: Iterable[Window], *, top_k: int = 5, fusion: str = "mean",
                          clock: _Clock | None = None, progress: bool = False) -> Result:
         """Fuse each window's stream logits, average over the windows, rank."""
-        from tqdm import tqdm
-
         clock = clock or _Clock()
-        _check_ranking(self.categories, top_k, fusion)
+        self.check_ranking(top_k, fusion)
         fused_windows = []
         with tqdm(desc="windows", unit="window", file=sys.stderr, disable=not progress, leave=False) as bar:
             for span, outputs in self._outputs(windows, clock):
-                fused = fuse_logits([self._answer(s.name, *outputs[s.name]).mean(axis=0)
-                                     for s in self.streams], fusion)  # several crop views: their mean
-                fused_windows.append((span, fused))
+                fused_windows.append((span, self._fused(outputs, fusion)))
                 bar.update(1)
         return self._result(fused_windows, clock.frames, top_k, fusion, clock.seconds)
 
-    def _outputs(self, windows: Iterable[Window], clock: _Clock
-                 ) -> Iterator[tuple[WindowSpan, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    def window_logits(self, window: Window, fusion: str = "mean") -> np.ndarray:
+        """One window's logits fused over the streams (crop views: their mean; a dense chunk: its windows'
+        mean, as :meth:`classify_windows` gives it), for a caller that answers window by window (live): no
+        progress bar, no timeline, no :class:`Result`. Check ``fusion`` first (:meth:`check_ranking`)."""
+        fused = [self._fused(outputs, fusion) for _, outputs in self._outputs([window], _Clock())]
+        return sum(fused) / len(fused)
+
+    def _fused(self, outputs: Outputs, fusion: str) -> np.ndarray:
+        """A window's answer: every stream's (views, classes) logits, the views' mean, fused over the streams."""
+        return fuse_logits([self._answer(s.name, *outputs[s.name]).mean(axis=0) for s in self.streams], fusion)
+
+    def _outputs(self, windows: Iterable[Window], clock: _Clock) -> Iterator[tuple[WindowSpan, Outputs]]:
         """Each window's span and every stream's (views, classes) logits and (views, 1024) features (the
         frames each network took are counted in ``clock``). A dense chunk (see :mod:`i3d.preprocess.dense`)
         gives each of its windows, read off one pass's steps and numbered on from the chunk before."""
         index = 0  # a dense window's: a video's windows are all dense or none
         for window in windows:
-            mark = time.perf_counter()
             for name, clip in window.clips.items():
                 clock.frames[name] = clock.frames.get(name, 0) + int(clip.shape[1])
             if window.dense is None:
-                outputs = {s.name: self.runners[s.name].outputs(window.clips[s.name]) for s in self.streams}
-                clock.seconds["inference"] += time.perf_counter() - mark
-                yield _span(window), outputs
+                yield self._plain_outputs(window, clock)
                 continue
-            steps = {s.name: [window_means(values, window.dense, window.frames)
-                              for values in self.runners[s.name].step_outputs(window.clips[s.name])]
-                     for s in self.streams}
-            clock.seconds["inference"] += time.perf_counter() - mark
-            seconds = (window.end - window.start) / window.frames
-            for n, start in enumerate(window.dense.starts):
-                frames = window.dense.frames(n, window.frames)
-                span = WindowSpan(index, window.first_frame + start, frames, window.start + start * seconds,
-                                  window.start + (start + frames) * seconds)
-                yield span, {name: (logits[n], features[n]) for name, (logits, features) in steps.items()}
+            for span, outputs in self._dense_outputs(window, clock, index):
+                yield span, outputs
                 index += 1
+
+    def _plain_outputs(self, window: Window, clock: _Clock) -> tuple[WindowSpan, Outputs]:
+        """A plain window's span and every stream's outputs, from one pass over its clip."""
+        mark = time.perf_counter()
+        outputs = {s.name: self.runners[s.name].outputs(window.clips[s.name]) for s in self.streams}
+        clock.seconds["inference"] += time.perf_counter() - mark
+        return _span(window), outputs
+
+    def _dense_outputs(self, chunk: Window, clock: _Clock, index: int) -> Iterator[tuple[WindowSpan, Outputs]]:
+        """A dense chunk's windows, numbered from ``index``: each one's span and outputs, read off one pass's
+        steps (see :mod:`i3d.preprocess.dense`)."""
+        mark = time.perf_counter()
+        steps = {s.name: [window_means(values, chunk.dense, chunk.frames)
+                          for values in self.runners[s.name].step_outputs(chunk.clips[s.name])]
+                 for s in self.streams}
+        clock.seconds["inference"] += time.perf_counter() - mark
+        seconds = (chunk.end - chunk.start) / chunk.frames
+        for n, start in enumerate(chunk.dense.starts):
+            frames = chunk.dense.frames(n, chunk.frames)
+            span = WindowSpan(index + n, chunk.first_frame + start, frames, chunk.start + start * seconds,
+                              chunk.start + (start + frames) * seconds)
+            yield span, {name: (logits[n], features[n]) for name, (logits, features) in steps.items()}
 
     def _answer(self, stream: str, logits: np.ndarray, features: np.ndarray) -> np.ndarray:
         """A window's (views, classes) logits: the network's, or the head's on its features."""
@@ -281,8 +304,6 @@ def _open(ws: WeightSet, store: WeightStore, load: LoadOptions, engine: EngineOp
     """The stream's network: Kinetics', or with a fine-tuned head's top in place of its Mixed_5c and logits."""
     if head is None or stream not in head.tops:
         return open_runner(ws, store, load, engine)
-    from i3d.runtime.fine_tuned import open_fine_tuned_runner
-
     return open_fine_tuned_runner(ws, store, load, engine, head.tops[stream], len(head.classes), head.fingerprint(),
                                   str(head.path or "the head"))
 

@@ -32,18 +32,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.video_sets import VideoSet, VideoSource, open_video_set
 from i3d.limits import CLIP_SIZE, MIN_FRAMES
+from i3d.network import network_sha256
 from i3d.preprocess.legacy_bilinear import resize_bilinear_legacy
-from i3d.runtime.base import EngineOptions, check_engine
+from i3d.runtime.base import EngineOptions
 from i3d.weights.loading import LoadOptions
 from i3d.weights.sets import WeightSet, get_weight_set
 from i3d.weights.store import WeightStore
 from i3d.tasks.fvd.embedding_cache import cache_key, embedding_cache
 from i3d.tasks.fvd.frechet import frechet_distance, moments
 from i3d.tasks.fvd.stats import VideoStats, check_compatible, fvd_settings, is_stats_file, load_stats
+from i3d.tasks.recognizer import Recognizer
 
 DEFAULT_FRAMES = 16
 RECOMMENDED_VIDEOS = 400
@@ -58,7 +61,8 @@ the path of a saved one)."""
 @dataclass(frozen=True)
 class FVDOptions:
     """``frames`` per video (the first ones; FVD-16 by default), videos per forward pass, the engine, and the
-    embedding cache folder (None: no cache)."""
+    embedding cache folder (None: no cache). ``progress`` is the embedding bar, FVD's own: its videos are
+    arrays or frames read here, not a dataset run's or one video's."""
 
     frames: int = DEFAULT_FRAMES
     batch_size: int = 8
@@ -122,8 +126,6 @@ class _Embedder:
     """Embeds video sets with the reference network, loaded on first need, through the cache."""
 
     def __init__(self, options: FVDOptions, load: LoadOptions, store: WeightStore | None, recognizer) -> None:
-        from i3d.network import network_sha256
-
         self.options, self.load, self.store, self.recognizer = options, load, store, recognizer
         self.ws = reference_weight_set()
         if recognizer is not None:
@@ -132,7 +134,8 @@ class _Embedder:
                                                 f"{self.ws.deepmind_name} weights alone")
             self.backend = recognizer.backend
         else:
-            self.backend = check_engine(options.engine).backend
+            options.engine.check()
+            self.backend = options.engine.resolved().backend
         precision = (options.engine if recognizer is None else recognizer.engine).precision
         if precision != "fp32":
             warnings.warn(f"FVD with {precision} precision: only fp32 is the reference, so this distance does not "
@@ -150,8 +153,6 @@ class _Embedder:
 
     def _runner(self):
         if self.recognizer is None:
-            from i3d.tasks.recognizer import Recognizer
-
             mark = time.perf_counter()
             self.recognizer = Recognizer.load("rgb", "kinetics", load=self.load, engine=self.options.engine,
                                               store=self.store)
@@ -189,8 +190,6 @@ class _Embedder:
 
     def _embed(self, videos: VideoSet, todo: list[int], keys: list[str | None], out: np.ndarray, label: str) -> None:
         """Embed videos ``todo`` into ``out`` in batches, reading the next batch while one runs; cache each."""
-        from tqdm import tqdm
-
         frames = self.options.frames
         runner = self._runner()
         batches = [todo[i:i + self.options.batch_size] for i in range(0, len(todo), self.options.batch_size)]

@@ -35,6 +35,7 @@ import numpy as np
 
 from i3d.errors import InputError
 from i3d.files import read_regular_file
+from i3d.inputs.dataset_items import text_lines
 
 TIOU_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 MAX_GROUND_TRUTH_BYTES = 256 << 20
@@ -209,8 +210,6 @@ def read_activitynet_truth(path: Path) -> tuple[list[Span], list[str]]:
 
 def read_thumos_truth(path: Path) -> tuple[list[Span], list[str]]:
     """Ground-truth segments and videos of THUMOS-14 per-class files (a folder of them, or one)."""
-    from i3d.inputs.dataset_items import text_lines
-
     files = sorted(p for p in path.glob("*.txt")) if path.is_dir() else [path]
     files = [p for p in files if not p.name.startswith("Ambiguous_")]
     if not files:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tqdm import tqdm
+
 
 class Progress:
     """A tqdm bar on a terminal; otherwise a plain line every ``every`` seconds (and at the end)."""
@@ -16,8 +18,6 @@ class Progress:
         self.bar = None
         self.plain = enabled and not sys.stderr.isatty()
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, unit="video", file=sys.stderr, leave=False)
 
     def update(self, failed: bool) -> None:

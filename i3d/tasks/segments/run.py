@@ -1,13 +1,13 @@
 """``i3d segments``: a video or a dataset into segments per class, subtitles, timelines and, with ground truth, mAP.
 
-The windows run as :func:`i3d.tasks.batch.run_batch` runs them (resumable,
+The windows run as :func:`i3d.tasks.batch.run.run_batch` runs them (resumable,
 shardable, workers, Ray), into the same folder with their logits kept, so the
 segments can be cut again with other thresholds in seconds. Then, per video
 (``DIR/segments/<key>.*``): ``.scores.npz`` (each 25 fps frame's time and score
 per class, and the class names), ``.csv``, ``.srt`` and ``.vtt`` (the segments)
 and ``.timeline.png``; for the whole run ``DIR/segments.json`` in ActivityNet's
 results form, and with ground truth ``DIR/evaluation.json`` (see
-:mod:`i3d.tasks.detection`). A video's id there is its key without its extension
+:mod:`i3d.tasks.segments.evaluation`). A video's id there is its key without its extension
 (``v_x`` for ``v_x.mp4``), as ActivityNet and THUMOS name their videos.
 """
 
@@ -23,13 +23,15 @@ import numpy as np
 from i3d.errors import InputError
 from i3d.files import atomic_path
 from i3d.inputs.dataset_items import Dataset, VideoItem
-from i3d.preprocess.windows import VideoOptions
+from i3d.preprocess.windows import SHORT_STRIDE, SHORT_WINDOW, VideoOptions
+from i3d.report.subtitles import segments_csv, srt, webvtt
 from i3d.results import Segment, WindowSpan
-from i3d.tasks.batch import BatchOptions, BatchReport, run_batch
-from i3d.tasks.batch_folder import path_under, read_record
-from i3d.tasks.detection import Evaluation, Span, evaluate, read_truth, results_json
+from i3d.tasks.batch.records import path_under, read_record
+from i3d.tasks.batch.run import BatchOptions, BatchReport, run_batch
 from i3d.tasks.recognizer import Recognizer
-from i3d.tasks.segments import FrameScores, SegmentOptions, find_segments, frame_scores, fused_window_logits, smoothed
+from i3d.tasks.segments.cut import (FrameScores, SegmentOptions, find_segments, frame_scores, fused_window_logits,
+                                    smoothed)
+from i3d.tasks.segments.evaluation import Evaluation, Span, evaluate, read_truth, results_json
 
 
 @dataclass
@@ -79,8 +81,6 @@ def _write_text(path: Path, text: str) -> None:
 def write_video_outputs(out: Path, key: str, scores: FrameScores, categories: tuple[str, ...],
                         segments: list[Segment], options: SegmentOptions, chart: bool = True) -> None:
     """A video's scores, segments as CSV/SRT/WebVTT and its timeline, under ``out/segments/``."""
-    from i3d.report.subtitles import segments_csv, srt, webvtt
-
     base = path_under(out, "segments", key, "")
     base.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(base.parent / f"{base.name}.scores.npz", suffix=".npz") as tmp:
@@ -89,7 +89,7 @@ def write_video_outputs(out: Path, key: str, scores: FrameScores, categories: tu
     _write_text(base.parent / f"{base.name}.srt", srt(segments))
     _write_text(base.parent / f"{base.name}.vtt", webvtt(segments))
     if chart:
-        from i3d.report.segment_chart import plot_segments
+        from i3d.report.segment_chart import plot_segments  # matplotlib: only when a chart is drawn
 
         plot_segments(scores.times, smoothed(scores, options.smooth).astype(np.float32), categories, segments,
                       base.parent / f"{base.name}.timeline.png", title=key)
@@ -131,7 +131,7 @@ def score_segments(segments: dict[str, list[Segment]], truth: tuple[list[Span], 
 
 
 def run_segments(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
-                 video: VideoOptions = VideoOptions(window=64, stride=16),
+                 video: VideoOptions = VideoOptions(window=SHORT_WINDOW, stride=SHORT_STRIDE),
                  options: BatchOptions = BatchOptions(), segment: SegmentOptions = SegmentOptions(),
                  label_map: dict[str, str] | None = None, ground_truth: str | os.PathLike | None = None,
                  charts: bool = True) -> SegmentsReport:

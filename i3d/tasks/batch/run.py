@@ -1,12 +1,13 @@
 """Run I3D over a whole dataset: one result file per video, resumable, shardable, summarised.
 
-The output folder's format is :mod:`i3d.tasks.batch_folder`: a video's record is the
+The output folder's format is :mod:`i3d.tasks.batch.folder`: a video's record is the
 last thing written for it, so a record means the video is finished; a rerun skips
 finished videos and ``shard`` splits the list between processes that share one
 folder. Decoding and preprocessing run in worker processes (``workers``, see
-:mod:`i3d.tasks.video_work`) while this process runs the network, with at most
-``workers + 1`` videos prepared ahead, so memory does not grow with the dataset. With ``engine="ray"`` the same run goes to a Ray cluster (see
-:mod:`i3d.tasks.ray_engine`); this process still writes every record.
+:mod:`i3d.tasks.batch.video_work`) while this process runs the network, with at most
+``workers + 1`` videos prepared ahead, so memory does not grow with the dataset. With
+``executor="ray"`` the same run goes to a Ray cluster (see :mod:`i3d.tasks.batch.ray_executor`);
+this process still writes every record.
 """
 
 from __future__ import annotations
@@ -15,30 +16,36 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from i3d.errors import OptionError
 from i3d.inputs.dataset_items import Dataset, VideoItem, shard
 from i3d.inputs.labels import match_labels
 from i3d.preprocess.windows import VideoOptions
-from i3d.results import Features, Result
-from i3d.tasks.batch_folder import load_record, prepare_folder, record_outcome, settings_of, summarise
-from i3d.tasks.progress import Progress
 from i3d.processes import available_cores
+from i3d.tasks.batch.folder import prepare_folder, settings_of
+from i3d.tasks.batch.progress import Progress
+from i3d.tasks.batch.ray_cluster import RayOptions, check_ray
+from i3d.tasks.batch.ray_executor import ray_outcomes
+from i3d.tasks.batch.records import read_record, record_outcome
+from i3d.tasks.batch.summary import summarise
+from i3d.tasks.batch.video_work import Asked, VideoOutcome, run_prepared, windows_ahead
 from i3d.tasks.recognizer import Recognizer
-from i3d.tasks.video_work import run_prepared, windows_ahead
 
-if TYPE_CHECKING:
-    from i3d.tasks.ray_engine import RayOptions
-
-ENGINES = ("local", "ray")
+EXECUTORS = ("local", "ray")
+"""What runs a dataset's videos: this machine, or a Ray cluster (the command line's ``--engine``)."""
 
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """How a dataset run goes: what to write, which part of the list, how many helpers."""
+    """How a dataset run goes: what to write, which part of the list, how many helpers.
+
+    ``fusion`` and ``progress`` are this run's own, not a shared part: a training scores with its own fusion
+    (:class:`~i3d.tasks.training.options.TrainOptions`) and passes this ``progress`` down to its fine-tuning;
+    a video's bars (:class:`~i3d.preprocess.windows.VideoOptions`) and a download's
+    (:class:`~i3d.weights.loading.LoadOptions`) are other bars that a command turns on or off apart.
+    """
 
     top_k: int = 5
     fusion: str = "mean"
@@ -48,8 +55,31 @@ class BatchOptions:
     shard: tuple[int, int] | None = None  # (K, N): this process takes shard K of N
     workers: int = 0  # processes decoding and preprocessing ahead of the network; 0: inline
     progress: bool = False
-    engine: str = "local"  # local: this machine; ray: decoding tasks and model actors on a Ray cluster
-    ray: RayOptions | None = None  # with engine "ray" (None: a local cluster, one model actor)
+    executor: str = "local"  # local: this machine; ray: decoding tasks and model actors on a Ray cluster
+    ray: RayOptions | None = None  # with executor "ray" (None: a local cluster, one model actor)
+    engine: InitVar[str | None] = None  # the old name of executor, for one release
+
+    def __post_init__(self, engine: str | None) -> None:
+        if engine is not None:
+            warnings.warn("BatchOptions(engine=...) is now BatchOptions(executor=...)", DeprecationWarning,
+                          stacklevel=3)
+            object.__setattr__(self, "executor", engine)
+
+    def check(self) -> None:
+        """Refuse a worker count no machine could use, an unknown executor, or Ray when it is not installed
+        (OptionError, named after the command line's ``--engine``)."""
+        most = max(2, available_cores())  # more decoding processes than cores only cost memory
+        if not 0 <= self.workers <= most:
+            raise OptionError("workers", f"must be between 0 and {most} (this machine's cores), not {self.workers}")
+        if self.executor not in EXECUTORS:
+            raise OptionError("engine", f"is {self.executor!r}; choose from {', '.join(EXECUTORS)}")
+        if self.executor == "ray":
+            check_ray(self.ray or RayOptions())
+
+    @property
+    def asked(self) -> Asked:
+        """What each video's run gives."""
+        return Asked(self.top_k, self.fusion, self.features)
 
 
 @dataclass
@@ -81,10 +111,8 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     already recorded. The summary is rebuilt from every record in ``out``.
     """
     out = Path(out)
-    check_batch_options(options)
-    video.check(recognizer.streams)  # a bad option would otherwise fail every video, one by one
-    if recognizer.head is not None:
-        recognizer.head.check_settings(video.numbers())
+    options.check()
+    recognizer.check(video)  # a bad option would otherwise fail every video, one by one
     started = time.perf_counter()
     labels = _label_indices(dataset, recognizer.categories, label_map)
     settings = settings_of(recognizer, video, fusion=options.fusion, top_k=options.top_k,
@@ -93,9 +121,7 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     mine = shard(dataset.items, *options.shard) if options.shard else dataset.items
     todo, skipped = [], 0
     for item in mine:
-        record, broken = load_record(out, item.key, len(recognizer.categories))
-        if broken is not None:
-            warnings.warn(f"{broken}; running the video again", stacklevel=2)
+        record = read_record(out, item.key, len(recognizer.categories), broken=_warn_rerun)
         if record is not None and not (options.retry_failed and record.get("status") == "failed"):
             skipped += 1
         else:
@@ -105,16 +131,16 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     processed = failed = 0
     outcomes = None
     try:
-        if options.engine == "ray":
-            outcomes = _ray_outcomes(todo, recognizer, video, options)
+        if options.executor == "ray":
+            outcomes = ray_outcomes(todo, recognizer, video, options.asked, options.ray or RayOptions())
         else:
             outcomes = _local_outcomes(todo, stream_names, recognizer, video, options)
-        for item, result, features, error, seconds, notes in outcomes:
-            for note in notes:  # a worker's warning, shown here once
+        for outcome in outcomes:
+            for note in outcome.notes:  # a worker's warning, shown here once
                 warnings.warn(note, stacklevel=2)
+            item = outcome.item
             label_index = labels.get(item.label) if item.label is not None else None
-            record = record_outcome(out, item, label_index, result, features, error, seconds, video, settings,
-                                    notes)
+            record = record_outcome(out, outcome, label_index, video, settings)
             failed += record["status"] == "failed"
             processed += 1
             progress.update(record["status"] == "failed")
@@ -128,32 +154,12 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
     return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, summary["not_run"])
 
 
+def _warn_rerun(broken: str) -> None:
+    warnings.warn(f"{broken}; running the video again", stacklevel=5)  # run_batch's caller
+
+
 def _local_outcomes(items: list[VideoItem], stream_names: tuple[str, ...], recognizer: Recognizer,
-                    video: VideoOptions, options: BatchOptions
-                    ) -> Iterator[tuple[VideoItem, Result | None, Features | None, str | None, float,
-                                        tuple[str, ...]]]:
-    """Each item's (item, result, features, error, seconds, warnings), the network running in this process."""
-    for item, *prepared in windows_ahead(items, stream_names, video, options.workers):
-        yield item, *run_prepared(recognizer, tuple(prepared), options.top_k, options.fusion, options.features)
-
-
-def _ray_outcomes(items: list[VideoItem], recognizer: Recognizer, video: VideoOptions, options: BatchOptions):
-    from i3d.tasks.ray_engine import RayOptions, ray_outcomes
-
-    return ray_outcomes(items, recognizer, video, options.top_k, options.fusion, options.features,
-                        options.ray or RayOptions())
-
-
-def check_batch_options(options: BatchOptions) -> BatchOptions:
-    """Refuse a worker count no machine could use, an unknown engine, or Ray when it is not installed
-    (OptionError)."""
-    most = max(2, available_cores())  # more decoding processes than cores only cost memory
-    if not 0 <= options.workers <= most:
-        raise OptionError("workers", f"must be between 0 and {most} (this machine's cores), not {options.workers}")
-    if options.engine not in ENGINES:
-        raise OptionError("engine", f"is {options.engine!r}; choose from {', '.join(ENGINES)}")
-    if options.engine == "ray":
-        from i3d.tasks.ray_engine import RayOptions, check_ray
-
-        check_ray(options.ray or RayOptions())
-    return options
+                    video: VideoOptions, options: BatchOptions) -> Iterator[VideoOutcome]:
+    """Each item's outcome, the network running in this process."""
+    for item, prepared in windows_ahead(items, stream_names, video, options.workers):
+        yield run_prepared(recognizer, item, prepared, options.asked)

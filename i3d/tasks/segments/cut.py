@@ -19,12 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from i3d.errors import InputError, OptionError
-from i3d.results import Segment, WindowSpan
-
-DEFAULT_WINDOW = 64
-"""Frames per window for segments: 2.56 s, short enough to place a boundary within about a second."""
-DEFAULT_STRIDE = 16
-"""Frames between window starts: a new score every 0.64 s."""
+from i3d.results import Segment, WindowSpan, fuse_logits
 
 
 @dataclass(frozen=True)
@@ -162,8 +157,6 @@ def find_segments(scores: FrameScores, categories: Sequence[str],
 def fused_window_logits(stream_logits: Sequence[np.ndarray], fusion: str = "mean") -> np.ndarray:
     """Each window's logits fused over the streams, as classify fuses them ((W, C), or (W, V, C) per view:
     the views' mean first)."""
-    from i3d.results import fuse_logits
-
     per_stream = [np.asarray(a, dtype=np.float64) for a in stream_logits]
     per_stream = [a.mean(axis=1) if a.ndim == 3 else a for a in per_stream]
     return fuse_logits(per_stream, fusion)

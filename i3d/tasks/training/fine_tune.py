@@ -14,47 +14,35 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from i3d.errors import OptionError
 from i3d.files import atomic_path
 from i3d.heads import StreamHead
 from i3d.inputs.dataset_items import VideoItem
 from i3d.preprocess.windows import VideoOptions
+from i3d.runtime.fine_tuned import TrunkRunner, pretrained_top, set_top_arrays, top_arrays
 from i3d.tasks.recognizer import Recognizer
 from i3d.tasks.sources import open_source
-
-BLOCKS = ("mixed_5c",)
-"""What ``--fine-tune`` can train below the logits layer."""
+from i3d.tasks.training.features import Sample
+from i3d.tasks.training.options import FineTuneOptions, TrainOptions
+from i3d.tasks.training.splits import grouped_folds
+from i3d.weights.loading import LoadOptions
 
 
 @dataclass(frozen=True)
-class FineTuneOptions:
-    """How the top block is trained."""
+class FineTuned:
+    """What fine-tuning gave per stream: the top's arrays, its logits layer as a head on the top's features,
+    the training's record; and the samples again with the fine-tuned network's features, for scoring."""
 
-    block: str = "mixed_5c"
-    epochs: int = 30  # at most
-    patience: int = 5  # epochs without a better validation score before stopping
-    learning_rate: float = 1e-4
-    batch_size: int = 8  # windows per step
-    dropout_keep_prob: float = 0.5  # DeepMind's, before the logits layer
-    seed: int = 0
-
-
-def check_fine_tune(options: FineTuneOptions) -> FineTuneOptions:
-    if options.block not in BLOCKS:
-        raise OptionError("fine_tune", f"is {options.block!r}; choose from {', '.join(BLOCKS)}")
-    if not 1 <= options.epochs <= 1000 or not 1 <= options.patience <= 1000:
-        raise OptionError("epochs", "and patience must be between 1 and 1000")
-    if not 0 < options.learning_rate < 1 or not 1 <= options.batch_size <= 256:
-        raise OptionError("learning_rate", "must be in (0, 1) and batch_size in 1..256")
-    if not 0 < options.dropout_keep_prob <= 1:
-        raise OptionError("dropout_keep_prob", f"must be in (0, 1], not {options.dropout_keep_prob}")
-    return options
-
+    tops: dict[str, dict[str, np.ndarray]]
+    heads: dict[str, StreamHead]
+    records: dict[str, dict]
+    train: list[Sample]
+    validation: list[Sample]
 
 def activations(items: Sequence[VideoItem], folder: Path, recognizer: Recognizer, video: VideoOptions,
                 settings: dict, progress: bool = False) -> list[dict[str, list[np.ndarray]]]:
@@ -63,11 +51,6 @@ def activations(items: Sequence[VideoItem], folder: Path, recognizer: Recognizer
     Kept in ``folder`` (one .npz per video and stream) under ``settings``: a rerun reads them back, and a
     folder made with other settings is emptied first.
     """
-    from tqdm import tqdm
-
-    from i3d.runtime.fine_tuned import TrunkRunner
-    from i3d.weights.loading import LoadOptions
-
     stamp = folder / "settings.json"
     try:
         kept = json.loads(stamp.read_text())
@@ -133,12 +116,12 @@ def fine_tune_stream(train: list[list[np.ndarray]], train_labels: np.ndarray, va
                      ) -> tuple[dict[str, np.ndarray], StreamHead, dict]:
     """Train ``top`` (a Keras top with Kinetics' Mixed_5c) from ``linear``; returns its arrays, its logits layer
     as a :class:`StreamHead` on the top's features, and the training's record."""
-    import keras
+    import keras  # TensorFlow: slow to import, only when fine-tuning
     import tensorflow as tf
 
-    from i3d.runtime.fine_tuned import top_arrays
 
-    keras.utils.set_random_seed(options.seed)
+    seed = TrainOptions.seed if options.seed is None else options.seed  # None: the training's default
+    keras.utils.set_random_seed(seed)
     weight = linear.weight / linear.scale  # fold the standardisation into the logits layer
     bias = linear.bias - weight @ linear.mean
     conv = top.get_layer("Logits.Conv3d_0c_1x1.conv_3d")
@@ -158,12 +141,12 @@ def fine_tune_stream(train: list[list[np.ndarray]], train_labels: np.ndarray, va
         return loss
 
     rows = [(a, int(label)) for windows, label in zip(train, train_labels) for a in windows]
-    rng = np.random.default_rng(options.seed)
+    rng = np.random.default_rng(seed)
     accuracy, loglik = _video_scores(top, val, val_labels)
     history = [{"epoch": 0, "val_accuracy": round(accuracy, 4), "val_log_likelihood": round(loglik, 4)}]
     best, best_arrays, waited = (loglik, 0), top_arrays(top), 0
     for epoch in range(1, options.epochs + 1):
-        losses = [float(step(x, y)) for x, y in _batches(rows, options.batch_size, rng)]
+        losses = [float(step(x, y)) for x, y in _batches(rows, options.windows_per_step, rng)]
         accuracy, loglik = _video_scores(top, val, val_labels)
         history.append({"epoch": epoch, "train_loss": round(float(np.mean(losses)), 4),
                         "val_accuracy": round(accuracy, 4), "val_log_likelihood": round(loglik, 4)})
@@ -177,6 +160,45 @@ def fine_tune_stream(train: list[list[np.ndarray]], train_labels: np.ndarray, va
     head = StreamHead(np.ascontiguousarray(kernel.T, np.float32), best_arrays["Logits.Conv3d_0c_1x1.conv_3d.1"],
                       np.zeros(kernel.shape[0], np.float32), np.ones(kernel.shape[0], np.float32))
     record = {"block": options.block, "best_epoch": best[1], "epochs_run": len(history) - 1,
-              "learning_rate": options.learning_rate, "batch_size": options.batch_size,
+              "learning_rate": options.learning_rate, "batch_size": options.windows_per_step,
               "dropout_keep_prob": options.dropout_keep_prob, "history": history}
     return best_arrays, head, record
+
+
+def fine_tune(train_samples: list[Sample], val_samples: list[Sample], labels: np.ndarray, classes: tuple[str, ...],
+              linear: dict[str, StreamHead], recognizer: Recognizer, *, video: VideoOptions, out: Path,
+              options: TrainOptions, progress: bool = False) -> FineTuned:
+    """Mixed_5c and the logits trained per stream from the linear heads (``options.fine_tune``).
+
+    Early stopping watches the validation side, or without one a grouped fold of the training videos (the
+    top is then trained on the others only). The activations are kept in ``out/activations``.
+    """
+    from i3d.model import with_features  # TensorFlow: slow to import, only when fine-tuning
+
+    ft = options.fine_tune if options.fine_tune.seed is not None else replace(options.fine_tune, seed=options.seed)
+    settings = {"video": video.numbers(), "weights": {n: ws.index_sha256 for n, ws in recognizer.weight_sets.items()}}
+    everything = train_samples + val_samples
+    acts = activations([s.item for s in everything], out / "activations", recognizer, video, settings, progress)
+    train_acts, val_acts = acts[:len(train_samples)], acts[len(train_samples):]
+    fit_ids = np.arange(len(train_samples))
+    if val_samples:
+        stop_acts = val_acts
+        stop_labels = np.array([classes.index(s.item.label) for s in val_samples])
+    else:
+        fit_ids, stop_ids = grouped_folds([s.item for s in train_samples], labels, options.folds, options.seed)[0]
+        stop_acts, stop_labels = [train_acts[i] for i in stop_ids], labels[stop_ids]
+    tops, heads, records, features = {}, {}, {}, {}
+    for stream, ws in recognizer.weight_sets.items():
+        top = pretrained_top(ws, recognizer.store, LoadOptions(download=False), len(classes),
+                             ft.dropout_keep_prob)
+        tops[stream], heads[stream], records[stream] = fine_tune_stream(
+            [train_acts[i][stream] for i in fit_ids], labels[fit_ids], [a[stream] for a in stop_acts], stop_labels,
+            linear[stream], top, ft)
+        records[stream]["stopped_on"] = ("the validation videos" if val_samples
+                                         else f"{len(stop_labels)} held-out training videos")
+        set_top_arrays(top, tops[stream], "the fine-tuned top")
+        both = with_features(top)
+        features[stream] = [np.stack([np.asarray(both([w[None].astype(np.float32)], training=False)[1])[0]
+                                      for w in a[stream]]) for a in acts]
+    redone = [Sample(s.item, {name: features[name][i] for name in features}) for i, s in enumerate(everything)]
+    return FineTuned(tops, heads, records, redone[:len(train_samples)], redone[len(train_samples):])
