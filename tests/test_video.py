@@ -13,7 +13,8 @@ from support import SAMPLES, write_video
 
 from i3d.errors import InputError, OptionError
 from i3d.inputs.frame_folders import read_frames_dir
-from i3d.inputs.video import DecodedVideo, TimestampClock, read_video
+from i3d.inputs.video import read_video
+from i3d.inputs.clock import DecodedVideo, TimestampClock
 from i3d.transforms import center_crop, rgb_clip
 from i3d.preprocess.windows import sliding_windows
 
@@ -265,7 +266,7 @@ def test_real_sample_clip():
 
 def test_variable_frame_rate_follows_timestamps():
     """Irregular source times: each 25 fps grid time takes the latest frame shown at or before it."""
-    from i3d.inputs.video import pick_frames
+    from i3d.inputs.clock import pick_frames
 
     times = [0.0, 0.01, 0.02, 0.15, 0.16, 0.17, 0.30, 0.45]  # bursts and gaps, as a VFR phone video
     source = [(np.full((8, 8, 3), i, np.uint8), t) for i, t in enumerate(times)]

@@ -19,10 +19,9 @@ from i3d.errors import InputError
 from i3d.limits import MIN_FRAMES
 from i3d.quiet import quiet_opencv
 from i3d.inputs.arrays import file_kind, regular_file, stat_input
-from i3d.inputs.video import (
-    IMAGE_EXTENSIONS, DecodedVideo, Prepare, check_frame, check_read_args, collect_frames, first_frames,
-    natural_key, pick_frames,
-)
+from i3d.inputs.video import IMAGE_EXTENSIONS, first_frames, natural_key
+from i3d.inputs.clock import DecodedVideo, Prepare, check_read_args, collect_frames, pick_frames
+from i3d.inputs.frames import check_frame
 from i3d.transforms import resize_short_side
 
 quiet_opencv()  # before OpenCV loads: its own log lines stay off stderr

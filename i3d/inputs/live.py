@@ -6,7 +6,7 @@ stream on stdin (``ffmpeg ... -f mpegts - | i3d live -``), or a file. Decoding
 is PyAV's (FFmpeg's), which opens all of these alike; frames come out as BGR (as
 OpenCV gives a file's) with
 their presentation time in seconds since the stream's first frame, so
-:func:`i3d.inputs.video.pick_frames` resamples them to 25 fps by timestamp as it
+:func:`i3d.inputs.clock.pick_frames` resamples them to 25 fps by timestamp as it
 does a file's.
 
 A network stream or camera that stops (the connection drops, a read fails, or it
