@@ -1,6 +1,6 @@
 """``i3d <command>`` (also ``python -m i3d <command>``): each command parses, calls the library, prints.
 
-Commands: classify (what ``evaluate.py`` runs), batch, features, train, live, segments, preprocess, weights, serve, export, fvd, samples.
+Commands: classify (what ``evaluate.py`` runs), batch, features, train, live, segments, preprocess, weights, serve, export, fvd, explain, samples.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ COMMANDS = {
     "fvd": ("i3d.commands.fvd", "Fréchet Video Distance of two sets of videos, as the reference computes it"),
     "serve": ("i3d.commands.serve", "answer classify and features requests over HTTP, with a web page"),
     "export": ("i3d.commands.export", "write a network as ONNX, a SavedModel, OpenVINO IR or a Keras file"),
+    "explain": ("i3d.commands.explain", "heatmaps of where in each window the network saw its answer"),
     "samples": ("i3d.commands.samples", "prepare DeepMind's cricket sample clip in data/"),
 }
 

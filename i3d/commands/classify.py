@@ -43,6 +43,9 @@ def build_parser(prog: str = "evaluate.py") -> argparse.ArgumentParser:
     pictures.add_argument("--annotate", type=Path, metavar="OUT",
                           help="write the input video with each moment's top 3 classes drawn on it, at its own "
                                "size and frame rate: .mp4 (H.264), .webm (VP9) or .gif; needs --video or --frames")
+    pictures.add_argument("--heat", action="store_true",
+                          help="with --annotate: lay the Grad-CAM heat (Mixed_5c, float32) of each window's top "
+                               "class under its labels: where the network found the evidence")
     pictures.add_argument("--plot", type=Path, metavar="OUT.png",
                           help="write a bar chart of the top classes, with their probabilities over time under it "
                                "when the video has several windows (1000 px wide)")
@@ -88,6 +91,8 @@ def _check_pictures(args: argparse.Namespace, described: dict) -> None:
     from i3d.report.charts import check_chart_path
     from i3d.report.video_writer import check_video_path
 
+    if args.heat and args.annotate is None:
+        raise UsageError("--heat draws under --annotate's labels; give --annotate OUT too")
     if args.annotate is not None:
         if "video" not in described:
             raise UsageError("--annotate draws on the input video; give --video or --frames")
@@ -101,15 +106,16 @@ def _check_pictures(args: argparse.Namespace, described: dict) -> None:
                              inputs + ([args.head] if args.head else []))
 
 
-def _write_pictures(args: argparse.Namespace, result, source) -> None:
-    """Write --annotate and --plot; each says what it wrote on stderr (stdout keeps the table or JSON)."""
+def _write_pictures(args: argparse.Namespace, result, source, heat=None) -> None:
+    """Write --annotate (over ``heat``, if given) and --plot; each says what it wrote on stderr (stdout keeps
+    the table or JSON)."""
     from i3d.files import reason
 
     if args.annotate is not None:
         from i3d.report.annotate import annotate_video
 
         try:
-            video = annotate_video(result, source, args.annotate, progress=sys.stderr.isatty())
+            video = annotate_video(result, source, args.annotate, progress=sys.stderr.isatty(), heat=heat)
         except OSError as err:
             raise UsageError(f"--annotate {args.annotate}: cannot write ({reason(err)})") from None
         print(f"wrote {video.path}: {video.frames} frames, {video.width}x{video.height} at {video.fps:g} fps, "
@@ -150,7 +156,14 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     result = classify(source, streams, args.pretrain, top_k=top_k, fusion=args.fusion,
                       video=video_options(args), load=load,
                       engine=engine_options(args), store=weight_store(), head=head)
-    _write_pictures(args, result, source)
+    heat = None
+    if args.heat:
+        from i3d.tasks.explain.heat_track import result_heat
+        from i3d.tasks.recognizer import choose_weight_sets
+
+        heat = result_heat(source, result, choose_weight_sets(streams, args.pretrain), weight_store(),
+                           video=video_options(args), head=head, load=load)
+    _write_pictures(args, result, source, heat)
     if args.format == "table":
         line = precision_line(result.precision, args.precision)
         return (f"{line}\n" if line else "") + format_table(result, timeline="video" in described)

@@ -4,7 +4,7 @@
     i3d segments videos/ --out DIR --ground-truth gt.json  # ... and mAP at tIoU 0.3-0.7
 
 SOURCE is a video, or a dataset as ``i3d batch`` takes it (resumable the same way).
-See :mod:`i3d.tasks.segment_run` for what DIR holds and :mod:`i3d.tasks.segments` for how segments are cut.
+See :mod:`i3d.tasks.segments.run` for what DIR holds and :mod:`i3d.tasks.segments.cut` for how segments are cut.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from i3d.commands.shell import FAILED_EXIT, UsageError, run_command
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from i3d.tasks.segments import DEFAULT_STRIDE, DEFAULT_WINDOW, SegmentOptions
+    from i3d.preprocess.windows import SHORT_STRIDE, SHORT_WINDOW
+    from i3d.tasks.segments.cut import SegmentOptions
 
-    parser = batch_parser(prog, features=False, window=DEFAULT_WINDOW, stride=DEFAULT_STRIDE,
+    parser = batch_parser(prog, features=False, window=SHORT_WINDOW, stride=SHORT_STRIDE,
                           description="find where each action starts and ends in a video, or in every video of "
                                       "a dataset, into --out (resumable); with --ground-truth, score them (mAP)")
     defaults = SegmentOptions()
@@ -48,6 +49,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     cut.add_argument("--annotate", type=Path, metavar="OUT.mp4",
                      help="a single video: write it with the segment under way drawn on each moment "
                           "(.mp4, .webm or .gif)")
+    cut.add_argument("--heat", action="store_true",
+                     help="with --annotate: lay the Grad-CAM heat (Mixed_5c, float32) of the segment's class "
+                          "under its label: where the network found the evidence")
     return parser
 
 
@@ -91,12 +95,14 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
         import json
 
         from i3d.inputs.video import VIDEO_EXTENSIONS
-        from i3d.tasks.segment_run import run_segments, single_video
-        from i3d.tasks.segments import SegmentOptions
+        from i3d.tasks.segments.run import run_segments, single_video
+        from i3d.tasks.segments.cut import SegmentOptions
 
         dataset = None
         if args.source.is_file() and args.source.suffix.lower() in VIDEO_EXTENSIONS:
             dataset = single_video(args.source)
+        if args.heat and args.annotate is None:
+            raise UsageError("--heat draws under --annotate's labels; give --annotate OUT.mp4 too")
         if args.annotate is not None:
             from i3d.report.video_writer import check_video_path
 
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
 
         refuse_output_over_input({"out": args.out, "annotate": args.annotate}, [args.ground_truth, args.source])
         if args.ground_truth is not None:
-            from i3d.tasks.detection import read_truth
+            from i3d.tasks.segments.evaluation import read_truth
 
             read_truth(args.ground_truth)  # a bad ground truth is refused before any weights load
         dataset, video, options, label_map, recognizer = prepare_run(args, False, dataset)
@@ -124,7 +130,13 @@ def main(argv: list[str] | None = None, prog: str = "i3d segments") -> int:
             from i3d.report.annotate import annotate_segments
 
             (only, segments), = report.segments.items()
-            annotate_segments(segments, args.source, args.annotate, *report.spans[only])
+            heat = None
+            if args.heat:
+                from i3d.tasks.explain.heat_track import segments_heat
+
+                heat = segments_heat(args.source, segments, recognizer.weight_sets, recognizer.store, video=video,
+                                     head=recognizer.head)
+            annotate_segments(segments, args.source, args.annotate, *report.spans[only], heat=heat)
             report.files["annotated"] = str(args.annotate)
         if args.format == "json":
             data = {"segments": {v: [s.as_json() for s in rows] for v, rows in report.segments.items()},

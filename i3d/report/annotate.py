@@ -15,13 +15,17 @@ is max(11, 4.5% of the frame's short side) pixels high (11 px on a
 240p frame, 49 px on 1080p), so it reads the same on small and large frames;
 labels too long for the frame end in an ellipsis. The panel is a translucent
 dark box; every pixel outside it is the source frame's own.
+
+With ``heat`` (a callable: seconds, class index, width, height -> (height, width) heat in [0, 1] or
+None), the heat of the class drawn first (the window's top class, the best segment under way) is
+blended over the frame first (:func:`i3d.report.heat.blend`), and the panel drawn over it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from i3d.errors import InputError, OptionError
 from i3d.results import Result, Segment, WindowResult, softmax
+from i3d.report.heat import blend
 from i3d.report.video_writer import check_video_path, open_video
 
 ROWS = 3
@@ -176,14 +181,28 @@ def draw_panel(frame: np.ndarray, panel: Panel) -> np.ndarray:
     return out
 
 
-def annotate_frames(frames: Iterable[tuple[np.ndarray, float]], result: Result) -> Iterator[np.ndarray]:
-    """Each (RGB frame, seconds) with the panel of the window shown at that time (panels made once per window)."""
+HeatSource = Callable[[float, int, int, int], "np.ndarray | None"]
+"""(seconds, class index, frame width, frame height) -> that class's heat on the frame, or None."""
+
+
+def _heated(frame: np.ndarray, heat: HeatSource | None, seconds: float, index: int) -> np.ndarray:
+    """``frame`` with class ``index``'s heat at ``seconds`` blended over it (unchanged without any)."""
+    found = None if heat is None else heat(seconds, index, frame.shape[1], frame.shape[0])
+    return frame if found is None else blend(frame, found)
+
+
+def annotate_frames(frames: Iterable[tuple[np.ndarray, float]], result: Result,
+                    heat: HeatSource | None = None) -> Iterator[np.ndarray]:
+    """Each (RGB frame, seconds) with the panel of the window shown at that time (panels made once per window),
+    over the heat of its top class when ``heat`` is given."""
     panels: dict[tuple[int, int, int], Panel] = {}
     for frame, seconds in frames:
         window = window_at(result.windows, seconds)
         if window is None:
             yield frame
             continue
+        if window.top:
+            frame = _heated(frame, heat, seconds, window.top[0].index)
         key = (window.span.index, frame.shape[1], frame.shape[0])
         if key not in panels:
             panels[key] = make_panel(window, frame.shape[1], frame.shape[0])
@@ -222,17 +241,17 @@ def span_frames(source: str | os.PathLike, start: float, end: float, *,
 
 
 def annotate_video(result: Result, source: str | os.PathLike, out: str | os.PathLike, *,
-                   progress: bool = False) -> AnnotatedVideo:
+                   progress: bool = False, heat: HeatSource | None = None) -> AnnotatedVideo:
     """Write ``source`` with ``result``'s windows drawn on it to ``out`` (.mp4, .webm or .gif, by extension).
 
     ``result`` must come from this video or frames folder (with the same
-    start/end). Raises OptionError for an output no run could write and
-    InputError for a source that cannot be read; OSError when writing fails.
+    start/end); ``heat`` lays each window's top class's heat under its panel. Raises OptionError for an
+    output no run could write and InputError for a source that cannot be read; OSError when writing fails.
     """
     out = check_video_path(out)
     fps, frames = source_frames(source, result, progress=progress)
     with open_video(out, fps) as writer:
-        for frame in annotate_frames(frames, result):
+        for frame in annotate_frames(frames, result, heat):
             writer.write(frame)
         if writer.frames == 0:
             raise InputError(f"{os.fspath(source)}: no frame in the classified span "
@@ -241,9 +260,11 @@ def annotate_video(result: Result, source: str | os.PathLike, out: str | os.Path
 
 
 def annotate_segments(segments: Sequence[Segment], source: str | os.PathLike, out: str | os.PathLike,
-                      start: float, end: float, *, progress: bool = False) -> AnnotatedVideo:
+                      start: float, end: float, *, progress: bool = False,
+                      heat: HeatSource | None = None) -> AnnotatedVideo:
     """Write ``source`` from ``start`` to ``end`` seconds with the segments under way at each moment drawn on it
-    (label and score, the best first; a moment in no segment is left unchanged)."""
+    (label and score, the best first, over the best one's ``heat`` when given; a moment in no segment is left
+    unchanged)."""
     out = check_video_path(out)
     fps, frames = span_frames(source, start, end, progress=progress)
     panels: dict[tuple, Panel] = {}
@@ -251,6 +272,7 @@ def annotate_segments(segments: Sequence[Segment], source: str | os.PathLike, ou
         for frame, seconds in frames:
             now = sorted((s for s in segments if s.start - 1e-6 <= seconds < s.end - 1e-6), key=lambda s: -s.score)
             if now:
+                frame = _heated(frame, heat, seconds, now[0].index)
                 key = (tuple((s.index, s.start) for s in now[:ROWS]), frame.shape[1], frame.shape[0])
                 if key not in panels:
                     header = f"{now[0].start:.1f}–{now[0].end:.1f} s"

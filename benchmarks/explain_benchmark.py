@@ -1,0 +1,281 @@
+"""i3d explain on ../shared/devset: how faithful its maps are, whether they point at the action, how fast.
+
+    .venv/bin/python benchmarks/explain_benchmark.py [--clips 4] [--composites 8] [--frames 32] [--save FILE.json]
+
+The rgb stream with DeepMind's rgb kinetics weights; every forward pass of the curves and of
+occlusion runs on OpenVINO fp32 in batches, Grad-CAM on the Keras network in float32.
+
+1. **Faithfulness** on the first ``--clips`` labelled clips (one per class before any class twice),
+   ``--frames`` frames each, explaining the network's top-1 class: deletion and insertion curves
+   (:mod:`i3d.tasks.explain.faithfulness`, cells of ``--cell``: 4 frames x 16 x 16 pixels, a point every 10%)
+   for Grad-CAM at Mixed_5c and Mixed_4f and for occlusion (its default patch), against a random
+   order and a centre-first order; mean areas, and per method the clips on which it beats each baseline.
+   Goal: every method's mean deletion area below both baselines', its insertion area above. The random
+   order scatters blank cells over the whole clip, a sight no network was trained on, so its deletion curve
+   falls at once: a hard baseline for deletion, an easy one for insertion; ``--cell`` makes the cells coarser.
+2. **Pointing game** on ``--composites`` composites (:mod:`i3d.tasks.explain.pointing`): a labelled clip
+   shrunk into one quadrant of another clip's frozen middle frame, explaining the pasted clip's label;
+   per method and layer the share of maps whose peak, and whose most heat, is in that quadrant (chance 25%).
+   Goal: at least 80% of peaks for the default (Grad-CAM at Mixed_5c).
+3. **Speed**: Grad-CAM of a 64-frame window (one forward and one backward pass) against the fp32 forward
+   pass, on TensorFlow (the same engine) and on OpenVINO (what classify runs), median of ``--runs``;
+   occlusion's seconds per forward pass and for one sweep of its default patch over a ``--frames`` clip.
+
+Prints the CPU and the load first, a table at the end, and writes every figure to ``--save``
+(default /tmp/i3d-explain-benchmark.json). Sized for under 10 minutes on 2 quiet cores: each clip takes
+125 forward passes of ``--frames`` frames (92 for the curves, 33 for occlusion), each composite 34.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from machine import cpu_name  # benchmarks/machine.py, beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+DEVSET = ROOT.parent / "shared" / "devset"
+LAYERS = ("Mixed_5c", "Mixed_4f")
+PATCH = (16, 56, 56)  # occlusion's default patch (frames, rows, columns)
+CELL = (4, 16, 16)  # the curves' cells: Mixed_4f's resolution, the finest map's
+BASELINES = ("random", "centre")
+
+
+def labelled_clips(devset: Path) -> list[tuple[str, int, Path]]:
+    """(label, Kinetics index, path) of the clips with a Kinetics class: one per class first, then the rest."""
+    rows = [line.split("\t") for line in (devset / "labels.tsv").read_text().splitlines()[1:]]
+    rows = [(row[1], int(row[2]), devset / "clips" / row[0]) for row in rows if row[1].strip()]
+    seen: set[str] = set()
+    first, rest = [], []
+    for row in rows:
+        (rest if row[0] in seen else first).append(row)
+        seen.add(row[0])
+    return first + rest
+
+
+def read_clip(path: Path, frames: int) -> np.ndarray | None:
+    """The video's first ``frames`` model-ready rgb frames (1, T, 224, 224, 3), or None when it is shorter."""
+    from i3d.preprocess.windows import VideoOptions, read_clips
+    from i3d.streams import RGB
+
+    clip = read_clips(path, (RGB,), VideoOptions(max_frames=frames))["rgb"]
+    return clip if clip.shape[1] == frames else None
+
+
+def timed(call, runs: int) -> tuple[float, object]:
+    """The median seconds of ``runs`` calls after one warm-up call, and the last call's value."""
+    value = call()
+    marks = []
+    for _ in range(runs):
+        mark = time.perf_counter()
+        value = call()
+        marks.append(time.perf_counter() - mark)
+    return statistics.median(marks), value
+
+
+def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds: dict[str, list[float]]) -> dict:
+    """Each method's map of class ``index`` for ``clip`` at its own resolution, the seconds each took added up."""
+    from i3d.tasks.explain.occlusion import occlusion_map
+
+    maps = {}
+    for layer, cam in cams.items():
+        mark = time.perf_counter()
+        maps[f"gradcam {layer}"] = cam.map(clip, index)
+        seconds.setdefault(f"gradcam {layer}", []).append(time.perf_counter() - mark)
+    mark = time.perf_counter()
+    maps["occlusion"] = occlusion_map(probabilities, clip, index, patch=PATCH, batch=4)
+    seconds.setdefault("occlusion", []).append(time.perf_counter() - mark)
+    return maps
+
+
+def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, probabilities, steps: int,
+                 cell: tuple[int, int, int], seconds: dict[str, list[float]], categories: tuple[str, ...]) -> dict:
+    """Per clip and order, the deletion and insertion areas; their means; each method's wins over each baseline."""
+    from i3d.tasks.explain.faithfulness import (CurveOptions, cell_grid, centre_order, curves, random_order,
+                                                saliency_order)
+
+    options = CurveOptions(steps=steps, cell=cell, batch=4)
+    per_clip = []
+    for n, (label, _, path, clip) in enumerate(clips):
+        mark = time.perf_counter()
+        index = int(np.argmax(probabilities(clip)[0]))
+        maps = method_maps(cams, probabilities, clip, index, seconds)
+        shape = clip.shape[1:4]
+        grid = cell_grid(shape, cell)
+        orders = {name: saliency_order(heat, shape, cell) for name, heat in maps.items()}
+        orders |= {"random": random_order(grid, seed=n), "centre": centre_order(grid)}
+        result = curves(probabilities, clip, orders, index, options)
+        per_clip.append({"clip": path.name, "label": label, "class_index": index, "class": categories[index],
+                         "deletion": {name: c.deletion.auc for name, c in result.items()},
+                         "insertion": {name: c.insertion.auc for name, c in result.items()},
+                         "deletion_curve": {name: c.deletion.probabilities.round(4).tolist()
+                                            for name, c in result.items()},
+                         "insertion_curve": {name: c.insertion.probabilities.round(4).tolist()
+                                             for name, c in result.items()}})
+        print(f"  faithfulness {n + 1}/{len(clips)} {path.name}: deletion "
+              + ", ".join(f"{k} {v:.3f}" for k, v in per_clip[-1]["deletion"].items())
+              + f" ({time.perf_counter() - mark:.0f} s)", flush=True)
+    names = list(per_clip[0]["deletion"]) if per_clip else []
+    summary = {}
+    for name in names:
+        deletion = [c["deletion"][name] for c in per_clip]
+        insertion = [c["insertion"][name] for c in per_clip]
+        summary[name] = {"deletion_auc": float(np.mean(deletion)), "insertion_auc": float(np.mean(insertion))}
+        if name not in BASELINES:
+            for base in BASELINES:
+                summary[name][f"deletion_wins_vs_{base}"] = sum(c["deletion"][name] < c["deletion"][base]
+                                                                for c in per_clip)
+                summary[name][f"insertion_wins_vs_{base}"] = sum(c["insertion"][name] > c["insertion"][base]
+                                                                 for c in per_clip)
+            summary[name]["beats_both"] = all(
+                summary[name]["deletion_auc"] < np.mean([c["deletion"][b] for c in per_clip])
+                and summary[name]["insertion_auc"] > np.mean([c["insertion"][b] for c in per_clip])
+                for b in BASELINES)
+    return {"clips": len(per_clip), "steps": steps, "cell": list(cell), "summary": summary, "per_clip": per_clip}
+
+
+def pointing_game(pool: list[tuple[str, int, Path, np.ndarray]], count: int, cams: dict, probabilities,
+                  seconds: dict[str, list[float]]) -> dict:
+    """Per method, the pointing rates over ``count`` composites of clips from ``pool``."""
+    from i3d.tasks.explain.pointing import QUADRANTS, composite, pairings, point, rates
+
+    points: dict[str, list] = {}
+    rows = []
+    for n, (inner, background, quadrant) in enumerate(pairings(count, seed=0)):
+        label, index, path, clip = pool[inner]
+        made = composite(clip[0], pool[background][3][0], quadrant)[np.newaxis]
+        top1 = int(np.argmax(probabilities(made)[0]))
+        maps = method_maps(cams, probabilities, made, index, seconds)
+        row = {"inner": path.name, "background": pool[background][2].name, "quadrant": QUADRANTS[quadrant],
+               "label": label, "top1_is_label": top1 == index}
+        for name, heat in maps.items():
+            scored = point(heat, quadrant)
+            points.setdefault(name, []).append(scored)
+            row[name] = {"peak": scored.peak, "mass": round(scored.mass, 4)}
+        rows.append(row)
+        print(f"  pointing {n + 1}/{count} {path.name} in the {QUADRANTS[quadrant]}: "
+              + ", ".join(f"{k} {'hit' if v['peak'] else 'miss'} {v['mass']:.2f}"
+                          for k, v in row.items() if isinstance(v, dict)), flush=True)
+    return {"composites": count, "rates": {name: rates(p) for name, p in points.items()}, "per_composite": rows}
+
+
+def speed(model, cam, runner, probabilities, clip64: np.ndarray, runs: int, frames: int,
+          occlusion_seconds: list[float]) -> dict:
+    """Grad-CAM at 64 frames against the fp32 forward pass (TensorFlow and OpenVINO); occlusion per pass, from
+    the sweeps the other parts timed over ``frames``-frame clips (their median)."""
+    import tensorflow as tf
+
+    from i3d.tasks.explain.options import occlusion_passes
+
+    forward = tf.function(lambda x: model(x, training=False))
+    index = int(np.argmax(probabilities(clip64)[0]))
+    tf_forward, _ = timed(lambda: forward(tf.constant(clip64)), runs)
+    ov_forward, _ = timed(lambda: runner.logits_batch(clip64), runs)
+    gradcam, _ = timed(lambda: cam.map(clip64, index), runs)
+    passes = occlusion_passes(frames, PATCH)
+    occlusion = statistics.median(occlusion_seconds)
+    return {"frames": int(clip64.shape[1]), "runs": runs, "gradcam_seconds": gradcam,
+            "tensorflow_forward_seconds": tf_forward, "openvino_fp32_forward_seconds": ov_forward,
+            "gradcam_vs_tensorflow_forward": gradcam / tf_forward, "gradcam_vs_openvino_forward": gradcam / ov_forward,
+            "occlusion": {"frames": frames, "sweeps": len(occlusion_seconds), "patch": list(PATCH), "passes": passes,
+                          "batch": 4,
+                          "seconds": occlusion, "seconds_per_pass": occlusion / passes,
+                          "seconds_for_budget_512": 512 * occlusion / passes}}
+
+
+def table(report: dict) -> str:
+    """The figures as a few aligned tables."""
+    lines = [f"CPU {report['machine']['cpu']}, {report['machine']['usable_cpus']} usable cores, load "
+             f"{report['machine']['loadavg_1m']} -> {report['machine']['loadavg_1m_end']}"]
+    faith = report["faithfulness"]
+    lines += ["", f"Faithfulness on {faith['clips']} clips ({report['frames']} frames; deletion lower is better, "
+                  "insertion higher)",
+              f"{'order':<18}{'deletion AUC':>14}{'insertion AUC':>15}{'del wins r/c':>14}{'ins wins r/c':>14}"]
+    for name, s in faith["summary"].items():
+        wins = ("" if name in BASELINES else
+                f"{s['deletion_wins_vs_random']}/{s['deletion_wins_vs_centre']}".rjust(14)
+                + f"{s['insertion_wins_vs_random']}/{s['insertion_wins_vs_centre']}".rjust(14))
+        lines.append(f"{name:<18}{s['deletion_auc']:>14.3f}{s['insertion_auc']:>15.3f}{wins}")
+    point = report["pointing"]
+    lines += ["", f"Pointing game on {point['composites']} composites (chance 25%)",
+              f"{'method':<18}{'peak in quadrant':>18}{'most heat there':>17}"]
+    for name, r in point["rates"].items():
+        lines.append(f"{name:<18}{r['peak']:>18.0%}{r['mass']:>17.0%}")
+    s = report["speed"]
+    o = s["occlusion"]
+    lines += ["", f"Speed, {s['frames']} frames, median of {s['runs']}: Grad-CAM {s['gradcam_seconds']:.2f} s; fp32 "
+                  f"forward TensorFlow {s['tensorflow_forward_seconds']:.2f} s (ratio "
+                  f"{s['gradcam_vs_tensorflow_forward']:.2f}), OpenVINO {s['openvino_fp32_forward_seconds']:.2f} s "
+                  f"(ratio {s['gradcam_vs_openvino_forward']:.2f})",
+              f"Occlusion, {o['frames']} frames, patch {'x'.join(map(str, o['patch']))}: {o['passes']} passes in "
+              f"{o['seconds']:.1f} s (median of {o['sweeps']} sweeps) = {o['seconds_per_pass']:.3f} s per pass "
+              f"({o['seconds_for_budget_512']:.0f} s for a budget of 512)"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=4, help="clips for the faithfulness curves (default 4)")
+    parser.add_argument("--cell", type=int, nargs=3, default=CELL, metavar=("T", "H", "W"),
+                        help="frames and pixels of the cells the curves blank (default 4 16 16)")
+    parser.add_argument("--composites", type=int, default=8, help="composites for the pointing game (default 8)")
+    parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    parser.add_argument("--steps", type=int, default=10, help="points on each curve past its start (default 10)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs for the speed figures (default 3)")
+    parser.add_argument("--devset", type=Path, default=DEVSET)
+    parser.add_argument("--save", type=Path, default=Path("/tmp/i3d-explain-benchmark.json"), metavar="FILE.json")
+    args = parser.parse_args()
+    started = time.perf_counter()
+
+    from i3d.runtime.base import EngineOptions
+    from i3d.tasks.explain.gradcam import GradCAM
+    from i3d.tasks.explain.occlusion import runner_probabilities
+    from i3d.tasks.recognizer import Recognizer
+    from i3d.weights.loading import LoadOptions, build_pretrained
+
+    machine = {"cpu": cpu_name(), "usable_cpus": len(os.sched_getaffinity(0)),
+               "loadavg_1m": round(os.getloadavg()[0], 2)}
+    print(f"CPU: {machine['cpu']}, {machine['usable_cpus']} usable cores, 1-min load {machine['loadavg_1m']}",
+          flush=True)
+    recognizer = Recognizer.load("rgb", load=LoadOptions(download=False), engine=EngineOptions(backend="openvino"))
+    runner = recognizer.runners["rgb"]
+    probabilities = runner_probabilities(runner)
+    model = build_pretrained(recognizer.weight_sets["rgb"], recognizer.store, LoadOptions(download=False))
+    cams = {layer: GradCAM(model, layer) for layer in LAYERS}
+
+    pool, clip64 = [], None
+    wanted = max(args.clips, args.composites)
+    for label, index, path in labelled_clips(args.devset):
+        if len(pool) == wanted and clip64 is not None:
+            break
+        if clip64 is None:
+            clip64 = read_clip(path, 64)
+        if len(pool) < wanted and (clip := read_clip(path, args.frames)) is not None:
+            pool.append((label, index, path, clip))
+    print(f"{len(pool)} clips of {args.frames} frames read ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    seconds: dict[str, list[float]] = {}
+    report = {"frames": args.frames, "machine": machine}
+    report["faithfulness"] = faithfulness(pool[:args.clips], cams, probabilities, args.steps, tuple(args.cell),
+                                         seconds, recognizer.categories)
+    report["pointing"] = pointing_game(pool[:args.composites], min(args.composites, len(pool)), cams, probabilities,
+                                       seconds)
+    report["speed"] = speed(model, cams["Mixed_5c"], runner, probabilities, clip64, args.runs, args.frames,
+                            seconds["occlusion"])
+    report["map_seconds_mean"] = {name: float(np.mean(v)) for name, v in seconds.items()}
+    machine["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
+    report["seconds_total"] = time.perf_counter() - started
+    args.save.write_text(json.dumps(report, indent=1) + "\n")
+    print()
+    print(table(report))
+    print(f"\n{report['seconds_total']:.0f} s in all; figures in {args.save}")
+
+
+if __name__ == "__main__":
+    main()
