@@ -1,7 +1,7 @@
 """``i3d serve``: the HTTP API and its web page, the models loaded once (FastAPI on uvicorn).
 
     i3d serve                                  # http://127.0.0.1:8000/ : drop a video on the page
-    i3d serve --type both --precision int8 --concurrency 2 --token SECRET
+    i3d serve --type both --precision int8 --concurrency 2 --token-file ~/.i3d-token
     curl -F video=@clip.mp4 http://127.0.0.1:8000/v1/classify
 
 SIGTERM stops accepting, lets the requests in flight finish, and exits 0; Ctrl-C the same with 130.
@@ -34,7 +34,13 @@ def build_parser(prog: str = "i3d serve") -> argparse.ArgumentParser:
     net = parser.add_argument_group("server")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     net.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
-    net.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (401 otherwise)")
+    net.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on the API (401 otherwise); "
+                                     "every local user sees it in ps: prefer --token-file or $I3D_SERVE_TOKEN")
+    net.add_argument("--token-file", type=Path, metavar="PATH",
+                     help="the token from the first line of PATH (one of --token, --token-file, $I3D_SERVE_TOKEN)")
+    net.add_argument("--allowed-hosts", nargs="+", default=[], metavar="NAME",
+                     help="Host names answered beyond the bound address (and localhost, 127.0.0.1, [::1] when "
+                          "bound to loopback): NAME, NAME:PORT, or * for any; other Hosts get 400")
     net.add_argument("--max-upload-mb", type=float, default=512.0, metavar="MB",
                      help="largest upload (default 512; 413 beyond)")
     net.add_argument("--max-seconds", type=float, default=600.0, metavar="S",
@@ -70,6 +76,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def run(args: argparse.Namespace) -> int:
+    from i3d.serve.options import read_token
+
+    token = read_token(args.token, args.token_file)  # before TensorFlow's import: a usage error is told at once
+    from i3d.quiet import silence_tensorflow
+
+    silence_tensorflow()
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -79,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from i3d.caches import default_cache_dir
     from i3d.heads import Head
     from i3d.serve.app import Server, create_app
+    from i3d.serve.guard import HostPolicy
     from i3d.serve.options import ServedModel, ServeOptions
     from i3d.tasks.recognizer import Recognizer
     from i3d.weights.loading import LoadOptions
@@ -86,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
     check_pretrain_type(args.pretrain, args.type)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
-    options = ServeOptions(token=args.token, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+    options = ServeOptions(token=token, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
                            concurrency=args.concurrency, queue=args.queue, allow_dir=args.allow_dir,
-                           temp_dir=args.temp_dir).check()
+                           temp_dir=args.temp_dir, allowed_hosts=tuple(args.allowed_hosts))
+    options.check()
     if args.offline:
         forbid_network()
     head = Head.load(args.head) if args.head is not None else None
@@ -98,12 +112,17 @@ def run(args: argparse.Namespace) -> int:
                         head_path=str(args.head) if head is not None else None,
                         flow_cache=None if args.no_flow_cache else default_cache_dir() / "flow")
     server = Server(recognizer, model, options)
-    sock = _bind(args.host, args.port)
+    try:
+        sock = _bind(args.host, args.port)
+    except UsageError:
+        shutil.rmtree(server.temp_dir, ignore_errors=True)  # the uploads folder was made for this server only
+        raise
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"serving http://{shown}:{port}/ ({'+'.join(TYPES[args.type])}, {recognizer.backend} "
           f"{'/'.join(recognizer.precision.values())}; uploads in {server.temp_dir})", file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(server), log_level="warning", timeout_graceful_shutdown=None,
+    hosts = HostPolicy.listening_as((args.host, host), port, options.allowed_hosts)
+    config = uvicorn.Config(create_app(server, hosts), log_level="warning", timeout_graceful_shutdown=None,
                             limit_concurrency=None, access_log=False)
     stopped = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
@@ -119,7 +138,4 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "i3d serve") -> int:
     args = build_parser(prog).parse_args(argv)
-    from i3d.quiet import silence_tensorflow
-
-    silence_tensorflow()
     return run_command(lambda: run(args), args.debug)

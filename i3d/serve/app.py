@@ -3,19 +3,20 @@
     POST /v1/classify   a video (multipart field ``video``, or JSON {"path": ...} under --allow-dir) and
                         the classify options as fields; answers what ``evaluate.py --format json`` prints
     POST /v1/features   the same inputs; each window's 1024-d features and the settings that made them
+    POST /v1/explain    the same inputs; per window the Grad-CAM heat of its top class (``top_k`` classes when
+                        sent) at Mixed_5c, as explain.json plus the maps (see :func:`explanation_json`)
     GET  /v1/info       streams, weight sets and their sha256, classes, precision, versions, limits
     GET  /healthz       liveness;  GET /metrics  Prometheus' text format;  GET /  the web page
 
 Errors are JSON ``{"error": "...", "kind": "..."}``; ``kind`` is the exit code's class on the command line
-(usage, input, weights, unexpected) or one of the server's own (auth, forbidden, busy).
+(usage, input, weights, unexpected) or one of the server's own (auth, forbidden, busy, host). A Host the
+server does not answer as gets 400, a POST from another site's page 403 (see :mod:`i3d.serve.guard`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from i3d.errors import I3DError, InputError, OptionError, WeightsError
+from i3d.serve.guard import Guard, HostPolicy, token_matches
 from i3d.serve.options import ServedModel, ServeOptions
 from i3d.serve.uploads import BadUpload, NotVideo, UploadTooLarge, receive_upload
 from i3d.tasks.recognizer import Recognizer
@@ -55,26 +57,6 @@ def error_status(err: Exception) -> tuple[int, str]:
         if isinstance(err, kind):
             return status, name
     return 500, "unexpected"
-
-
-class _OneAtATime:
-    """A stream's runner shared by request threads: one network call at a time (an OpenVINO compiled
-    model's implicit request and a Keras model are not for concurrent calls), decoding of other requests
-    goes on beside it."""
-
-    def __init__(self, runner, lock: threading.Lock) -> None:
-        self._runner, self._lock = runner, lock
-
-    def __getattr__(self, name: str):
-        value = getattr(self._runner, name)
-        if not callable(value):
-            return value
-
-        def locked(*args, **kwargs):
-            with self._lock:
-                return value(*args, **kwargs)
-
-        return locked
 
 
 @dataclass
@@ -139,20 +121,23 @@ def allowed_path(given: str, allow_dir: Path | None) -> Path:
 
 
 class Server:
-    """The app's state: the recognizer, its options, the admission counters and the metrics."""
+    """The app's state: the recognizer, its options, the admission counters and the metrics.
+
+    The recognizer is used as it was given, shared by the request threads: its runners make their
+    own calls safe for that (see :class:`i3d.runtime.base.Runner`).
+    """
 
     def __init__(self, recognizer: Recognizer, model: ServedModel, options: ServeOptions) -> None:
         from i3d.serve.metrics import Metrics
 
-        lock = threading.Lock()
-        recognizer.runners = {name: _OneAtATime(runner, lock) for name, runner in recognizer.runners.items()}
-        self.recognizer, self.model, self.options = recognizer, model, options.check()
+        options.check()
+        self.recognizer, self.model, self.options = recognizer, model, options
         self.temp_dir = options.temp_folder()
         self.metrics = Metrics()
         self.admission = _Admission(self.options)
 
     def info(self) -> dict:
-        from i3d.tasks.batch_folder import tool_version
+        from i3d.tasks.batch.folder import tool_version
 
         recognizer = self.recognizer
         return {"type": self.model.type_name, "pretrain": self.model.pretrain, "fusion": self.model.fusion,
@@ -170,10 +155,10 @@ class Server:
                 "versions": {"i3d": tool_version(), **_library_versions()}}
 
     def authorise(self, header: str | None) -> None:
+        """401 unless ``header`` (as Starlette gives it: its bytes read as Latin-1) is the bearer token."""
         if self.options.token is None:
             return
-        scheme, _, given = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.options.token.encode()):
+        if not token_matches(header.encode("latin-1") if header is not None else None, self.options.token):
             raise ApiError(401, "a bearer token is required: send 'Authorization: Bearer <token>' (the server's "
                                 "--token)", "auth", {"WWW-Authenticate": "Bearer"})
 
@@ -200,6 +185,14 @@ class Server:
             return classify_dict(result, type_name=self.model.type_name, pretrain=self.model.pretrain,
                                  fusion=fusion, precision_asked=self.recognizer.engine.precision,
                                  described={"video": name}, head_path=self.model.head_path)
+        if endpoint == "explain":
+            from i3d.tasks.explain import ExplainOptions, explain
+            from i3d.tasks.explain.heat_track import explanation_json
+            from i3d.weights.loading import LoadOptions
+
+            explanation = explain(self.recognizer, path, ExplainOptions(top=top_k), video=video, fusion=fusion,
+                                  load=LoadOptions(download=False))
+            return {"video": name, **explanation_json(explanation)}
         features = self.recognizer.features(path, video=video, logits=True)
         return features_dict(features, {"video": name, "settings": video.numbers()})
 
@@ -216,10 +209,12 @@ def _library_versions() -> dict:
     return found
 
 
-def create_app(server: Server):
-    """The FastAPI app answering for ``server``."""
+def create_app(server: Server, hosts: HostPolicy | None = None):
+    """The FastAPI app answering for ``server``, as the names in ``hosts`` (default: loopback's, any port)."""
     app = FastAPI(title="i3d", summary="What is happening in this video? DeepMind's I3D over HTTP.",
                   docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: none here
+    hosts = hosts or HostPolicy.listening_as(("127.0.0.1",), None, server.options.allowed_hosts)
+    app.add_middleware(Guard, policy=hosts, token=server.options.token)
     page = resources.files("i3d.serve").joinpath("page.html").read_text(encoding="utf-8")
 
     def failure(err: ApiError) -> JSONResponse:
@@ -266,6 +261,8 @@ def create_app(server: Server):
             try:
                 path, name, fields, upload = await source_of(request, endpoint)
                 video, top_k, fusion = parse_options(fields, server.model, len(server.recognizer.categories))
+                if endpoint == "explain" and "top_k" not in fields:
+                    top_k = 1  # a map per class explained: the top one unless more are asked for
                 server.check_duration(path, video, name)
                 async with admission.slots:
                     admission.running += 1
@@ -302,6 +299,10 @@ def create_app(server: Server):
     @app.post("/v1/features")
     async def features(request: Request):
         return await answer(request, "features")
+
+    @app.post("/v1/explain")
+    async def explain(request: Request):
+        return await answer(request, "explain")
 
     @app.get("/v1/info")
     async def info(request: Request):

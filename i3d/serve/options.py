@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from i3d.errors import OptionError
+from i3d.serve.guard import split_host
+
+TOKEN_VARIABLE = "I3D_SERVE_TOKEN"
+"""The environment variable a token may come from (the command line shows --token to every local user)."""
 
 
 @dataclass(frozen=True)
 class ServeOptions:
     """The server's limits: a bearer token (None: none asked), upload size and video length per request,
     requests run at once and waiting beyond them (then 503 with Retry-After), the folder JSON paths may
-    name, and where uploads are written while they are used (a private temporary folder by default)."""
+    name, where uploads are written while they are used (a private temporary folder by default), and the
+    Host names the server answers as beyond its own (``*``: any)."""
 
     token: str | None = None
     max_upload_mb: float = 512.0
@@ -23,8 +30,9 @@ class ServeOptions:
     allow_dir: Path | None = None
     temp_dir: Path | None = None
     retry_after: int = 5
+    allowed_hosts: tuple[str, ...] = ()
 
-    def check(self) -> ServeOptions:
+    def check(self) -> None:
         if self.token is not None and not self.token.strip():
             raise OptionError("token", "is empty; give a secret, or no --token")
         for name in ("max_upload_mb", "max_seconds"):
@@ -34,9 +42,11 @@ class ServeOptions:
             raise OptionError("concurrency", f"must be between 1 and 64, not {self.concurrency}")
         if not 0 <= self.queue <= 10000:
             raise OptionError("queue", f"must be between 0 and 10000, not {self.queue}")
+        for entry in self.allowed_hosts:
+            if entry != "*" and split_host(entry) is None:
+                raise OptionError("allowed_hosts", f"has {entry!r}, not a host name, address or NAME:PORT")
         if self.allow_dir is not None and not self.allow_dir.is_dir():
             raise OptionError("allow_dir", f"{self.allow_dir} is not a folder")
-        return self
 
     def temp_folder(self) -> Path:
         """A new private folder for this server's uploads (inside ``temp_dir`` when one is given)."""
@@ -47,9 +57,43 @@ class ServeOptions:
                                           f"uploads there ({err.strerror or err})") from None
 
 
+def read_token(given: str | None, file: Path | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The server's token from one of --token, --token-file (its first line) or $I3D_SERVE_TOKEN; None: none.
+
+    Two of them is a usage error, as is a token file that is empty, unreadable or not UTF-8.
+    """
+    from_env = environ.get(TOKEN_VARIABLE)
+    sources = [name for name, value in (("--token", given), ("--token-file", file), (f"${TOKEN_VARIABLE}", from_env))
+               if value is not None]
+    if len(sources) > 1:
+        raise OptionError("token", f"is given by {' and '.join(sources)}; give it one way only")
+    if file is None:
+        return given if given is not None else from_env
+    if file.exists() and not file.is_file():  # a FIFO would block: only a plain file is opened
+        raise OptionError("token_file", f"{file}: is not a plain file; give a file holding the token")
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(65537)
+    except OSError as err:
+        raise OptionError("token_file", f"{file}: cannot be read ({err.strerror or err}); give a file holding "
+                                        "the token") from None
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise OptionError("token_file", f"{file}: is not UTF-8 text; write the token in UTF-8") from None
+    if not lines or not lines[0].strip() or len(raw) > 65536:
+        raise OptionError("token_file", f"{file}: holds no token on its first line (or is over 64 KiB); "
+                                        "write the token there") from None
+    return lines[0].strip()
+
+
 @dataclass(frozen=True)
 class ServedModel:
-    """How answers name the model, as ``evaluate.py --format json`` names it, and what requests default to."""
+    """How answers name the model, as ``evaluate.py --format json`` names it, and what requests default to.
+
+    ``fusion`` is a request's default and ``flow_cache`` the server's own folder: the server passes both down
+    into each request (a request may choose its fusion, never the cache), so neither is defined twice.
+    """
 
     type_name: str = "rgb"
     pretrain: str = "kinetics"
