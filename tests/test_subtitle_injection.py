@@ -22,3 +22,44 @@ def test_srt_and_webvtt_hold_one_cue_per_segment_whatever_the_label():
     body = vtt.split("\n\n", 1)[1]
     assert body.count("-->") == 1 and "<" not in body and "\x00" not in body
     assert body.splitlines()[1].endswith("&amp; more (50%)")
+
+
+def test_training_refuses_a_label_with_a_line_break_naming_the_video():
+    from pathlib import Path
+
+    import pytest
+
+    from i3d.errors import InputError
+    from i3d.inputs.dataset_items import Dataset, VideoItem
+    from i3d.tasks.training.splits import check_labels
+
+    labels = ["wave", "wave", FORGED, FORGED]
+    items = tuple(VideoItem(f"v{i}.mp4", Path(f"/nowhere/v{i}.mp4"), label, None) for i, label in enumerate(labels))
+    with pytest.raises(InputError, match=r"^v2\.mp4: label .* holds a line break or control character"):
+        check_labels(Dataset(items, (), Path("/nowhere"), "list"))
+    tab = tuple(VideoItem(f"v{i}.mp4", Path(f"/nowhere/v{i}.mp4"), label, None)
+                for i, label in enumerate(["a", "a", "b\tc", "b\tc"]))
+    with pytest.raises(InputError, match="v2.mp4"):
+        check_labels(Dataset(tab, (), Path("/nowhere"), "list"))
+
+
+def test_the_train_command_refuses_a_forged_jsonl_label_with_exit_3(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from support import SHARED
+
+    FEWSHOT = SHARED / "fewshot"
+    clips = sorted((FEWSHOT / "clips").glob("*.mp4"))[:4]
+    listing = tmp_path / "train.jsonl"
+    listing.write_text("".join(json.dumps({"path": str(clip), "label": "wave" if i < 2 else FORGED}) + "\n"
+                               for i, clip in enumerate(clips)))
+    # An empty weights folder: the labels are refused before any weights are looked for.
+    proc = subprocess.run([sys.executable, "-m", "i3d", "train", str(listing), "--out", str(tmp_path / "head"),
+                           "--offline"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "I3D_WEIGHTS_DIR": str(tmp_path / "weights")})
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
+    assert clips[2].name in proc.stderr and "line break or control character" in proc.stderr
+    assert not (tmp_path / "head").exists()

@@ -22,7 +22,7 @@ from i3d.commands.shell import Parser, forbid_network, run_command
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     from i3d.inputs.live import LiveOptions
-    from i3d.tasks.live import DEFAULT_STRIDE, DEFAULT_WINDOW
+    from i3d.preprocess.windows import SHORT_STRIDE, SHORT_WINDOW
     from i3d.streams import FLOW_ALGORITHMS
     from i3d.transforms import CROPS
 
@@ -37,10 +37,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--head", type=Path, metavar="HEAD", help="a head made by `i3d train`: its own classes")
     add_engine_arguments(parser)
     add_fusion_argument(parser)
-    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
-                        help=f"frames per window (default {DEFAULT_WINDOW}: {DEFAULT_WINDOW / 25:g} s at 25 fps)")
-    parser.add_argument("--stride", type=int, default=DEFAULT_STRIDE, metavar="FRAMES",
-                        help=f"frames between window starts (default {DEFAULT_STRIDE})")
+    parser.add_argument("--window", type=int, default=SHORT_WINDOW, metavar="FRAMES",
+                        help=f"frames per window (default {SHORT_WINDOW}: {SHORT_WINDOW / 25:g} s at 25 fps)")
+    parser.add_argument("--stride", type=int, default=SHORT_STRIDE, metavar="FRAMES",
+                        help=f"frames between window starts (default {SHORT_STRIDE})")
     parser.add_argument("--crop", choices=CROPS, default="center", help="as classify's --crop")
     parser.add_argument("--flow-algorithm", choices=FLOW_ALGORITHMS, default="tvl1",
                         help="with --type both or optical_flow: as classify's (tvl1, DeepMind's, by default; "
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
         import json
 
         from i3d.commands.shell import UsageError
+        from i3d.errors import I3DError
         from i3d.inputs.live import LiveOptions, parse_source
         from i3d.preprocess.windows import VideoOptions
         from i3d.streams import streams_named
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
             forbid_network()
         if not 1 <= args.smooth <= 1000:
             raise UsageError(f"--smooth must be between 1 and 1000 windows, not {args.smooth}")
+        if args.top_k < 1:
+            raise UsageError(f"--top-k must be at least 1, not {args.top_k}")
         if not 0 < args.threshold <= 1:
             raise UsageError(f"--threshold must be a probability in (0, 1], not {args.threshold}")
         options = LiveOptions(open_timeout=args.open_timeout, reconnect=args.reconnect, realtime=args.realtime,
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
                                      engine=engine_options(args), head=head)
         top_k = min(args.top_k, len(recognizer.categories))
         summary, events = LiveSummary(), Events(args.smooth, args.threshold) if args.events else None
+        completed = False
         try:
             for result in live(recognizer, args.source, video=video, options=options, top_k=top_k,
                                fusion=args.fusion, summary=summary, annotate=args.annotate):
@@ -155,8 +159,12 @@ def main(argv: list[str] | None = None, prog: str = "i3d live") -> int:
                               if args.format == "jsonl" else line, flush=True)
                 else:
                     print(json.dumps(result.as_json()) if args.format == "jsonl" else _line(result), flush=True)
+            completed = True
         finally:
-            print(f"summary: {summary.line()}", file=sys.stderr)
+            # A run that never started (the source could not be opened, a late usage error) has no summary:
+            # its one line is the error. A run that ended, was stopped or dropped after a window has one.
+            if completed or summary.windows or summary.skipped or not isinstance(sys.exc_info()[1], I3DError):
+                print(f"summary: {summary.line()}", file=sys.stderr)
         return 0
 
     return run_command(work, args.debug)
