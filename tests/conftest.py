@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import SAMPLES
+from support import SAMPLES, build_stand_in_flow, built_once
 
 
 LONGEST_FIRST = ("test_train.py", "test_export.py", "test_ray_cluster.py", "test_segments.py", "test_serve.py",
@@ -14,7 +14,9 @@ LONGEST_FIRST = ("test_train.py", "test_export.py", "test_ray_cluster.py", "test
 """The files that take longest (summed from --durations=0), handed out first (pytest.ini keeps xdist to this
 order) so that the two test processes finish together rather than one waiting on a long file started last.
 test_ray.py is left at its place, far from test_ray_cluster.py: the two Ray modules take turns (a file lock),
-so they should not come up at the same time."""
+so they should not come up at the same time. Made by tests/longest_first.py from a whole run's durations:
+``.venv/bin/python -m pytest -q --durations=0 > durations.txt; .venv/bin/python tests/longest_first.py
+durations.txt --write``."""
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -22,18 +24,23 @@ def pytest_collection_modifyitems(items) -> None:
     items.sort(key=lambda item: order.get(item.path.name, len(order)))  # stable: the rest keep their order
 
 
-@pytest.fixture(scope="session")
-def shared_weights_dir(tmp_path_factory) -> Path:
-    """A weights folder holding the real rgb_kinetics Keras cache, imported once per session."""
+def _import_rgb_kinetics(root: Path) -> None:
+    """The real rgb_kinetics import into ``root``: its Keras cache, then its OpenVINO IR."""
     from i3d.model import build_i3d
+    from i3d.runtime.ir import float_model
     from i3d.weights.loading import LoadOptions, load_weights
     from i3d.weights.sets import get_weight_set
     from i3d.weights.store import WeightStore
 
-    root = tmp_path_factory.mktemp("weights")
-    ws = get_weight_set("rgb", "kinetics")
-    load_weights(build_i3d(channels=3), ws, WeightStore(root), LoadOptions(download=False))
-    return root
+    ws, store = get_weight_set("rgb", "kinetics"), WeightStore(root)
+    load_weights(build_i3d(channels=3), ws, store, LoadOptions(download=False))
+    float_model(ws, store, LoadOptions(download=False))  # converted and cached once for the run
+
+
+@pytest.fixture(scope="session")
+def shared_weights_dir(tmp_path_factory) -> Path:
+    """A weights folder holding the real rgb_kinetics Keras cache and its OpenVINO IR, made once per run."""
+    return built_once(tmp_path_factory, "weights", _import_rgb_kinetics)
 
 
 @pytest.fixture(scope="session")
@@ -44,14 +51,33 @@ def shared_store(shared_weights_dir):
 
 
 @pytest.fixture(scope="session")
-def cricket_clips(tmp_path_factory) -> dict[str, Path]:
-    """DeepMind's cricket sample rebuilt from its GIF previews, as .npy files."""
-    if not SAMPLES.is_dir():
-        pytest.skip("../shared/samples is not beside the checkout")
+def pretrained_rgb(shared_store):
+    """The rgb_kinetics Keras network with its verified weights, built once per test process; tests only read it."""
+    from i3d.weights.loading import LoadOptions, build_pretrained
+    from i3d.weights.sets import get_weight_set
+
+    return build_pretrained(get_weight_set("rgb", "kinetics"), shared_store, LoadOptions(download=False))
+
+
+@pytest.fixture(scope="session")
+def stand_in_flow(tmp_path_factory) -> Path:
+    """A store holding a flow_scratch stand-in (random weights in DeepMind's layout), its Keras cache and IR, made
+    once per run: ``support.stand_in_flow_copy`` gives a test its own copy and the WeightSet pinning it."""
+    return built_once(tmp_path_factory, "flow-stand-in", build_stand_in_flow)
+
+
+def _write_cricket(out: Path) -> None:
     from i3d.inputs.samples import clips_from_gifs, write_clips
 
-    out = tmp_path_factory.mktemp("data")
     write_clips(clips_from_gifs(SAMPLES), out)
+
+
+@pytest.fixture(scope="session")
+def cricket_clips(tmp_path_factory) -> dict[str, Path]:
+    """DeepMind's cricket sample rebuilt from its GIF previews, as .npy files (made once per run)."""
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared/samples is not beside the checkout")
+    out = built_once(tmp_path_factory, "data", _write_cricket)
     return {"rgb": out / "v_CricketShot_g04_c01_rgb.npy", "flow": out / "v_CricketShot_g04_c01_flow.npy"}
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,36 @@ ARM_WRESTLING = SAMPLES / "arm_wrestling.mp4"
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared is not beside the checkout")
 needs_video = pytest.mark.skipif(not ARM_WRESTLING.is_file(), reason="../shared/samples/arm_wrestling.mp4 missing")
+
+
+def skip_outside_ci(reason: str) -> None:
+    """Skip for ``reason`` (a prerequisite this machine lacks), but fail under CI (CI=true), which provides every
+    prerequisite (.ci/run runs as root and installs the browser): there a skip would hide a test."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}: CI must run this test")
+    pytest.skip(reason)
+
+
+def run_folder(tmp_path_factory) -> Path:
+    """The temporary folder every test process of this run shares (xdist gives each process a folder in it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``build(folder)`` once per run, whichever test process asks first; the others wait for it (a file lock in
+    the run's shared folder) and use the same folder, which no test may change."""
+    from filelock import FileLock  # a dependency of Ray (the test extras); imported only when a fixture needs it
+
+    run = run_folder(tmp_path_factory)
+    folder, done = run / name, run / f"{name}.done"
+    with FileLock(str(run / f"{name}.lock")):
+        if not done.is_file():  # a process that failed to build it left no mark: build it again
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 def index_path(deepmind_name: str) -> Path:
@@ -91,11 +123,57 @@ def stand_in_flow_set(store_root: Path, seed: int = 0):
     return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
 
 
-def copy_rgb_cache(source_root: Path, target_root: Path) -> None:
-    """Give ``target_root`` the imported rgb_kinetics Keras cache (made once by the session's fixture)."""
+def copy_rgb_cache(source_root: Path, target_root: Path, ir: bool = True) -> None:
+    """Give ``target_root`` the imported rgb_kinetics Keras cache and (with ``ir``) its converted OpenVINO IR,
+    both made once per run by the session's fixture; ``ir=False`` where converting is what a test is about."""
+    from i3d.weights.sets import get_weight_set
+
+    _copy_set(get_weight_set("rgb", "kinetics"), source_root, target_root, ir)
+
+
+def _copy_set(ws, source_root: Path, target_root: Path, ir: bool) -> None:
+    """Copy ``ws``'s checkpoint folder (if any), Keras cache and (with ``ir``) float32 IR between stores."""
+    from i3d.runtime.ir import ir_dir
+    from i3d.weights.store import WeightStore
+
+    source, target = WeightStore(source_root), WeightStore(target_root)
     target_root.mkdir(parents=True, exist_ok=True)
-    for name in ("rgb_kinetics.weights.h5", "rgb_kinetics.weights.json"):
-        (target_root / name).write_bytes((source_root / name).read_bytes())
+    for path in (source.keras_cache(ws), source.keras_record(ws)):
+        if path.is_file():
+            shutil.copyfile(path, target_root / path.name)
+    if source.checkpoint_dir(ws).is_dir():
+        shutil.copytree(source.checkpoint_dir(ws), target.checkpoint_dir(ws), dirs_exist_ok=True)
+    if ir:
+        target.openvino_dir.mkdir(exist_ok=True)
+        shutil.copytree(ir_dir(ws, source), ir_dir(ws, target))
+
+
+def _stand_in_flow_set_in(store_root: Path):
+    """The WeightSet pinning the flow stand-in checkpoint found in ``store_root``."""
+    from i3d.files import sha256_file
+    from i3d.weights.sets import get_weight_set
+
+    ws = get_weight_set("flow", "kinetics")
+    return dataclasses.replace(ws, index_sha256=sha256_file(store_root / ws.deepmind_name / "model.ckpt.index"))
+
+
+def build_stand_in_flow(store_root: Path) -> None:
+    """A flow_scratch stand-in in ``store_root`` (seeded random weights in DeepMind's layout), imported into its
+    Keras cache and converted to its OpenVINO IR (conftest's ``stand_in_flow`` makes it once per run)."""
+    from i3d.runtime.ir import float_model
+    from i3d.weights.loading import LoadOptions
+    from i3d.weights.store import WeightStore
+
+    ws = stand_in_flow_set(store_root, seed=3)
+    float_model(ws, WeightStore(store_root), LoadOptions(download=False))
+
+
+def stand_in_flow_copy(source_root: Path, target_root: Path, ir: bool = True):
+    """Give ``target_root`` the run's flow stand-in (checkpoint, Keras cache, and IR with ``ir``); returns the
+    WeightSet that pins it (inject it with ``weight_sets={"flow": ...}``)."""
+    ws = _stand_in_flow_set_in(source_root)
+    _copy_set(ws, source_root, target_root, ir)
+    return ws
 
 
 def write_video(path, frames: int, fps: float = 25.0, width: int = 64, height: int = 48, seed: int = 0):

@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 import pytest
-from support import ROOT, write_labelled_videos
+from support import ROOT, run_cli, write_labelled_videos
 
 from i3d.errors import OptionError
 from i3d.preprocess.windows import VideoOptions
-from i3d.tasks.batch import BatchOptions, run_batch
+from i3d.tasks.batch.run import BatchOptions, run_batch
 from i3d.inputs.dataset_items import ListOptions
 from i3d.inputs.datasets import load_dataset
 
@@ -107,7 +107,7 @@ def test_runs_with_other_settings_started_together_never_share_a_folder(tmp_path
     one is accepted, and settings.json is its settings."""
     import threading
 
-    from i3d.tasks.batch_folder import prepare_folder
+    from i3d.tasks.batch.folder import prepare_folder
 
     for round_ in range(10):
         out = tmp_path / f"out{round_}"
@@ -131,7 +131,7 @@ def test_runs_with_other_settings_started_together_never_share_a_folder(tmp_path
 
 
 def test_an_out_that_cannot_be_written_is_one_line(tmp_path):
-    from i3d.tasks.batch_folder import prepare_folder
+    from i3d.tasks.batch.folder import prepare_folder
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(OptionError, match=r"file/out: cannot write there \(.*\); give a folder you can write"):
@@ -161,6 +161,24 @@ def test_a_damaged_tail_is_used_with_a_warning_recorded_and_refused_with_strict(
               options=BatchOptions(workers=workers))
     [row] = records(tmp_path / "strict")
     assert row["status"] == "failed" and "truncated or unreadable frame at" in row["error"]
+
+
+def test_engine_and_ray_sizes_are_checked_before_ray_starts(dataset_dir, tmp_path, recognizer):
+    """An unknown engine and Ray sizes no cluster could use are refused before any cluster is looked for."""
+    from i3d.tasks.batch.ray_cluster import RayOptions  # (test_ray.py runs Ray itself: slow)
+
+    with pytest.raises(OptionError, match="engine is 'spark'; choose from local, ray"):
+        run_batch(load(dataset_dir), tmp_path / "a", recognizer, options=BatchOptions(engine="spark"))
+    with pytest.raises(OptionError, match="ray_actors must be between 1 and 1024, not 0"):
+        run_batch(load(dataset_dir), tmp_path / "b", recognizer,
+                  options=BatchOptions(engine="ray", ray=RayOptions(actors=0)))
+    for changed, words in ((dict(actor_cpus=0.001), "ray_actor_cpus must be between 0.01 and 256, not 0.001"),
+                           (dict(task_cpus=300), "ray_task_cpus must be between 0.01 and 256, not 300"),
+                           (dict(cpus=0), "ray_cpus must be at least 1, not 0")):
+        with pytest.raises(OptionError, match=words):
+            RayOptions(**changed).check()
+    assert RayOptions().check() is None
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_other_settings_in_the_same_folder_are_refused(dataset_dir, tmp_path, recognizer):
@@ -204,6 +222,19 @@ def test_features_match_the_library_and_carry_their_settings(dataset_dir, tmp_pa
     np.testing.assert_allclose(row["logits"], classified.logits, atol=1e-5)
 
 
+def test_the_features_command_writes_what_the_library_gives(dataset_dir, tmp_path, shared_weights_dir, recognizer):
+    out = tmp_path / "out"
+    proc = run_cli("features", str(dataset_dir), "--labels-from-folders", "--out", str(out), "--window", "10",
+                   "--stride", "5", "--workers", "0", "--format", "json", "--offline", weights_dir=shared_weights_dir,
+                   module="i3d")
+    assert proc.returncode == 5, proc.stderr  # the set's broken and too-short videos fail; the rest are written
+    assert (json.loads(proc.stdout)["ok"], json.loads(proc.stdout)["failed"]) == (4, 2)
+    item = dataset_dir / "juggling balls" / "clip3.avi"
+    expected = recognizer.features(item, video=VideoOptions(window=10, stride=5), logits=True)
+    np.testing.assert_allclose(np.load(out / "features" / "juggling balls" / "clip3.avi.rgb.npy"),
+                               expected.features["rgb"], atol=1e-5)
+
+
 def test_worker_processes_give_the_same_records(dataset_dir, tmp_path, recognizer):
     inline, pooled = tmp_path / "inline", tmp_path / "pooled"
     run_batch(load(dataset_dir), inline, recognizer)
@@ -215,6 +246,7 @@ def test_worker_processes_give_the_same_records(dataset_dir, tmp_path, recognize
     assert comparable(inline) == comparable(pooled)
 
 
+@pytest.mark.slow
 def test_cli_exit_code_5_when_some_fail_and_kill_9_loses_nothing(dataset_dir, tmp_path, shared_weights_dir):
     out = tmp_path / "out"
     env = {**os.environ, "I3D_WEIGHTS_DIR": str(shared_weights_dir)}
@@ -222,12 +254,14 @@ def test_cli_exit_code_5_when_some_fail_and_kill_9_loses_nothing(dataset_dir, tm
                "--workers", "0"]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not list((out / "results").rglob("*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    while not list((out / "results").rglob("*.json")):  # the first record is written
+        assert time.monotonic() < deadline and proc.poll() is None, "the batch wrote no record"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # wherever it is: mid-video, mid-write, or (a fast machine) done
     proc.wait(timeout=30)
     done = len(list((out / "results").rglob("*.json")))
-    assert 1 <= done < 6
+    print(f"{done} of 6 records written before kill -9")
+    assert 1 <= done <= 6  # how many depends on the machine; what follows holds for any of them
     finished = subprocess.run(command + ["--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=300)
     assert finished.returncode == 5, finished.stderr
@@ -236,6 +270,7 @@ def test_cli_exit_code_5_when_some_fail_and_kill_9_loses_nothing(dataset_dir, tm
     assert len({row["key"] for row in records(out)}) == len(records(out)) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_stopping_a_batch_with_worker_processes_is_one_line(tmp_path, shared_weights_dir, sig, code, word):
     """No leaked-semaphore warning from the workers' ends (tqdm's lock in a worker is a thread lock)."""

@@ -276,7 +276,7 @@ def test_hmdb_split_file_and_folder(tmp_path):
 def test_no_list_can_name_outputs_outside_the_output_folder(tmp_path):
     """Keys name records and features under --out: '..' parts and over-long names are refused with their line,
     in every layout (HMDB51 and UCF101 splits, lists), and the batch folder refuses them too."""
-    from i3d.tasks.batch_folder import record_path
+    from i3d.tasks.batch.records import record_path
 
     root = tmp_path / "hmdb51"
     touch(root, "brush_hair/a.avi")
@@ -435,7 +435,7 @@ def test_shard_values_are_pinned():
 
 def test_a_file_name_that_is_not_utf8_has_a_shard_and_a_record(tmp_path):
     """Names are bytes on Linux: a non-UTF-8 one is sharded by its bytes and its record round-trips."""
-    from i3d.tasks.batch_folder import read_record, record_path
+    from i3d.tasks.batch.records import read_record, record_path
 
     name = os.fsdecode(b"clip\xff.mp4")  # 'clip\udcff.mp4'
     touch(tmp_path / "videos", "a.mp4", name)

@@ -81,6 +81,7 @@ def test_a_clip_is_the_mean_of_its_steps(recognizer, cricket):
     assert np.abs(step_features.mean(axis=1) - features).max() < 1e-6
 
 
+@pytest.mark.slow  # the TensorFlow network as well
 def test_tensorflow_steps_too(shared_store, cricket):
     from i3d.runtime.tensorflow import TensorFlowRunner
     from i3d.weights.sets import get_weight_set
@@ -92,6 +93,7 @@ def test_tensorflow_steps_too(shared_store, cricket):
     assert np.abs(step_logits.mean(axis=1) - logits).max() < 1e-5
 
 
+@pytest.mark.slow  # a video's windows twice
 def test_dense_windows_of_a_video_against_windows_run_alone(recognizer):
     video = SAMPLES / "arm_wrestling.mp4"
     first = dict(window=64, stride=16, max_frames=176)  # 7 s: the first 8 windows
@@ -109,7 +111,9 @@ def test_dense_windows_of_a_video_against_windows_run_alone(recognizer):
     assert dense.features["rgb"].shape == (len(spans), 1024)
 
 
-def test_segments_dense_on_the_command_line(shared_weights_dir, tmp_path):
+def test_segments_dense_on_the_command_line(shared_weights_dir, tmp_path, recognizer):
+    from i3d.preprocess.windows import SHORT_STRIDE, SHORT_WINDOW
+
     out = tmp_path / "out"
     done = run_cli("segments", str(SAMPLES / "clip_c.avi"), "--out", str(out), "--dense", "--format", "json",
                    "--no-charts", module="i3d", weights_dir=shared_weights_dir)
@@ -117,7 +121,37 @@ def test_segments_dense_on_the_command_line(shared_weights_dir, tmp_path):
     sidecar = json.loads(next((out / "features").rglob("*.json")).read_text())
     starts = [w["first_frame"] for w in sidecar["windows"]]
     assert starts[:3] == [0, 16, 32]
-    assert json.loads(done.stdout)["segments"]["clip_c"]
+    # the command's windows are the library's dense ones (run here, in this process), logit for logit
+    ours = recognizer.features(SAMPLES / "clip_c.avi", logits=True,
+                               video=VideoOptions(window=SHORT_WINDOW, stride=SHORT_STRIDE, dense=True))
+    assert [w.first_frame for w in ours.windows] == starts
+    np.testing.assert_allclose(np.load(next((out / "features").rglob("*.rgb.logits.npy"))), ours.logits["rgb"],
+                               atol=1e-4)
+    segments = json.loads(done.stdout)["segments"]["clip_c"]
+    assert segments and {s["label"] for s in segments} <= set(recognizer.categories)
     refused = run_cli("segments", str(SAMPLES / "clip_c.avi"), "--out", str(tmp_path / "other"), "--dense",
                       "--window", "60", module="i3d", weights_dir=shared_weights_dir)
     assert refused.returncode == 2 and "multiple of 8" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_segments_with_a_head_and_chosen_classes_on_the_command_line(shared_weights_dir, tmp_path):
+    """README: with --head the scores are over the head's classes; --classes keeps some classes only."""
+    from support import random_head
+
+    random_head(3, seed=1).save(tmp_path / "head")
+    common = ("--head", str(tmp_path / "head"), "--window", "32", "--stride", "32", "--threshold", "0.01",
+              "--min-duration", "0", "--format", "json", "--no-charts", "--offline")
+    everything = run_cli("segments", str(SAMPLES / "clip_c.avi"), "--out", str(tmp_path / "all"), *common,
+                         module="i3d", weights_dir=shared_weights_dir)
+    assert everything.returncode == 0, everything.stderr
+    found = json.loads(everything.stdout)["segments"]["clip_c"]
+    assert found and {s["label"] for s in found} <= {"class 0", "class 1", "class 2"}
+    [scores] = (tmp_path / "all" / "segments").glob("*.scores.npz")
+    with np.load(scores) as saved:
+        assert saved["scores"].shape[1] == 3 and tuple(saved["classes"]) == ("class 0", "class 1", "class 2")
+        np.testing.assert_allclose(saved["scores"].sum(axis=1), 1.0, atol=1e-5)  # probabilities over 3 classes
+    some = run_cli("segments", str(SAMPLES / "clip_c.avi"), "--out", str(tmp_path / "some"), *common,
+                   "--classes", "class 1,class 2", module="i3d", weights_dir=shared_weights_dir)
+    assert some.returncode == 0, some.stderr
+    kept = json.loads(some.stdout)["segments"]["clip_c"]
+    assert kept == [s for s in found if s["label"] in ("class 1", "class 2")]

@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from support import copy_rgb_cache, run_cli, stand_in_flow_set
+from support import copy_rgb_cache, run_cli, stand_in_flow_copy
 
 from i3d.results import fuse_logits, softmax, top_k
 
@@ -24,7 +24,12 @@ def test_cricket_sample_is_playing_cricket(cricket_rgb_result):
     result = cricket_rgb_result
     assert result["top"][0]["label"] == "playing cricket"
     assert result["top"][0]["probability"] > 0.95
-    assert result["norm"] == pytest.approx(83.24, abs=0.05)  # measured on the preview-built sample
+    assert result["norm"] == pytest.approx(float(np.linalg.norm(np.float64(result["logits"]))), rel=1e-6)
+    # Regression pins, not independent values: the preview-built sample is not DeepMind's clip, so DeepMind's
+    # published numbers do not apply; these are the tool's own answers when they were last checked by hand
+    # (test_inference holds OpenVINO to TensorFlow's logits, test_fvd the network to the TF-Hub reference).
+    assert result["norm"] == pytest.approx(83.24, abs=0.05)
+    assert result["top"][0]["logit"] == pytest.approx(17.64, abs=0.005)  # test_cache_edges prints it as "17.64"
     assert (result["type"], result["pretrain"], result["fusion"]) == ("rgb", "kinetics", "mean")
     assert result["weights"] == {"rgb": "rgb_scratch"}
     assert len(result["logits"]) == len(result["probabilities"]) == 400
@@ -53,14 +58,15 @@ def test_softmax_is_stable_and_fusion_is_mean_or_sum():
     assert [r.label for r in top_k(np.array([0.5, 2.0, 1.0]), ["x", "y", "z"], 2)] == ["y", "z"]
 
 
-def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, tmp_path):
+@pytest.mark.slow  # two streams
+def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, stand_in_flow, tmp_path):
     """Both streams with a stand-in flow checkpoint: fused logits are the mean (or sum) of the two streams."""
     import i3d
     from i3d.weights.store import WeightStore
 
     store = WeightStore(tmp_path)
     copy_rgb_cache(shared_weights_dir, tmp_path)
-    injected = {"flow": stand_in_flow_set(tmp_path, seed=3)}
+    injected = {"flow": stand_in_flow_copy(stand_in_flow, tmp_path)}
     clips = {"rgb": cricket_clips["rgb"], "flow": cricket_clips["flow"]}
 
     def run(streams, fusion="mean"):

@@ -20,16 +20,15 @@ def sample(cricket_clips) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def ours(recognizer, sample) -> dict[str, np.ndarray]:
+def ours(pretrained_rgb, sample) -> dict[str, np.ndarray]:
     """The network's own logits and features (TensorFlow, the tool's reference path) on the sample."""
-    from i3d.weights.loading import LoadOptions, build_pretrained
     from i3d.model import with_features
 
-    model = with_features(build_pretrained(get_weight_set("rgb", "kinetics"), recognizer.store,
-                                           LoadOptions(download=False)))
+    model = with_features(pretrained_rgb)
     logits, features = model(sample, training=False)
-    short_logits, _ = model(sample[:, :16], training=False)
-    return {"logits": logits.numpy(), "features": features.numpy(), "short": short_logits.numpy()}
+    short_logits, short_features = model(sample[:, :16], training=False)
+    return {"logits": logits.numpy(), "features": features.numpy(), "short": short_logits.numpy(),
+            "short_features": short_features.numpy()}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +39,7 @@ def exported(tmp_path_factory, recognizer, sample) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file_format", MODEL_FORMATS)
 def test_every_format_runs_in_its_runtime_with_the_networks_logits(exported, ours, sample, file_format):
     path = {"onnx": "model.onnx", "saved_model": "saved_model", "openvino": "model.xml",
@@ -59,6 +59,7 @@ def test_every_format_runs_in_its_runtime_with_the_networks_logits(exported, our
                                                                    abs=2e-6)
 
 
+@pytest.mark.slow
 def test_onnx_batch_axis_is_dynamic_and_named(exported, sample, ours):
     import onnxruntime
 
@@ -66,11 +67,15 @@ def test_onnx_batch_axis_is_dynamic_and_named(exported, sample, ours):
     [clip] = session.get_inputs()
     assert clip.name == "clip" and clip.shape == ["batch", "frames", 224, 224, 3]
     assert [output.name for output in session.get_outputs()] == ["logits"]
-    two = np.concatenate([sample[:, :24], sample[:, 24:48][:, ::-1]])
-    logits = session.run(None, {"clip": np.ascontiguousarray(two)})[0]
+    clips = [np.ascontiguousarray(sample[:, :24]), np.ascontiguousarray(sample[:, 24:48][:, ::-1])]
+    logits = session.run(None, {"clip": np.concatenate(clips)})[0]
     assert logits.shape == (2, 400) and not np.allclose(logits[0], logits[1])
+    for row, clip in zip(logits, clips):  # each row is its own clip's answer: nothing mixes clips in a batch
+        alone = session.run(None, {"clip": clip})[0]
+        np.testing.assert_allclose(row, alone[0], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_features_and_head_exports(tmp_path, recognizer, shared_weights_dir, sample, ours):
     export_model("rgb_kinetics", tmp_path / "f", ExportOptions("keras", "features"), store=recognizer.store,
                  sample=sample)  # the endpoint is the Keras model's, whatever the format (keras: the quickest)
@@ -90,12 +95,7 @@ def test_features_and_head_exports(tmp_path, recognizer, shared_weights_dir, sam
     assert check["passed"] and check["head"] == str(tmp_path / "head") and check["output"] == "logits"
     assert check["head_sha256"] == head.fingerprint()
     logits = runtime_runner("keras", tmp_path / "out" / "model.keras")(np.ascontiguousarray(sample[:, :16]))
-    from i3d.model import with_features
-    from i3d.weights.loading import LoadOptions, build_pretrained
-
-    model = with_features(build_pretrained(get_weight_set("rgb", "kinetics"), recognizer.store,
-                                           LoadOptions(download=False)))
-    want = head.logits("rgb", model(sample[:, :16], training=False)[1].numpy())
+    want = head.logits("rgb", ours["short_features"])
     assert logits.shape == (1, 4) and np.max(np.abs(logits - want)) < 1e-4
 
 
@@ -118,6 +118,14 @@ def test_heads_that_do_not_fit_are_refused(tmp_path, recognizer, sample):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_command_refuses_an_unknown_set_in_one_line(tmp_path, shared_weights_dir):
+    done = run_cli("export", "rgb_nonsense", "--format", "onnx", str(tmp_path / "out"), weights_dir=shared_weights_dir,
+                   module="i3d")
+    assert done.returncode == 2 and "weight set 'rgb_nonsense' is unknown" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
 def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path, shared_weights_dir, exported):
     out = tmp_path / "out"
     out.mkdir()
@@ -128,9 +136,6 @@ def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path,
     assert (out / "model.onnx").read_bytes() == b"mine"
     assert [p.name for p in out.iterdir()] == ["model.onnx"]  # no staging folder left behind
 
-    done = run_cli("export", "rgb_nonsense", "--format", "onnx", str(out), weights_dir=shared_weights_dir,
-                   module="i3d")
-    assert done.returncode == 2 and "weight set 'rgb_nonsense' is unknown" in done.stderr
 
     for argv in (["export", "rgb_kinetics", "--format", "deepmind", str(tmp_path / "dm"), "--offline"],
                  ["weights", "export", "rgb_kinetics", str(tmp_path / "old"), "--offline"]):
@@ -139,3 +144,49 @@ def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path,
         assert "DeepMind's published file, byte for byte" in done.stdout
     assert ((tmp_path / "dm" / "model.ckpt.data-00000-of-00001").read_bytes()
             == (tmp_path / "old" / "model.ckpt.data-00000-of-00001").read_bytes())
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_the_files_and_a_failed_self_check_is_exit_4(tmp_path, shared_weights_dir, cricket_clips,
+                                                                          ours, monkeypatch, capsys):
+    """README: --overwrite replaces what is in DIR; a file that differs from the network by more than 1e-4 is
+    exit 4, one line naming its check file, which records the failure."""
+    from i3d.commands.export import main
+    from i3d.inputs import samples
+    from i3d.runtime import export as export_module
+
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+    monkeypatch.setattr(samples, "DATA_DIR", cricket_clips["rgb"].parent)  # the session's cricket sample
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.keras").write_bytes(b"mine")
+    argv = ["rgb_kinetics", "--format", "keras", str(out), "--offline", "--overwrite"]
+    assert main(argv) == 0, capsys.readouterr().err
+    logits = runtime_runner("keras", out / "model.keras")(np.load(cricket_clips["rgb"]))
+    assert np.max(np.abs(logits - ours["logits"])) < 1e-4  # the file was replaced by the export
+    capsys.readouterr()
+
+    real = export_module.runtime_runner
+
+    def off_by_a_little(file_format, path):
+        run = real(file_format, path)
+        return lambda clip: np.asarray(run(clip)) + 1e-3  # a runtime that differs from the network by 1e-3
+
+    monkeypatch.setattr(export_module, "runtime_runner", off_by_a_little)
+    assert main(argv) == 4
+    [error] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert "differs from the network by 0.001" in error and "model.keras.check.json" in error
+    check = json.loads((out / "model.keras.check.json").read_text())
+    assert check["passed"] is False and check["runs"][0]["max_abs_difference"] == pytest.approx(1e-3, rel=1e-2)
+
+
+@pytest.mark.slow
+def test_outputs_are_named_logits_in_saved_model_and_openvino(exported):
+    """README: every model gives one output named logits (or features)."""
+    import openvino as ov
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(exported / "saved_model")).signatures["serving_default"]
+    assert list(signature.structured_outputs) == ["logits"]
+    model = ov.Core().read_model(str(exported / "model.xml"))
+    assert [output.get_any_name() for output in model.outputs] == ["logits"]

@@ -83,13 +83,11 @@ def test_resize_is_tf1_resize_bilinear_bit_for_bit():
 
 
 @needs_shared
-def test_module_runs_our_verified_weights(reference, shared_store):
+def test_module_runs_our_verified_weights(reference, pretrained_rgb):
     """The rebuilt data file is rgb_scratch's (sha256 checked when built) and every variable restores to ours."""
-    from i3d.weights.loading import LoadOptions, build_pretrained, model_tensors
-    from i3d.weights.sets import get_weight_set
+    from i3d.weights.loading import model_tensors
 
-    rgb = get_weight_set("rgb", "kinetics")
-    ours = model_tensors(build_pretrained(rgb, shared_store, LoadOptions(download=False)), "RGB")
+    ours = model_tensors(pretrained_rgb, "RGB")
     restored = reference.variables()
     assert len(restored) == len(ours) == 230
     for name, value in ours.items():
@@ -123,6 +121,7 @@ def test_embeddings_and_distance_equal_the_reference(reference, embedded, real, 
     assert abs(same - theirs) / theirs < 1e-9  # measured 7.7e-15
 
 
+@pytest.mark.slow  # the TensorFlow network as well
 @needs_shared
 def test_tensorflow_backend_is_closer_still(reference, shared_store, real):
     options = i3d.FVDOptions(engine=i3d.EngineOptions("tensorflow"), batch_size=4)
@@ -213,6 +212,7 @@ def test_folders_of_frames_and_videos(tmp_path, recognizer, real, embedded):
     assert np.abs(got[3] - alone[0]).max() < 1e-5
 
 
+@pytest.mark.slow  # embeds two sets again
 def test_statistics_round_trip_and_stand_in(tmp_path, recognizer, real, generated):
     options = i3d.FVDOptions(batch_size=4, cache_dir=tmp_path / "cache")
     with warnings.catch_warnings():
@@ -231,6 +231,7 @@ def test_statistics_round_trip_and_stand_in(tmp_path, recognizer, real, generate
         i3d.fvd(path, generated, other, recognizer=recognizer)
 
 
+@pytest.mark.slow  # a bf16 network as well
 def test_bf16_warns_is_not_cached_and_never_mixes_with_fp32(tmp_path, shared_store, recognizer, real, generated):
     if "avx512_bf16" not in open("/proc/cpuinfo").read() and "amx_bf16" not in open("/proc/cpuinfo").read():
         pytest.skip("this CPU has no native bf16")
@@ -246,6 +247,7 @@ def test_bf16_warns_is_not_cached_and_never_mixes_with_fp32(tmp_path, shared_sto
         i3d.fvd(path, generated, i3d.FVDOptions(batch_size=4), recognizer=recognizer)
 
 
+@pytest.mark.slow  # embeds three sets
 def test_cache_embeds_only_new_videos(tmp_path, monkeypatch, recognizer, real, generated):
     runner = recognizer.runners["rgb"]
     calls = []

@@ -31,12 +31,20 @@ OFFLINE = LoadOptions(download=False)
 
 @pytest.fixture()
 def private_store(shared_weights_dir, tmp_path) -> WeightStore:
-    """A weights store holding only the imported rgb_kinetics Keras cache."""
+    """A weights store of its own holding the imported rgb_kinetics Keras cache and the run's converted IR."""
     copy_rgb_cache(shared_weights_dir, tmp_path)
     return WeightStore(tmp_path)
 
 
-def test_openvino_matches_tensorflow_and_reuses_its_ir(private_store, cricket_clips):
+@pytest.fixture()
+def unconverted_store(shared_weights_dir, tmp_path) -> WeightStore:
+    """A weights store holding only the imported rgb_kinetics Keras cache: no IR yet."""
+    copy_rgb_cache(shared_weights_dir, tmp_path, ir=False)
+    return WeightStore(tmp_path)
+
+
+def test_openvino_matches_tensorflow_and_reuses_its_ir(unconverted_store, cricket_clips):
+    private_store = unconverted_store
     clip = np.load(cricket_clips["rgb"])
     tf_runner = TensorFlowRunner.load(RGB, private_store, OFFLINE)
     tf_logits = tf_runner.logits(clip)
@@ -61,6 +69,7 @@ def test_openvino_matches_tensorflow_and_reuses_its_ir(private_store, cricket_cl
     assert second.logits(clip[:, :16]).shape == (400,)
 
 
+@pytest.mark.slow  # converts the network three times
 def test_corrupt_or_stale_ir_is_rebuilt_never_used(private_store, tmp_path_factory, monkeypatch):
     OpenVINORunner.load(RGB, private_store, OFFLINE)
     xml = valid_ir(RGB, private_store)
@@ -128,6 +137,7 @@ def test_mixed_precision_without_a_gpu_is_a_usage_error(tmp_path):
     assert list(tmp_path.iterdir()) == [clip]
 
 
+@pytest.mark.slow
 def test_a_signal_after_two_compiled_networks_are_dropped_is_handled_not_a_crash():
     """OpenVINO's CPU plugin sets the thread's alternate signal stack and puts the old one back when it goes: with
     a plugin per compiled network, dropping them in the order they were made left a freed stack in place, and
@@ -156,3 +166,32 @@ def _two_runners_then_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: handled.append(number))
     os.kill(os.getpid(), signal.SIGTERM)
     assert handled == [signal.SIGTERM]
+
+
+def test_threads_sharing_an_openvino_runner_get_what_serial_calls_get(recognizer):
+    """The runner serialises its compiled model's one implicit request itself: callers need no lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = recognizer.runners["rgb"]
+    assert isinstance(runner, OpenVINORunner)
+    rng = np.random.default_rng(33)
+    clips = [rng.uniform(-1, 1, (1, frames, 224, 224, 3)).astype(np.float32) for frames in (9, 16, 9, 24)]
+    serial = [runner.outputs(clip) for clip in clips]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(runner.outputs, clips * 2))
+    for (logits, features), (want_logits, want_features) in zip(together, serial * 2):
+        assert np.array_equal(logits, want_logits) and np.array_equal(features, want_features)
+    assert len({float(logits[0].max()) for logits, _ in serial}) == 4  # four different answers, not one repeated
+
+
+def test_the_server_uses_the_recognizer_it_is_given_and_changes_nothing_on_it(recognizer, tmp_path):
+    pytest.importorskip("fastapi")
+    from i3d.serve.app import Server, create_app
+    from i3d.serve.options import ServedModel, ServeOptions
+
+    runners = dict(recognizer.runners)
+    server = Server(recognizer, ServedModel(), ServeOptions(temp_dir=tmp_path))
+    create_app(server)
+    assert server.recognizer is recognizer
+    assert recognizer.runners.keys() == runners.keys()
+    assert all(recognizer.runners[name] is runner for name, runner in runners.items())

@@ -83,7 +83,8 @@ def test_a_file_gives_classify_windows(recognizer, stream_file):
     import i3d
 
     assert (i3d.live, i3d.LiveOptions, i3d.LiveSummary) == (live, LiveOptions, LiveSummary)
-    results = list(recognizer.live(str(stream_file), video=VIDEO))  # the method is live(recognizer, ...)
+    assert not hasattr(recognizer, "live")  # the recognizer knows no task: i3d.live(recognizer, source)
+    results = list(live(recognizer, str(stream_file), video=VIDEO))
     want = offline(recognizer, stream_file)
     assert len(results) == len(want) == 6 and results[-1].skipped == 0
     for mine, theirs in zip(results, want):
@@ -102,6 +103,7 @@ def test_the_stream_recorded_with_its_answers(recognizer, stream_file, tmp_path)
     assert frames[-1][5:25, 5:60].mean() < frames[0][5:25, 5:60].mean() - 20
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_a_tcp_stream_at_25_fps(recognizer, stream_file):
     server = Server(stream_file)
     server.start()
@@ -118,6 +120,7 @@ def test_a_tcp_stream_at_25_fps(recognizer, stream_file):
     assert max(r.latency for r in results) < 5
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_a_server_that_stops_mid_stream(recognizer, stream_file):
     server = Server(stream_file, fraction=0.6)
     server.start()
@@ -142,6 +145,7 @@ class Slow:
         return self.runner.outputs(clips)
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream_file):
     slow = Recognizer({"rgb": Slow(recognizer.runners["rgb"])}, recognizer.weight_sets, recognizer.backend,
                       recognizer.engine, store=recognizer.store)
@@ -153,6 +157,7 @@ def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream
     assert max(r.latency for r in results) < 2 * (0.6 + 1.0)  # never more than a window or so behind
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_a_feed_its_reader_cannot_keep_up_with_gives_whole_runs_of_frames_between_gaps(stream_file):
     feed = FrameFeed(parse_source(str(stream_file)), LiveOptions(realtime=True), span=0.3, drop=True).start()
     runs: list[list[float]] = [[]]
@@ -177,6 +182,7 @@ def test_a_feed_its_reader_cannot_keep_up_with_gives_whole_runs_of_frames_betwee
         assert after[0] - before[-1] > 0.3  # the frames the reader missed are gone, not read late
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_a_capture_slower_than_the_stream_starts_again_on_fresh_frames(recognizer, stream_file, monkeypatch):
     from i3d import transforms
 
@@ -206,6 +212,7 @@ def test_a_capture_slower_than_the_stream_starts_again_on_fresh_frames(recognize
         np.testing.assert_allclose(result.logits, theirs.windows[0].logits, atol=1e-5)
 
 
+@pytest.mark.slow  # a live stream in real time
 def test_stdin_and_the_command(stream_file, shared_weights_dir):
     import os
     import subprocess
@@ -220,15 +227,23 @@ def test_stdin_and_the_command(stream_file, shared_weights_dir):
                               cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["window"] for r in rows] == list(range(len(rows))) and rows[0]["top"][0]["label"] == "arm wrestling"
     import re
 
-    # stdin is live: capture does not wait for the network, so windows it falls behind on are skipped, and counted
+    # stdin is live: capture does not wait for the network, so windows it falls behind on are skipped, and counted;
+    # the windows answered keep the numbers of their place in the stream (0 to 5), in order
     answered, skipped = map(int, re.search(r"summary: (\d+) windows, (\d+) skipped", proc.stderr).groups())
-    assert answered == len(rows) and answered + skipped == 6
+    assert answered == len(rows) >= 1 and answered + skipped == 6
+    numbers = [r["window"] for r in rows]
+    assert numbers == sorted(set(numbers)) and 0 <= numbers[0] and numbers[-1] <= 5
+    if skipped == 0:
+        assert numbers == list(range(6))
+    assert rows[0]["top"][0]["label"] == "arm wrestling"
     assert "summary: " in proc.stderr
-    started = time.monotonic()
+
+
+def test_an_address_nothing_answers_is_exit_3_in_one_line(shared_weights_dir):
     proc = run_cli("live", "tcp://127.0.0.1:1", "--open-timeout", "3", "--offline", weights_dir=shared_weights_dir,
-                   module="i3d")
-    assert proc.returncode == 3 and "tcp://127.0.0.1:1: cannot open" in proc.stderr
-    assert time.monotonic() - started < 60
+                   module="i3d", timeout=120)  # a command that waited on the address for ever would time out
+    assert proc.returncode == 3 and "tcp://127.0.0.1:1: cannot open" in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()  # the summary of what ran (nothing), then the one error line
+    assert lines[-1].startswith("error: tcp://127.0.0.1:1: cannot open") and len(lines) <= 2

@@ -288,7 +288,7 @@ def test_confusion_and_per_class_charts(tmp_path):
 
 def test_batch_charts_are_best_effort(tmp_path, monkeypatch, capsys):
     import i3d.report.charts as charts
-    from i3d.tasks.batch_folder import draw_charts
+    from i3d.tasks.batch.charts import draw_charts
 
     rows = [("abseiling", 1, 1.0, 1.0), ("archery", 2, 0.5, 1.0)]
     draw_charts(tmp_path, [0, 5, 5], [0, 5, 0], CATEGORIES, rows)
@@ -344,3 +344,36 @@ def test_arm_wrestling_annotates_every_source_frame(tmp_path):
     assert (written.frames, written.width, written.height, written.fps) == (280, 340, 256, 28.0)
     boxes = mp4_boxes(tmp_path / "aw.mp4")
     assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes
+
+
+def test_videos_joined_end_to_end_keep_each_clips_span(tmp_path):
+    """report.joined (the long test video of test_segments): each clip's frames one after another, resized,
+    and each clip's span in seconds where its frames landed."""
+    from i3d.report.joined import join_videos
+
+    first = write_smooth_video(tmp_path / "a.avi", count=25, width=160, height=120)  # 1 s
+    second = write_smooth_video(tmp_path / "b.avi", count=50, width=640, height=480)  # 2 s
+    spans = join_videos([first, second], tmp_path / "joined.mp4", size=(320, 240))
+    assert spans == [(0.0, 1.0), (1.0, 3.0)]  # 25 then 50 frames at 25 fps
+    frames, info = decode(tmp_path / "joined.mp4")
+    assert len(frames) == 75 and {f.shape for f in frames} == {(240, 320, 3)} and info["rate"] == 25.0
+    want = cv2.resize(smooth_frames(50, 640, 480)[0], (320, 240), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[25].astype(int) - want).mean() < 6  # the second clip starts at frame 25
+
+
+def test_a_segments_timeline_has_a_row_per_class_with_segments(tmp_path):
+    """report.segment_chart: 1000 px wide, 90 + 70 px per class with a segment (the best-scoring first, at most
+    12), or the 3 best-scoring classes when none has one."""
+    from PIL import Image
+
+    from i3d.report.segment_chart import plot_segments
+    from i3d.results import Segment
+
+    times = np.arange(100) / 25.0
+    scores = np.random.default_rng(0).uniform(0, 0.2, (100, len(CATEGORIES)))
+    segments = [Segment(CATEGORIES[5], 5, 0.4, 1.6, 0.7), Segment(CATEGORIES[9], 9, 2.0, 3.2, 0.9),
+                Segment(CATEGORIES[5], 5, 3.3, 3.9, 0.6)]
+    for found, rows in ((segments, 2), ([], 3)):
+        path = plot_segments(times, scores, CATEGORIES, found, tmp_path / f"{rows}.png", title="t")
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == (1000, 90 + 70 * rows)

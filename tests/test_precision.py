@@ -16,7 +16,7 @@ pytest.importorskip("nncf")
 from i3d.errors import OptionError  # noqa: E402
 from i3d.inputs import samples  # noqa: E402
 from i3d.runtime import quantize as quantize_module  # noqa: E402
-from i3d.runtime.base import EngineOptions, check_engine  # noqa: E402
+from i3d.runtime.base import EngineOptions  # noqa: E402
 from i3d.runtime.openvino import OpenVINORunner, native_bf16  # noqa: E402
 from i3d.runtime.quantize import cached_int8  # noqa: E402
 from i3d.weights.loading import LoadOptions  # noqa: E402
@@ -101,6 +101,7 @@ def test_bf16_without_native_support_says_so(int8_store, monkeypatch):
     assert runner.precision == "fp32"
 
 
+@pytest.mark.slow  # quantises again
 def test_int8_cache_is_reused_and_rebuilt_when_tampered_with(int8_store, cricket_rgb, monkeypatch, tmp_path):
     folder = cached_int8(RGB, int8_store)
     before = (folder / "model.bin").stat()
@@ -134,6 +135,7 @@ def test_int8_cache_is_reused_and_rebuilt_when_tampered_with(int8_store, cricket
     assert cached_int8(RGB, int8_store) == folder and quantised == [4]
 
 
+@pytest.mark.slow  # quantises on other videos
 def test_own_calibration_videos_from_the_command_line(int8_store, cricket_clips, tmp_path, monkeypatch, capsys):
     from i3d.commands.classify import main
 
@@ -179,6 +181,7 @@ def initialised_flow_set(store_root):
     return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
 
 
+@pytest.mark.slow  # a flow network converted and quantised for this test alone
 def test_flow_stream_quantises_too(tmp_path, cricket_clips, sample_dir):
     """Both streams: a flow network (seeded random weights: flow_kinetics cannot be fetched here) calibrated
     on the flow sample keeps its float32 answer on it."""
@@ -199,12 +202,13 @@ def test_flow_stream_quantises_too(tmp_path, cricket_clips, sample_dir):
 
 def test_precision_is_an_openvino_mode(tmp_path):
     with pytest.raises(OptionError, match="int8 is an OpenVINO mode: the tensorflow backend runs fp32 only"):
-        check_engine(EngineOptions("tensorflow", precision="int8"))
+        EngineOptions("tensorflow", precision="int8").check()
     with pytest.raises(OptionError, match="precision is 'fp16'; choose from fp32, bf16, int8"):
-        check_engine(EngineOptions("openvino", precision="fp16"))
+        EngineOptions("openvino", precision="fp16").check()
     with pytest.raises(OptionError, match="calibration only applies to int8 precision"):
-        check_engine(EngineOptions("openvino", calibration=tmp_path))
-    assert check_engine(EngineOptions("openvino", precision="bf16")) == EngineOptions("openvino", False, "bf16")
+        EngineOptions("openvino", calibration=tmp_path).check()
+    EngineOptions("openvino", precision="bf16").check()
+    assert EngineOptions("openvino", precision="bf16").resolved() == EngineOptions("openvino", False, "bf16")
 
     clip = tmp_path / "clip.npy"
     np.save(clip, np.zeros((9, 224, 224, 3), np.float32))
@@ -222,7 +226,7 @@ def test_precision_is_an_openvino_mode(tmp_path):
 def test_batch_settings_record_the_precision(int8_store, cricket_clips, tmp_path):
     """A batch folder made in one precision refuses results of another (the numbers differ)."""
     from i3d.preprocess.windows import VideoOptions
-    from i3d.tasks.batch_folder import prepare_folder, settings_of
+    from i3d.tasks.batch.folder import prepare_folder, settings_of
     from i3d.tasks.recognizer import Recognizer
 
     fp32 = Recognizer.load("rgb", load=OFFLINE, engine=EngineOptions("openvino"), store=int8_store)

@@ -13,23 +13,24 @@ import time
 from collections import Counter
 
 import pytest
-from support import ROOT, write_labelled_videos
+from support import ROOT, built_once, write_labelled_videos
 
 from i3d.inputs.dataset_items import ListOptions
 from i3d.inputs.datasets import load_dataset
 from i3d.preprocess.windows import VideoOptions
-from i3d.tasks.batch import BatchOptions, run_batch
+from i3d.tasks.batch.run import BatchOptions, run_batch
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
 
-from i3d.tasks.ray_engine import ACTOR_PREFIX, RayOptions  # noqa: E402
+from i3d.tasks.batch.ray_cluster import RayOptions  # noqa: E402
+from i3d.tasks.batch.ray_executor import ACTOR_PREFIX  # noqa: E402
 
 VIDEO = VideoOptions(window=10, stride=5)
 KEYS = ["abseiling/clip2.avi", "abseiling/short.avi", "archery/broken.avi", "archery/clip0.avi",
         "archery/clip1.avi", "juggling balls/clip3.avi"]
 
 
-pytestmark = pytest.mark.usefixtures("ray_modules_take_turns")  # see conftest
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_modules_take_turns")]  # see conftest
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,17 @@ def nodes():
 
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
-    return write_labelled_videos(tmp_path_factory.mktemp("cluster") / "videos")
+    """test_ray's labelled videos, made once per run."""
+    return built_once(tmp_path_factory, "ray-videos", write_labelled_videos)
 
 
 @pytest.fixture(scope="module")
 def local_records(dataset_dir, tmp_path_factory, recognizer):
-    out = tmp_path_factory.mktemp("local") / "out"
-    run_batch(load(dataset_dir), out, recognizer, video=VIDEO, options=BatchOptions(features=True))
-    return records(out)
+    """The local engine's records: test_ray's reference run, made once per run for both modules."""
+    def build(folder):
+        run_batch(load(dataset_dir), folder / "out", recognizer, video=VIDEO, options=BatchOptions(features=True))
+
+    return records(built_once(tmp_path_factory, "ray-local-run", build) / "out")
 
 
 def load(root):
@@ -86,7 +90,7 @@ def test_a_worker_node_removed_mid_batch(nodes, dataset_dir, tmp_path, recognize
 
     def remove_after_first(record):
         seen.append(record["key"])
-        if not removed:  # the node holding the model actor, or the one decoding: either way work is lost
+        if not removed:  # the node holding the model actor (as the README says): the call it was running is lost
             [name] = [n for n in ray.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
             actor = ray._private.state.actors(ray.get_actor(name)._actor_id.hex())
             victim = next(w for w in workers if w.node_id == actor["Address"]["NodeID"])

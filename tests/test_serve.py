@@ -131,6 +131,7 @@ def test_upload_and_path_answer_what_the_command_line_prints(server, cli_json):
     assert server.uploads() == []
 
 
+@pytest.mark.slow  # the clip's features twice
 def test_features_match_the_library(server, recognizer):
     from i3d.preprocess.windows import VideoOptions
 
@@ -170,10 +171,33 @@ def test_every_limit_answers_its_status_and_keeps_no_file(server, allowed):
     assert server.uploads() == []
 
 
+def test_a_body_streamed_without_a_length_is_refused_once_it_crosses_the_limit(server):
+    """README: 413 when a streamed body (chunked, no Content-Length) crosses --max-upload-mb (1 MB here)."""
+    # 3 MB: past the 1 MB upload and the 1 MB a form's other parts may add, so the body itself crosses the limit
+    body, kind = form({}, data=b"\0" * (3 << 20), name="clip.mp4")
+    with socket.create_connection((server.host, server.port), timeout=120) as sock:
+        sock.sendall(f"POST /v1/classify HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nContent-Type: {kind}\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for at in range(0, len(body), 65536):
+                piece = body[at:at + 65536]
+                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused mid-body: the answer was sent before the rest was read
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        assert reply.status == 413 and json.loads(reply.read())["kind"] == "input"
+    deadline = time.monotonic() + 30
+    while server.uploads():  # the part received is removed with the answer
+        assert time.monotonic() < deadline, server.uploads()
+        time.sleep(0.05)
+
+
 def test_a_client_gone_mid_upload_leaves_no_file(server):
     body, kind = form({}, LONG)
     sock = socket.create_connection((server.host, server.port))
-    sock.sendall(f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+    sock.sendall(f"POST /v1/classify HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nContent-Type: {kind}\r\n"
                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:len(body) // 2])
     deadline = time.time() + 20
     while not server.uploads() and time.time() < deadline:  # the half-sent upload is on disk
@@ -201,6 +225,19 @@ def test_info_and_the_page(server):
     assert b'id="file"' in page and not re.search(rb'(src|href)="(https?:)?//', page)  # nothing from outside
 
 
+def test_a_port_in_use_is_a_usage_error_in_one_line(tmp_path, shared_weights_dir):
+    """README: a port in use is exit 2, one line; nothing is left in --temp-dir."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        (tmp_path / "uploads").mkdir()
+        proc = run_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--offline", "--temp-dir",
+                       str(tmp_path / "uploads"), weights_dir=shared_weights_dir, module="i3d", timeout=240)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"--port {port}: cannot listen there" in proc.stderr and "choose another port" in proc.stderr
+    assert list((tmp_path / "uploads").iterdir()) == []
+
+
+@pytest.mark.slow  # a second server, stopped
 def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
     random_head(4, seed=3).save(tmp_path / "head")
     served = Served(shared_weights_dir, tmp_path / "uploads", "--token", "s3cret", "--concurrency", "1",
@@ -213,6 +250,9 @@ def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
         auth = {"Authorization": "Bearer s3cret"}
         status, _, raw = served.request("GET", "/v1/info", headers=auth)
         assert status == 200 and json.loads(raw)["classes"] == ["class 0", "class 1", "class 2", "class 3"]
+        body = json.dumps({"path": str(CLIP)}).encode()  # no --allow-dir: no path is served, not even a real one
+        status, _, raw = served.request("POST", "/v1/classify", body, {**auth, "Content-Type": "application/json"})
+        assert status == 403 and json.loads(raw)["kind"] == "forbidden"
 
         first: list = []
         slow = threading.Thread(target=lambda: first.append(served.post("/v1/classify", video=LONG, headers=auth)))
@@ -223,8 +263,9 @@ def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
             time.sleep(0.1)
         status, headers, answer = served.post("/v1/classify", video=CLIP, headers=auth)
         assert status == 503 and answer["kind"] == "busy" and headers["retry-after"] == "5"
-        time.sleep(0.5)
-        served.process.send_signal(signal.SIGTERM)  # the first request is still running: it must be answered
+        # the first request (10 s of video in one 250-frame window) is still running: SIGTERM must let it end
+        assert not first and slow.is_alive(), "the first request ended before SIGTERM: there was nothing to drain"
+        served.process.send_signal(signal.SIGTERM)
         slow.join(120)
         assert first and first[0][0] == 200
         done = run_cli("--video", LONG.name, "--head", str(tmp_path / "head"), "--format", "json", "--offline",
@@ -237,7 +278,7 @@ def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
         assert served.lines[-1] == "stopped: every request in flight was answered"
         with pytest.raises(OSError):
             socket.create_connection((served.host, served.port), timeout=5)
-        assert not (tmp_path / "uploads").exists() or served.uploads() == []
+        assert list((tmp_path / "uploads").iterdir()) == []  # the server's own uploads folder went with it
     finally:
         served.process.kill()
 
@@ -245,10 +286,17 @@ def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and os.environ.get("CI") != "true",
-                    reason="Debian's chromium and chromium-driver are not installed (CI installs them)")
+@pytest.mark.slow  # a real browser
 def test_the_page_in_a_real_browser(server, tmp_path, cli_json):
-    """Chromium, driven by Selenium, picks a real clip on the page; the page shows the API's top class."""
+    """Chromium, driven by Selenium, picks a real clip on the page; the page shows the API's top class.
+
+    Skipped where Debian's chromium and chromium-driver are not installed, except under CI (CI=true), where
+    .ci/run installs them: there a missing browser fails the test rather than hiding it."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        missing = "Debian's chromium and chromium-driver are not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing}, and CI must run this test (.ci/run installs them)")
+        pytest.skip(f"{missing} (CI installs them)")
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never look for drivers online
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -269,6 +317,8 @@ def test_the_page_in_a_real_browser(server, tmp_path, cli_json):
         WebDriverWait(driver, 30).until(lambda d: "400 classes" in d.find_element(By.ID, "info").text)
         driver.find_element(By.ID, "file").send_keys(str(CLIP))
         WebDriverWait(driver, 180).until(expected_conditions.visibility_of_element_located((By.ID, "top1")))
+        # the page shows what the command line answers; "filling eyebrows" is a regression pin (clip_c.avi's top
+        # class, when last checked by hand), so that a page showing nothing the API said cannot pass
         assert driver.find_element(By.ID, "top1").text == cli_json["top"][0]["label"] == "filling eyebrows"
         bars = driver.find_elements(By.CSS_SELECTOR, "#bars .bar")
         assert len(bars) == 5 and bars[0].text.startswith("filling eyebrows")  # the page asks for 5

@@ -175,7 +175,7 @@ def test_batch_settings_treat_the_engines_alike():
     """A batch folder made with one TV-L1 engine resumes with the other: their flow is the same."""
     from types import SimpleNamespace
 
-    from i3d.tasks.batch_folder import settings_of
+    from i3d.tasks.batch.folder import settings_of
 
     recognizer = SimpleNamespace(streams=(), weight_sets={}, backend="openvino", head=None,
                                  precision_record=lambda: {"asked": "fp32", "used": {}})
@@ -206,6 +206,7 @@ _FIRST_USE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_compiled_once_then_loaded_from_disk(tmp_path):
     env = {**os.environ, "I3D_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     env.pop("NUMBA_CACHE_DIR", None)

@@ -8,7 +8,7 @@ import tracemalloc
 import cv2
 import numpy as np
 import pytest
-from support import ARM_WRESTLING, needs_video, run_cli, stand_in_flow_set, write_video
+from support import ARM_WRESTLING, needs_video, run_cli, stand_in_flow_copy, write_video
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def test_arm_wrestling_video_is_arm_wrestling(arm_wrestling_json):
     assert len(result["windows"]) == 1 and result["windows"][0]["end"] == pytest.approx(10.0)
 
 
+@pytest.mark.slow  # preprocess, then a second run
 @needs_video
 def test_preprocess_then_npy_gives_the_same_logits(arm_wrestling_json, shared_weights_dir, tmp_path):
     proc = run_cli("preprocess", str(ARM_WRESTLING), "--type", "rgb", "--out", str(tmp_path),
@@ -38,6 +39,7 @@ def test_preprocess_then_npy_gives_the_same_logits(arm_wrestling_json, shared_we
     np.testing.assert_array_equal(json.loads(proc.stdout)["logits"], arm_wrestling_json["logits"])
 
 
+@pytest.mark.slow  # arm_wrestling.mp4 in windows, and its features again
 @needs_video
 def test_windows_give_a_timeline(shared_weights_dir):
     proc = run_cli("--video", str(ARM_WRESTLING), "--window", "100", "--stride", "75", "--format", "json",
@@ -74,13 +76,14 @@ def test_windowing_keeps_memory_bounded(tmp_path):
     assert long_peak < 300 * 256 * 341 * 3  # less than the decoded video itself
 
 
-def test_flow_cache_skips_recomputation_and_keeps_logits(tmp_path, monkeypatch):
+@pytest.mark.slow  # a flow stream, three times
+def test_flow_cache_skips_recomputation_and_keeps_logits(tmp_path, monkeypatch, stand_in_flow):
     """The flow stream twice on a video: the second run computes no flow and gives identical logits."""
     import i3d
     from i3d.preprocess import flow
 
     store = i3d.WeightStore(tmp_path / "weights")
-    injected = {"flow": stand_in_flow_set(store.root, seed=5)}
+    injected = {"flow": stand_in_flow_copy(stand_in_flow, store.root)}
     cache = tmp_path / "cache" / "flow"
     video = write_video(tmp_path / "moving.avi", 14)
 
@@ -148,6 +151,7 @@ def test_video_usage_errors_exit_2(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # arm_wrestling.mp4 twice more
 @needs_video
 def test_features_per_window_agree_with_classify(shared_store):
     """One Recognizer: features are (windows, 1024); their logits are classify's per-window logits."""
