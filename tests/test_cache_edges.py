@@ -109,6 +109,7 @@ def hidden(folder: Path) -> list[str]:
 # ---- 1. the Keras cache on a full disk --------------------------------------------
 
 
+@pytest.mark.slow  # imports the weights again on a full folder
 def test_full_disk_keras_cache_is_one_warning_and_the_run_succeeds(tmp_path):
     """Used to print the result, then segfault at exit (139): h5py's file was left open on a deleted temporary."""
     with tmpfs(tmp_path / "weights", "1m") as weights:  # the cache is about 50 MB: nothing fits

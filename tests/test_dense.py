@@ -134,6 +134,7 @@ def test_segments_dense_on_the_command_line(shared_weights_dir, tmp_path, recogn
     assert refused.returncode == 2 and "multiple of 8" in refused.stderr and "Traceback" not in refused.stderr
 
 
+@pytest.mark.slow  # a second segments process (the dense command test keeps the command in the fast tier)
 def test_segments_with_a_head_and_chosen_classes_on_the_command_line(shared_weights_dir, tmp_path):
     """README: with --head the scores are over the head's classes; --classes keeps some classes only."""
     from support import random_head

@@ -258,6 +258,7 @@ def test_sanity_checks_randomised_weights_and_another_class_change_the_map(share
         assert np.mean(correlations) < 0.5, (cascade, correlations)
 
 
+@pytest.mark.slow  # a second explain process (test_command_end_to_end keeps the command in the fast tier)
 def test_explain_on_clip_arrays(recognizer, cricket):
     explanation = explain(recognizer, cricket, ExplainOptions(classes=("Playing Cricket",)))
     answer = recognizer.classify(cricket).top[0]
@@ -360,6 +361,7 @@ def test_occlusion_on_i3d_equals_the_runner_on_a_hand_hidden_clip(recognizer, cr
         explain(recognizer, cricket, ExplainOptions(method="occlusion", patch=(16, 112, 112), budget=8))
 
 
+@pytest.mark.slow  # builds a second Grad-CAM network
 def test_a_heads_classes_get_maps_through_its_linear_layer(recognizer, keras_i3d, cricket):
     """With a head, the score is its linear layer on the features: Grad-CAM's score equals the head's logit on
     the runner's features, and explain names and maps the head's classes."""

@@ -368,6 +368,7 @@ def test_forged_sides_and_statistics_are_refused_from_their_headers(tmp_path, mo
 
 # --- the command -------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # a command process embedding two sets (test_command_errors_are_one_line keeps the command in the fast tier)
 def test_command_json_stats_and_cache(tmp_path, shared_weights_dir, embedded, real, generated):
     np.save(tmp_path / "real.npy", real)
     np.savez(tmp_path / "generated.npz", videos=generated)

@@ -43,6 +43,7 @@ def unconverted_store(shared_weights_dir, tmp_path) -> WeightStore:
     return WeightStore(tmp_path)
 
 
+@pytest.mark.slow  # converts the network to OpenVINO and runs TensorFlow too
 def test_openvino_matches_tensorflow_and_reuses_its_ir(unconverted_store, cricket_clips):
     private_store = unconverted_store
     clip = np.load(cricket_clips["rgb"])

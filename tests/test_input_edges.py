@@ -351,15 +351,53 @@ def test_unreadable_npy_is_permission_denied(tmp_path, monkeypatch):
         load_clip(clip, RGB)
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root reads chmod 000 files; the monkeypatched tests cover this")
+_DENIED_CHECK = """
+import sys
+from i3d.errors import InputError
+from i3d.inputs.arrays import load_clip
+from i3d.inputs.video import read_video
+from i3d.streams import RGB
+for path, call in [(sys.argv[1], lambda: read_video(sys.argv[1])), (sys.argv[2], lambda: load_clip(sys.argv[2], RGB))]:
+    try:
+        call()
+    except InputError as err:
+        print(err)
+"""
+
+
+def _without_file_permission_override() -> None:
+    """In a child before exec: drop CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2) from the bounding set, so
+    the root process exec starts obeys file modes as its owner does (PR_CAPBSET_DROP is prctl option 24)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
 def test_chmod_000_files_are_permission_denied(tmp_path):
-    video = write_video(tmp_path / "v.avi", 12)
-    clip = tmp_path / "clip.npy"
+    """In this process for any user but root; as root (CI), in a child without root's override of file modes."""
+    folder = tmp_path
+    video = write_video(folder / "v.avi", 12)
+    clip = folder / "clip.npy"
     np.save(clip, np.zeros((1, 9, 224, 224, 3), np.float32))
-    for path, call in [(video, lambda: read_video(video)), (clip, lambda: load_clip(clip, RGB))]:
-        path.chmod(0)
-        with pytest.raises(InputError, match=f"^{path}: permission denied"):
-            call()
+    try:
+        for path in (video, clip):
+            path.chmod(0)
+        if IS_ROOT:
+            proc = subprocess.run([sys.executable, "-c", _DENIED_CHECK, str(video), str(clip)],
+                                  preexec_fn=_without_file_permission_override, capture_output=True, text=True,
+                                  timeout=120, cwd=folder)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert [line.split(": permission denied")[0] for line in proc.stdout.splitlines()] == [str(video), str(clip)]
+        else:
+            for path, call in [(video, lambda: read_video(video)), (clip, lambda: load_clip(clip, RGB))]:
+                with pytest.raises(InputError, match=f"^{path}: permission denied"):
+                    call()
+    finally:
+        for path in (video, clip):
+            path.chmod(0o644)
 
 
 def test_frames_folder_messages_name_the_image_file(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from i3d.report.subtitles import cue_text, srt, webvtt
 from i3d.results import Segment
 
@@ -27,7 +29,6 @@ def test_srt_and_webvtt_hold_one_cue_per_segment_whatever_the_label():
 def test_training_refuses_a_label_with_a_line_break_naming_the_video():
     from pathlib import Path
 
-    import pytest
 
     from i3d.errors import InputError
     from i3d.inputs.dataset_items import Dataset, VideoItem
@@ -43,6 +44,7 @@ def test_training_refuses_a_label_with_a_line_break_naming_the_video():
         check_labels(Dataset(tab, (), Path("/nowhere"), "list"))
 
 
+@pytest.mark.slow  # a train process (the check itself is tested above)
 def test_the_train_command_refuses_a_forged_jsonl_label_with_exit_3(tmp_path):
     import json
     import os

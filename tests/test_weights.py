@@ -175,6 +175,7 @@ def test_cache_is_written_then_used_and_a_tampered_cache_is_rebuilt(rgb_kinetics
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), third.get_weights()))
 
 
+@pytest.mark.slow  # verifies every set's files in a command process
 @needs_shared
 def test_verify_command(shared_weights_dir):
     proc = run_cli("weights", "verify", "--set", "rgb_scratch", "--offline", "--index", str(index_path("rgb_scratch")),
