@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -176,10 +177,29 @@ class Server:
             raise UploadTooLarge(f"{name}: {used:.1f} s of video, over the server's --max-seconds "
                                  f"{self.options.max_seconds:g}; send a shorter clip or set start/end")
 
+    def check_frames(self, path: Path, video, name: str) -> None:
+        """413 when more frames decode than --max-seconds allows, whatever the container's header claims.
+
+        :meth:`check_duration` trusts the header, which a forged file can shorten: here the frames of the
+        requested range are counted at the request's frame rate, decoding stops one past the limit.
+        """
+        from i3d.inputs.video import iter_video
+
+        limit = math.ceil(self.options.max_seconds * video.fps - 1e-9)
+        cap = limit + 1 if video.max_frames is None else min(video.max_frames, limit + 1)
+        frames = iter_video(path, fps=video.fps, start=video.start, end=video.end, max_frames=cap,
+                            prepare=_unchanged)
+        decoded = sum(1 for _ in frames)
+        if decoded > limit:
+            raise UploadTooLarge(f"{name}: over {limit} frames at {video.fps:g} fps decode (more than its container "
+                                 f"claims), over the server's --max-seconds {self.options.max_seconds:g}; send a "
+                                 "shorter clip or set start/end")
+
     def work(self, endpoint: str, path: Path, name: str, video, top_k: int, fusion: str) -> dict:
-        """The network's part of a request (runs in a worker thread)."""
+        """The network's part of a request (runs in a worker thread), once its frames are counted."""
         from i3d.report.tables import classify_dict, features_dict
 
+        self.check_frames(path, video, name)
         if endpoint == "classify":
             result = self.recognizer.classify(path, video=video, top_k=top_k, fusion=fusion)
             return classify_dict(result, type_name=self.model.type_name, pretrain=self.model.pretrain,
@@ -195,6 +215,11 @@ class Server:
             return {"video": name, **explanation_json(explanation)}
         features = self.recognizer.features(path, video=video, logits=True)
         return features_dict(features, {"video": name, "settings": video.numbers()})
+
+
+def _unchanged(frame):
+    """The decoded frame as it is: frames are only counted (see :meth:`Server.check_frames`)."""
+    return frame
 
 
 def _library_versions() -> dict:
