@@ -154,9 +154,7 @@ def explain(recognizer: Recognizer, source: Source, options: ExplainOptions = Ex
     """
     options.check()
     chosen = class_indices(options.classes, recognizer.categories) if options.classes else None
-    if recognizer.head is not None:
-        recognizer.head.check_settings(video.numbers())
-    video.check(recognizer.streams)
+    recognizer.check(video)
     windows = iter(open_source(source, recognizer.streams, video))
     first = next(windows)
     geometry = source_geometry(source, video.crop)
