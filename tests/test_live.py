@@ -75,6 +75,24 @@ class Server(threading.Thread):
         self.listener.close()
 
 
+def answers_overtaken(results) -> list[int]:
+    """For each answer, how many other answers came between its window's last frame arriving and it.
+
+    The README's bound: one window waits for the network at most, so a window's answer comes after the call
+    running when it was handed over and at most one more (a call that started while the capture was handing it
+    over): never more than 2, however loaded the machine. A latency in seconds has no such bound (it grows with
+    the load), so the tests print it and check this instead.
+    """
+    arrivals = [r.wall - r.latency for r in results]
+    return [sum(1 for other in results if other is not r and arrived < other.wall < r.wall)
+            for r, arrived in zip(results, arrivals)]
+
+
+def print_latencies(name: str, results) -> None:
+    latencies = [round(r.latency, 2) for r in results]
+    print(f"{name}: latencies {latencies} s, answers overtaken {answers_overtaken(results)}")
+
+
 def offline(recognizer, path) -> list[np.ndarray]:
     return [w.logits for w in recognizer.classify(path, video=VIDEO).windows]
 
@@ -117,7 +135,8 @@ def test_a_tcp_stream_at_25_fps(recognizer, stream_file):
     assert len(answered) + results[-1].skipped == len(want) - 1  # the tail window needs an end of stream
     for index, result in answered.items():
         np.testing.assert_allclose(result.logits, want[index], atol=1e-5)
-    assert max(r.latency for r in results) < 5
+    print_latencies("tcp at 25 fps", results)
+    assert max(answers_overtaken(results)) <= 2  # latency bounded: never more than a window behind
 
 
 @pytest.mark.slow  # a live stream in real time
@@ -131,7 +150,11 @@ def test_a_server_that_stops_mid_stream(recognizer, stream_file):
                            options=LiveOptions(reconnect=2, open_timeout=2)):
             results.append(result)
     assert results and max(r.end for r in results) < 3.0
-    assert time.monotonic() - started < 30
+    took = time.monotonic() - started
+    print(f"gave up {took:.1f} s after starting")
+    # the claim: it gives up rather than waiting for ever (2.4 s of stream, then 2 tries 0.5 and 1 s apart, each
+    # waiting 2 s at most to open): some 7 s; 30 s leaves a loaded machine room
+    assert took < 30
 
 
 class Slow:
@@ -154,7 +177,8 @@ def test_a_network_slower_than_the_stream_skips_whole_windows(recognizer, stream
                         options=LiveOptions(realtime=True), summary=summary))
     assert summary.skipped > 0 and summary.windows == len(results) >= 2
     assert summary.windows + summary.skipped == 22  # (100 - 16) / 4 + 1 windows: each answered or counted
-    assert max(r.latency for r in results) < 2 * (0.6 + 1.0)  # never more than a window or so behind
+    print_latencies("network slower than the stream", results)
+    assert max(answers_overtaken(results)) <= 2  # never more than a window or so behind
 
 
 @pytest.mark.slow  # a live stream in real time
@@ -188,23 +212,48 @@ def test_a_capture_slower_than_the_stream_starts_again_on_fresh_frames(recognize
 
     prepare = transforms.prepare_frame
 
+    prepared, ran = [], []  # seconds each frame's preparation and each network call took
+
     def slow(*args, **kwargs):
+        began = time.monotonic()
         time.sleep(0.1)  # about 9 frames a second prepared, 25 arriving
-        return prepare(*args, **kwargs)
+        try:
+            return prepare(*args, **kwargs)
+        finally:
+            prepared.append(time.monotonic() - began)
+
+    class Timed:
+        def __init__(self, runner) -> None:
+            self.runner = runner
+
+        def outputs(self, clips):
+            began = time.monotonic()
+            try:
+                return self.runner.outputs(clips)
+            finally:
+                ran.append(time.monotonic() - began)
 
     monkeypatch.setattr(transforms, "prepare_frame", slow)
+    timed = Recognizer({"rgb": Timed(recognizer.runners["rgb"])}, recognizer.weight_sets, recognizer.backend,
+                       recognizer.engine, store=recognizer.store)
     summary = LiveSummary()
-    started = time.time()
     video = VideoOptions(window=10, stride=2)  # the feed holds 12 frames: a gap every 2 s or so
-    results = list(live(recognizer, str(stream_file), video=video, options=LiveOptions(realtime=True),
+    results = list(live(timed, str(stream_file), video=video, options=LiveOptions(realtime=True),
                         summary=summary))
     monkeypatch.undo()
     assert summary.skipped >= 10 and summary.windows == len(results) >= 6
     assert summary.windows + summary.skipped == pytest.approx(46, abs=3)  # (100 - 10) / 2 + 1: answered or counted
     after_gap = [r for r, before in zip(results[1:], results) if r.start - before.start > 0.5]
     assert after_gap  # windows again, on fresh frames, after frames were dropped
-    behind = [r.wall - (started + r.end) for r in results]  # the stream plays from the start of the call
-    assert max(behind) < 2.5  # read in order, the last window would come some 7 s after its frames
+    # Latency bounded by what the feed holds, not by how far the capture has fallen behind: a window's last frame
+    # waits in the feed behind at most the 12 frames it holds (then it drops), is prepared, and its window waits
+    # for at most two network calls (see answers_overtaken). Read in order, the last window would come some 7 s
+    # after its frames. The bound is made of this run's own durations, so a loaded machine loosens it with them;
+    # the second of slack is the threads' turns.
+    bound = 14 * max(prepared) + 2 * max(ran) + 1.0
+    print_latencies("capture slower than the stream", results)
+    print(f"bound {bound:.2f} s: prepare max {max(prepared):.3f} s, network max {max(ran):.3f} s")
+    assert max(r.latency for r in results) < bound
     indices = [r.index for r in results]  # numbered on across the gaps (a busy network may skip some)
     assert indices[0] == 0 and all(b > a for a, b in zip(indices, indices[1:]))
     for result in results[:2] + after_gap:  # each window holds the frames of its times, as the file's does

@@ -223,3 +223,43 @@ def test_ray_options_are_checked_before_anything_runs(cluster, dataset_dir, tmp_
                   options=BatchOptions(engine="ray", ray=RayOptions(actors=4)))
     assert not [path for path in tmp_path.iterdir() if path.name in ("a", "b", "c")]
 
+
+
+def test_train_with_engine_ray_fits_on_the_features_a_local_run_gives(cluster, tmp_path, recognizer,
+                                                                      shared_weights_dir, monkeypatch, capsys):
+    """README: `i3d train --engine ray` computes the features on a Ray cluster as `i3d batch` does (here the
+    module's, joined by the command run in this process): the features kept are the local engine's, and the head
+    is fitted on every window of them."""
+    from i3d.commands.train import main
+    from i3d.heads import Head
+
+    videos = tmp_path / "videos"
+    for i, label in enumerate(("archery", "archery", "juggling balls", "juggling balls")):
+        (videos / label).mkdir(parents=True, exist_ok=True)
+        write_video(videos / label / f"v{i}.avi", 15, seed=10 + i)
+    import i3d.tasks.batch.run as batch_run
+
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+    sent = []  # the videos handed to the Ray executor: all of them, not a local run's
+    real = batch_run.ray_outcomes
+
+    def watched(todo, *args, **kwargs):
+        sent.extend(item.key for item in todo)
+        return real(todo, *args, **kwargs)
+
+    monkeypatch.setattr(batch_run, "ray_outcomes", watched)
+    out = tmp_path / "head"
+    code = main([str(videos), "--labels-from-folders", "--engine", "ray", "--window", "10", "--stride", "5",
+                 "--out", str(out), "--format", "json", "--offline"])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads(printed)
+    assert sorted(sent) == sorted(p.relative_to(videos).as_posix() for p in videos.rglob("*.avi"))
+    local = {}
+    for path in sorted(videos.rglob("*.avi")):
+        local[path.name] = recognizer.features(path, video=VIDEO).features["rgb"]
+        kept = np.load(out / "features" / "features" / path.parent.name / f"{path.name}.rgb.npy")
+        np.testing.assert_allclose(kept, local[path.name], atol=1e-5)
+    every = np.concatenate(list(local.values())).astype(np.float64)
+    assert report["training"]["windows"] == {"rgb": len(every)} and report["train"]["videos"] == 4
+    np.testing.assert_allclose(Head.load(out).streams["rgb"].mean, every.mean(axis=0), rtol=1e-5, atol=1e-5)

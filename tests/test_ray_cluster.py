@@ -12,8 +12,12 @@ import sys
 import time
 from collections import Counter
 
+import threading
+from pathlib import Path
+
+import numpy as np
 import pytest
-from support import ROOT, built_once, write_labelled_videos
+from support import ROOT, built_once, write_labelled_videos, write_video
 
 from i3d.inputs.dataset_items import ListOptions
 from i3d.inputs.datasets import load_dataset
@@ -108,6 +112,66 @@ def test_a_worker_node_removed_mid_batch(nodes, dataset_dir, tmp_path, recognize
     workers.remove(removed[0])
     workers.append(cluster.add_node(num_cpus=2))  # the next test has two workers again
     cluster.wait_for_nodes()
+
+
+def _raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
+def _remove_the_decoding_node(cluster, workers: list, stop: threading.Event, removed: list) -> None:
+    """Once a decoding task runs (a Ray worker titled ``ray::prepare_video``), remove the node it runs on (its
+    worker's parent is that node's raylet). (Ray starts a node only from the main thread: none is added here.)"""
+    while not stop.is_set() and not removed:
+        for entry in Path("/proc").iterdir():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if title == b"ray::prepare_video":
+                [victim] = [w for w in workers if _raylet_pid(w) == parent]
+                [name] = [n for n in ray.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
+                actor = ray._private.state.actors(ray.get_actor(name)._actor_id.hex())
+                cluster.remove_node(victim, allow_graceful=False)
+                removed.append((victim, actor["Address"]["NodeID"]))
+                workers.remove(victim)
+                return
+        time.sleep(0.005)
+
+
+def test_the_node_running_a_decoding_task_removed_mid_task(nodes, tmp_path, recognizer, shared_weights_dir):
+    """README: a worker node that goes away takes its decoding task with it; the task runs again on another node,
+    and the video is recorded once, as locally.
+
+    By construction the task runs on a node without the model actor: it asks for 2 CPUs, and the actor's node
+    has 1 left; a third worker node of 2 CPUs is there for it to run again on (the module has two again after).
+    A few seconds of decoding (about 1,500 frames a second here) let the poller, which looks every 5 ms, find it
+    running."""
+    cluster, workers = nodes
+    workers.append(cluster.add_node(num_cpus=2))
+    cluster.wait_for_nodes()
+    root = tmp_path / "videos" / "archery"
+    root.mkdir(parents=True)
+    video = write_video(root / "long.avi", 6000)
+    settings = VideoOptions(window=10, stride=2800)
+    stop, removed, seen = threading.Event(), [], []
+    remover = threading.Thread(target=_remove_the_decoding_node, args=(cluster, workers, stop, removed))
+    remover.start()
+    try:
+        options = BatchOptions(features=True, executor="ray",
+                               ray=RayOptions(address=cluster.address, weights_dir=str(shared_weights_dir),
+                                              task_cpus=2))
+        report = run_batch(load(root.parent), tmp_path / "out", recognizer, video=settings, options=options,
+                           on_record=seen.append)
+    finally:
+        stop.set()
+        remover.join()
+    [(victim, actor_node)] = removed
+    assert victim.node_id != actor_node  # the decoding node, not the model actor's
+    assert [r["key"] for r in seen] == ["archery/long.avi"] and (report.processed, report.failed) == (1, 0)
+    want = recognizer.classify(video, video=settings)
+    assert seen[0]["status"] == "ok" and len(seen[0]["windows"]) == len(want.windows)
+    np.testing.assert_allclose(seen[0]["logits"], want.logits, atol=1e-5)
 
 
 def test_a_driver_killed_mid_batch_resumes_against_the_same_cluster(nodes, dataset_dir, tmp_path, local_records,
