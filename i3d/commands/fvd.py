@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 from i3d.commands.flags import add_engine_arguments, engine_options
+from i3d.commands.fvd_analysis import (add_analysis_arguments, analysis_json, analysis_lines, analysis_options,
+                                       draw_curve)
+from i3d.commands.fvd_protocol import (add_protocol_arguments, frame_lengths, protocol_json, protocol_lines,
+                                       protocol_options)
 from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
 
 
@@ -27,8 +31,10 @@ def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
     parser.add_argument("real", type=Path, metavar="REAL", help="the real videos (or their saved statistics)")
     parser.add_argument("generated", type=Path, metavar="GENERATED",
                         help="the generated videos (or their saved statistics)")
-    parser.add_argument("--frames", type=int, default=16, metavar="N",
-                        help="frames per video, the first N of each (default 16: FVD-16; 128 for FVD-128)")
+    parser.add_argument("--frames", type=frame_lengths, default=(16,), metavar="N",
+                        help="frames per video, the first N of each (default 16: FVD-16; 128 for FVD-128); "
+                             "16,32,64: FVD of each prefix of the same clips, decoded once")
+    add_protocol_arguments(parser)
     parser.add_argument("--save-stats", type=Path, metavar="FILE.npz",
                         help="write the REAL side's statistics (mean, covariance, count, settings) to FILE.npz; "
                              "give it as REAL in later runs")
@@ -36,6 +42,7 @@ def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
                         help="write the GENERATED side's statistics to FILE.npz")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="videos per forward pass (default 8)")
+    add_analysis_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="neither read nor write the per-video embedding cache ($I3D_CACHE_DIR/fvd, "
@@ -55,6 +62,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     for option, path in outputs.items():
         if path is not None:
             check_output_file(path, option, (".npz",))
+    if args.curve is not None:
+        check_output_file(args.curve, "curve", (".png",))
+        outputs["curve"] = args.curve
     refuse_output_over_input(outputs, [args.real, args.generated])
 
 
@@ -83,23 +93,34 @@ def run(args: argparse.Namespace) -> str:
     if args.offline:
         forbid_network()
     progress = sys.stderr.isatty()
-    options = FVDOptions(frames=args.frames, batch_size=args.batch_size, engine=engine_options(args),
-                         cache_dir=None if args.no_cache else default_cache_dir() / "fvd", progress=progress)
+    options = FVDOptions(batch_size=args.batch_size, engine=engine_options(args),
+                         cache_dir=None if args.no_cache else default_cache_dir() / "fvd", progress=progress,
+                         **protocol_options(args))
     result = fvd(args.real, args.generated, options, load=LoadOptions(download=not args.offline, progress=progress),
-                 store=weight_store())
+                 store=weight_store(), analysis=analysis_options(args))
     _save(result.real_stats, args.save_stats, "--save-stats")
     _save(result.generated_stats, args.save_generated_stats, "--save-generated-stats")
+    try:
+        draw_curve(result.analysis, args.curve, result.frames)
+    except OSError as err:
+        raise UsageError(f"--curve {args.curve}: cannot write ({err.strerror or err})") from None
+    with_fvd = args.metric != "kvd"
     if args.format == "json":
-        return json.dumps({"fvd": result.distance, "frames": result.frames, "real": _side(result.real),
-                           "generated": _side(result.generated), "settings": result.settings,
-                           "backend": result.backend, "weights": result.weights,
+        return json.dumps({"fvd": result.distance if with_fvd else None, "frames": result.frames,
+                           "real": _side(result.real), "generated": _side(result.generated),
+                           "settings": result.settings, "backend": result.backend, "weights": result.weights,
+                           "metric": args.metric, **analysis_json(result.analysis), **protocol_json(result),
                            "seconds": {k: round(v, 3) for k, v in result.seconds.items()}}, indent=2)
-    lines = [f"FVD-{result.frames}: {result.distance:.4f}"]
+    lines = [f"FVD-{result.frames}: {result.distance:.4f}"] if with_fvd else []
+    lines += protocol_lines(result) + analysis_lines(result.analysis)
     for label, side in (("real", result.real), ("generated", result.generated)):
         how = "statistics" if side.from_stats else f"{side.embedded} embedded, {side.cached} from the cache"
         lines.append(f"  {label}: {side.videos} videos ({how}) from {side.source}")
-    lines.append(f"  {result.weights['rgb']} on {result.backend}; first {result.frames} frames, TF1 bilinear "
-                 "224x224, 2x/255-1, logits averaged over time")
+    if result.protocol.get("name", "tfhub") == "tfhub":
+        lines.append(f"  {result.weights['rgb']} on {result.backend}; first {result.frames} frames, TF1 bilinear "
+                     "224x224, 2x/255-1, logits averaged over time")
+    else:
+        lines.append(f"  {result.weights['rgb']} on {result.backend}; logits averaged over time")
     return "\n".join(lines)
 
 

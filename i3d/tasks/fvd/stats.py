@@ -128,7 +128,12 @@ def covariance_problem(mean: np.ndarray, cov: np.ndarray) -> str | None:
 
 
 def check_compatible(stats: VideoStats, settings: dict) -> None:
-    """Refuse statistics made with other settings than this run's, naming each difference."""
+    """Refuse statistics made with other settings than this run's, naming each difference (first of all another
+    protocol: statistics without a protocol are the reference's, ``tfhub``)."""
+    made, wanted = stats.settings.get("protocol", "tfhub"), settings.get("protocol", "tfhub")
+    if made != wanted:
+        raise InputError(f"{stats.source}: statistics made under protocol {made} (this run: {wanted}); protocols "
+                         f"differ in resize, clips, range and counts, so make them again with --protocol {wanted}")
     keys = sorted(set(stats.settings) | set(settings))
     differ = [f"{key} {stats.settings.get(key)!r} (this run: {settings.get(key)!r})" for key in keys
               if stats.settings.get(key) != settings.get(key)]
