@@ -175,7 +175,7 @@ def forbid_network() -> None:
 
 
 def weight_store():
-    """The weights folder commands use: ``$I3D_WEIGHTS_DIR`` or the project's ``weights/``."""
+    """The weights folder commands use (:func:`i3d.weights.store.default_weights_dir`)."""
     from i3d.weights.store import WeightStore
 
     return WeightStore.from_environment()

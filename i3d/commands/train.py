@@ -78,8 +78,10 @@ def format_report(report: dict, out: Path) -> str:
     lines = [table.get_string()]
     for stream, search in report["training"]["search"].items():
         best = search["cv"][f"{search['C']:g}"]
+        calibrated = search["cv_calibration"]["after_temperature"]
         lines.append(f"{stream}: C {search['C']:g} by {search['folds']}-fold grouped cross-validation "
-                     f"(video accuracy {best['accuracy']:.1%})")
+                     f"(video accuracy {best['accuracy']:.1%}, log-likelihood {best['log_likelihood']:.3f}), "
+                     f"temperature {search['temperature']:.3g} (cross-validated ECE {calibrated['ece']:.3f})")
     for stream, tuning in report["training"].get("fine_tune", {}).get("streams", {}).items():
         lines.append(f"{stream}: {tuning['block']} fine-tuned, best epoch {tuning['best_epoch']} of "
                      f"{tuning['epochs_run']} by log-likelihood on {tuning['stopped_on']}"
@@ -91,7 +93,8 @@ def format_report(report: dict, out: Path) -> str:
     if "validation" in report:
         v = report["validation"]
         lines.append(f"Validation: top-1 {v['top1']:.1%}, top-5 {v['top5']:.1%}, mean class accuracy "
-                     f"{v['mean_class_accuracy']:.1%} ({v['videos']} videos)")
+                     f"{v['mean_class_accuracy']:.1%} ({v['videos']} videos); ECE {v['calibration']['ece']:.3f}, "
+                     f"right answers under probability 0.5: {v['calibration']['right_under_0.5'] or 0:.0%}")
     lines.append(f"Head: {out} (use it with --head {out})")
     return "\n".join(lines)
 

@@ -161,6 +161,13 @@ def plot_confusion(truth: Sequence[int], predicted: Sequence[int], categories: S
     import matplotlib
 
     path = check_chart_path(path)
+    with matplotlib.rc_context(STYLE):
+        return save_figure(confusion_figure(truth, predicted, categories), path)
+
+
+def confusion_figure(truth: Sequence[int], predicted: Sequence[int], categories: Sequence[str]):
+    """:func:`plot_confusion`'s figure (drawn under :data:`STYLE`). Its layout is matplotlib's constrained one,
+    so the title, the class names and the axis labels are kept inside the figure, apart."""
     present = sorted(set(truth), key=lambda i: categories[i])
     where = {index: row for row, index in enumerate(present)}
     other = any(p not in where for p in predicted)
@@ -172,29 +179,28 @@ def plot_confusion(truth: Sequence[int], predicted: Sequence[int], categories: S
     width, height = confusion_chart_size(len(present), columns)
     cell = _cell(max(len(present), columns), CELL, 300)
     names = [categories[i] for i in present] + (["other"] if other else [])
-    with matplotlib.rc_context(STYLE):
-        figure = new_figure(width, height)
-        figure.subplots_adjust(left=260 / width, right=1 - 40 / width, top=1 - 40 / height, bottom=180 / height)
-        axes = figure.add_subplot()
-        axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        size = max(4.0, min(9.0, cell * 0.4))
-        if cell >= 8:
-            axes.set_xticks(range(columns), names, rotation=60, ha="right", fontsize=size)
-            axes.set_yticks(range(len(present)), names[: len(present)], fontsize=size)
-        else:
-            axes.set_xticks([])
-            axes.set_yticks([])
-        if cell >= 14:
-            for (row, column), count in np.ndenumerate(counts):
-                if count:
-                    axes.text(column, row, str(count), ha="center", va="center", fontsize=size,
-                              color="white" if shares[row, column] > 0.5 else "#222222")
-        axes.set_xlabel("predicted")
-        axes.set_ylabel("true class")
-        accuracy = np.trace(counts[:, : len(present)]) / max(counts.sum(), 1)
-        axes.set_title(f"Confusion over {len(present)} classes, {counts.sum()} videos (top-1 {accuracy:.1%})",
-                       loc="left")
-        return save_figure(figure, path)
+    figure = new_figure(width, height)
+    figure.set_layout_engine("constrained", w_pad=10 / DPI, h_pad=10 / DPI)
+    axes = figure.add_subplot()
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    size = max(4.0, min(9.0, cell * 0.4))
+    if cell >= 8:  # upright names would overlap their neighbours: the columns' are vertical
+        axes.set_xticks(range(columns), names, rotation=90, fontsize=size)
+        axes.set_yticks(range(len(present)), names[: len(present)], fontsize=size)
+    else:
+        axes.set_xticks([])
+        axes.set_yticks([])
+    if cell >= 14:
+        for (row, column), count in np.ndenumerate(counts):
+            if count:
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=size,
+                          color="white" if shares[row, column] > 0.5 else "#222222")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true class")
+    accuracy = np.trace(counts[:, : len(present)]) / max(counts.sum(), 1)
+    figure.suptitle(f"Confusion over {len(present)} classes, {counts.sum()} videos (top-1 {accuracy:.1%})",
+                    x=10 / width, ha="left", fontsize=STYLE["axes.titlesize"], fontweight="bold")
+    return figure
 
 
 def plot_per_class_accuracy(rows: Sequence[tuple[str, int, float, float]], path: str | os.PathLike) -> Path:
@@ -202,30 +208,37 @@ def plot_per_class_accuracy(rows: Sequence[tuple[str, int, float, float]], path:
     import matplotlib
 
     path = check_chart_path(path)
+    with matplotlib.rc_context(STYLE):
+        return save_figure(per_class_accuracy_figure(rows), path)
+
+
+def per_class_accuracy_figure(rows: Sequence[tuple[str, int, float, float]]):
+    """:func:`plot_per_class_accuracy`'s figure (drawn under :data:`STYLE`): the title at the top left, the
+    legend at the top right, both above the bars, in matplotlib's constrained layout."""
     rows = sorted(rows, key=lambda r: (-r[2], -r[3], r[0]))
     width, height = accuracy_chart_size(len(rows))
     row_px = _cell(len(rows), ROW, 120)
-    with matplotlib.rc_context(STYLE):
-        figure = new_figure(width, height)
-        figure.subplots_adjust(left=0.3, right=0.9, top=1 - 50 / height, bottom=70 / height)
-        axes = figure.add_subplot()
-        y = np.arange(len(rows))
-        axes.barh(y, [r[3] for r in rows], color="#A6CEE3", height=0.8, label="top-5")
-        axes.barh(y, [r[2] for r in rows], color=COLOURS[0], height=0.8, label="top-1")
-        size = max(4.0, min(10.0, row_px * 0.45))
-        if row_px >= 8:
-            axes.set_yticks(y, [r[0] for r in rows], fontsize=size)
-            for position, (_, videos, _, _) in zip(y, rows):
-                axes.text(1.01, position, f"n={videos}", va="center", fontsize=size, color="#444444",
-                          transform=axes.get_yaxis_transform())
-        else:
-            axes.set_yticks([])
-        axes.set_ylim(len(rows) - 0.5, -0.5)
-        axes.set_xlim(0, 1)
-        axes.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
-        axes.grid(axis="x", color="#e5e5e5")
-        axes.set_axisbelow(True)
-        axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
-        mean = float(np.mean([r[2] for r in rows])) if rows else 0.0
-        axes.set_title(f"Per-class accuracy ({len(rows)} classes, mean top-1 {mean:.1%})", loc="left")
-        return save_figure(figure, path)
+    figure = new_figure(width, height)
+    figure.set_layout_engine("constrained", w_pad=10 / DPI, h_pad=6 / DPI)
+    axes = figure.add_subplot()
+    y = np.arange(len(rows))
+    axes.barh(y, [r[3] for r in rows], color="#A6CEE3", height=0.8, label="top-5")
+    axes.barh(y, [r[2] for r in rows], color=COLOURS[0], height=0.8, label="top-1")
+    size = max(4.0, min(10.0, row_px * 0.45))
+    if row_px >= 8:
+        axes.set_yticks(y, [r[0] for r in rows], fontsize=size)
+        for position, (_, videos, _, _) in zip(y, rows):
+            axes.text(1.01, position, f"n={videos}", va="center", fontsize=size, color="#444444",
+                      transform=axes.get_yaxis_transform())
+    else:
+        axes.set_yticks([])
+    axes.set_ylim(len(rows) - 0.5, -0.5)
+    axes.set_xlim(0, 1)
+    axes.set_xticks(np.linspace(0, 1, 6), [f"{v:.0%}" for v in np.linspace(0, 1, 6)])
+    axes.grid(axis="x", color="#e5e5e5")
+    axes.set_axisbelow(True)
+    mean = float(np.mean([r[2] for r in rows])) if rows else 0.0
+    figure.suptitle(f"Per-class accuracy ({len(rows)} classes, mean top-1 {mean:.1%})", x=10 / width, ha="left",
+                    fontsize=STYLE["axes.titlesize"], fontweight="bold")
+    figure.legend(loc="outside upper right", ncol=2, frameon=False)
+    return figure

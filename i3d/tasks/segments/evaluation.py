@@ -179,13 +179,24 @@ def _json(path: Path, what: str):
         return json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError) as err:
         raise InputError(f"{path}: not JSON ({str(err).splitlines()[0][:120]}); give {what}") from None
+    except RecursionError:  # nesting deeper than the parser's stack: no ground truth is shaped so
+        raise InputError(f"{path}: nested too deeply to be {what}; give {what}") from None
+
+
+def _seconds(value, where: str, name: str) -> float:
+    """A JSON number as a float; an integer too large for one (400 digits) is refused, not an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise InputError(f"{where}: the {name} is a {len(str(abs(value)))}-digit integer, too large for a "
+                         "number; give an ordinary number") from None
 
 
 def _interval(value, where: str) -> tuple[float, float]:
     if not (isinstance(value, (list, tuple)) and len(value) == 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise InputError(f"{where}: 'segment' must be [start, end] in seconds, not {str(value)[:60]}")
-    return float(value[0]), float(value[1])
+    return _seconds(value[0], where, "start"), _seconds(value[1], where, "end")
 
 
 def read_activitynet_truth(path: Path) -> tuple[list[Span], list[str]]:
@@ -253,7 +264,7 @@ def read_results(path: str | os.PathLike) -> tuple[list[Span], list[str]]:
             score = row.get("score", 1.0)
             if not isinstance(score, (int, float)) or isinstance(score, bool):
                 raise InputError(f"{where}: 'score' must be a number")
-            spans.append(Span(str(video), row["label"], start, end, float(score)))
+            spans.append(Span(str(video), row["label"], start, end, _seconds(score, where, "score")))
     return spans, [str(v) for v in results]
 
 

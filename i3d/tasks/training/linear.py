@@ -1,5 +1,7 @@
 """The linear head: per stream, multinomial logistic regression on standardised features, its strength C
-chosen by grouped cross-validation; and a head's answers and scores on labelled videos."""
+chosen by grouped cross-validation (by log-likelihood, a proper scoring rule: accuracy alone picks heads
+that are right but unsure) and its temperature fitted on the chosen C's cross-validated logits; and a
+head's answers, scores and calibration on labelled videos."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from i3d.errors import InputError
 from i3d.heads import Head, StreamHead
 from i3d.results import fuse_logits
 from i3d.tasks.batch.metrics import accuracy
+from i3d.tasks.training.calibration import confidence, fit_temperature, log_likelihood, softmax
 from i3d.tasks.training.features import Sample
 from i3d.tasks.training.options import TrainOptions
 from i3d.tasks.training.splits import grouped_folds
@@ -52,7 +55,9 @@ def _stacked(samples: list[Sample], stream: str) -> tuple[np.ndarray, np.ndarray
 
 def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: TrainOptions
                ) -> tuple[StreamHead, dict]:
-    """One stream's head with C chosen by grouped cross-validation; returns it and the search's scores."""
+    """One stream's head, C chosen by grouped cross-validation's log-likelihood and its logits divided by the
+    temperature fitted on that C's held-out videos; returns it and the search's record (scores per C, the
+    temperature, the cross-validated calibration before and after it)."""
     x, owner = _stacked(samples, stream)
     wide = x.astype(np.float64)  # float32 sums of large features overflow
     mean, scale = wide.mean(axis=0), wide.std(axis=0)
@@ -73,28 +78,34 @@ def fit_stream(samples: list[Sample], stream: str, labels: np.ndarray, options: 
         position = np.zeros(len(samples), np.int64)
         position[test_videos] = np.arange(len(test_videos))
         masks.append((np.isin(owner, train_videos), test_rows, position[owner[test_rows]]))
-    scores = {}
+    scores, held_out = {}, {}
     for c in C_GRID:
-        right = loglik = counted = 0
+        logits = np.full((len(samples), classes), np.nan)  # each video's logits from the fold that held it out
         for (train_videos, test_videos), (rows, test_rows, local) in zip(folds, masks):
             fitted = _fit(x[rows], y[rows], c, options.class_weight, classes, options.seed)
-            if fitted is None:
-                continue
-            logits = _fold_logits(x[test_rows], local, *fitted, len(test_videos))
-            truth = labels[test_videos]
-            right += int((logits.argmax(axis=1) == truth).sum())
-            shifted = logits - logits.max(axis=1, keepdims=True)
-            loglik += float((shifted[np.arange(len(truth)), truth] - np.log(np.exp(shifted).sum(axis=1))).sum())
-            counted += len(truth)
-        if counted:
-            scores[c] = (right / counted, loglik / counted)
+            if fitted is not None:
+                logits[test_videos] = _fold_logits(x[test_rows], local, *fitted, len(test_videos))
+        counted = ~np.isnan(logits).any(axis=1)
+        if counted.any():
+            truth = labels[counted]
+            scores[c] = (float((logits[counted].argmax(axis=1) == truth).mean()),
+                         log_likelihood(logits[counted], truth))
+            held_out[c] = (logits[counted], truth)
     if not scores:
         raise InputError("no cross-validation fold held every class; add videos (or groups) to the smallest classes")
-    best = max(scores, key=lambda c: scores[c])
+    best = max(scores, key=lambda c: (scores[c][1], scores[c][0]))  # log-likelihood first, accuracy on a tie
+    cv_logits, cv_truth = held_out[best]
+    temperature = fit_temperature(cv_logits, cv_truth)
     weight, bias = _fit(x, y, best, options.class_weight, classes, options.seed)
-    record = {"C": best, "folds": splits, "cv": {f"{c:g}": {"accuracy": round(a, 4), "log_likelihood": round(ll, 4)}
-                                                  for c, (a, ll) in scores.items()}}
-    return StreamHead(weight, bias, mean.astype(np.float32), scale.astype(np.float32)), record
+    record = {"C": best, "chosen_by": "cross-validated log-likelihood", "folds": splits,
+              "cv": {f"{c:g}": {"accuracy": round(a, 4), "log_likelihood": round(ll, 4)}
+                     for c, (a, ll) in scores.items()},
+              "temperature": round(temperature, 4),
+              "cv_calibration": {"before_temperature": confidence(softmax(cv_logits), cv_truth),
+                                 "after_temperature": confidence(softmax(cv_logits / temperature), cv_truth)}}
+    head = StreamHead((weight / temperature).astype(np.float32), (bias / temperature).astype(np.float32),
+                      mean.astype(np.float32), scale.astype(np.float32))
+    return head, record
 
 
 def video_logits(head: Head, sample: Sample, fusion: str) -> np.ndarray:
@@ -104,18 +115,21 @@ def video_logits(head: Head, sample: Sample, fusion: str) -> np.ndarray:
 
 
 def scores(head: Head, samples: list[Sample], fusion: str) -> dict:
-    """Top-1, top-5 and mean class accuracy of ``head`` on labelled samples, and the confusion counts."""
+    """Top-1, top-5 and mean class accuracy of ``head`` on labelled samples, its calibration (top-1 ECE, how
+    sure the right answers are) and the confusion counts."""
     index = {label: i for i, label in enumerate(head.classes)}
-    truth, ranked = [], []
+    truth, ranked, logits = [], [], []
     for sample in samples:
         if sample.item.label not in index:
             raise InputError(f"{sample.item.path}: label {sample.item.label!r} is not a class of the head "
                              f"({', '.join(head.classes)})")
         truth.append(index[sample.item.label])
-        ranked.append(np.argsort(-video_logits(head, sample, fusion)))
+        logits.append(video_logits(head, sample, fusion))
+        ranked.append(np.argsort(-logits[-1]))
     counts = accuracy(truth, ranked)
     per_class = {head.classes[k]: {"videos": n, "top1": top1 / n, "top5": top5 / n}
                  for k, (n, top1, top5) in counts.per_class.items()}
     return {"videos": len(samples), "top1": counts.top1, "top5": counts.top5,
-            "mean_class_accuracy": counts.mean_class_accuracy, "per_class": per_class, "truth": truth,
+            "mean_class_accuracy": counts.mean_class_accuracy, "per_class": per_class,
+            "calibration": confidence(softmax(np.stack(logits)), np.array(truth)), "truth": truth,
             "predicted": [int(order[0]) for order in ranked]}

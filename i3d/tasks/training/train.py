@@ -97,7 +97,8 @@ def train(train_set: Dataset, out: str | os.PathLike, recognizer: Recognizer, *,
     report = {"classes": list(classes), "train": scores(head, train_samples, options.fusion)}
     if val_samples:
         report["validation"] = scores(head, val_samples, options.fusion)
-        record["validation"] = {k: report["validation"][k] for k in ("videos", "top1", "top5", "mean_class_accuracy")}
+        record["validation"] = {k: report["validation"][k] for k in ("videos", "top1", "top5", "mean_class_accuracy",
+                                                                     "calibration")}
     report["training"] = record
     report["videos"] = [{"key": s.item.key, "label": s.item.label, "side": side,
                          "logits": [round(float(v), 6) for v in video_logits(head, s, options.fusion)]}
