@@ -1,16 +1,20 @@
-"""Write a weight set's network out for other runtimes: ONNX, a TensorFlow SavedModel, OpenVINO IR, Keras.
+"""Write a weight set's network out for other runtimes: ONNX, a TensorFlow SavedModel, OpenVINO IR, Keras,
+LiteRT (TFLite).
 
 Every model takes ``clip``, float32 ``(batch, frames, 224, 224, channels)`` in [-1, 1], with the batch
 and time axes dynamic (any ``frames`` >= 9), and gives one output: ``logits`` (the set's classes, or a
 head's own), or ``features`` (the 1024-d input of the logits layer). A head made by ``i3d train`` is
-appended as one dense layer: its standardisation folded into the weights.
+appended as one dense layer: its standardisation folded into the weights. LiteRT's file is the
+exception to the dynamic axes: one clip of a fixed ``frames`` (see :mod:`i3d.runtime.litert`), in
+float32, float16 weights or full-integer int8, with a ``model.json`` saying so beside it.
 
 Each export checks itself as it is written: the exported file, loaded in its own runtime, runs the
-sample clip (all of it, and its first 9 frames) and is compared with the network the tool runs; the
-largest absolute difference and both top-1 classes go into ``<file>.check.json`` beside it. Files
-land whole (written in a hidden folder inside the target, then renamed) and are never replaced unless
-``overwrite``. ONNX comes from tf2onnx, the IR from OpenVINO's converter: maintained converters, not
-hand-written graphs.
+sample clip (all of it, and its first 9 frames; LiteRT's its first ``frames``) and is compared with the
+network the tool runs; the largest absolute difference and both top-1 classes go into
+``<file>.check.json`` beside it. Files are written in a staging folder inside the target and moved
+into it only when the check passes (a failed export stays in the staging folder the error names), and
+are never replaced unless ``overwrite``. ONNX comes from tf2onnx, the IR from OpenVINO's converter,
+LiteRT's file from TensorFlow's converter: maintained converters, not hand-written graphs.
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ from i3d.files import reason
 from i3d.heads import Head
 from i3d.interrupts import keep_interrupts
 from i3d.limits import MIN_FRAMES
+from i3d.runtime.litert import DEFAULT_FRAMES, PRECISIONS, TOLERANCES
 from i3d.weights.loading import LoadOptions, pretrained_network
 from i3d.weights.sets import WeightSet, weight_set_by_name
 from i3d.weights.store import WeightStore
 
 MODEL_FORMATS = ("onnx", "saved_model", "openvino", "keras")
-"""The runnable models :func:`export_model` writes (``deepmind`` weights come from
-:mod:`i3d.weights.checkpoint_writer`)."""
+"""The runnable models with dynamic batch and time axes :func:`export_model` writes (``deepmind`` weights
+come from :mod:`i3d.weights.checkpoint_writer`)."""
+FIXED_FORMATS = ("tflite",)
+"""The runnable models of one fixed clip shape (``frames`` in :class:`ExportOptions`)."""
 TARGETS = {"onnx": ("model.onnx",), "saved_model": ("saved_model",), "openvino": ("model.xml", "model.bin"),
-           "keras": ("model.keras",)}
+           "keras": ("model.keras",), "tflite": ("model.tflite", "model.json")}
 """What each format writes into the export folder (``saved_model`` is a folder), besides its check file."""
 ENDPOINTS = ("logits", "features")
 TOLERANCE = 1e-4
@@ -47,18 +54,48 @@ ONNX_OPSET = 17
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What to export: the format (:data:`MODEL_FORMATS`), the output (:data:`ENDPOINTS`), and whether
-    files already in the folder may be replaced."""
+    """What to export: the format (:data:`MODEL_FORMATS`, :data:`FIXED_FORMATS`), the output
+    (:data:`ENDPOINTS`), and whether files already in the folder may be replaced. For ``tflite`` only:
+    the clip's ``frames`` (None: 64), the ``precision`` and, for int8, a ``calibration`` folder of videos
+    (None: the sample clip's windows)."""
 
     file_format: str = "onnx"
     endpoint: str = "logits"
     overwrite: bool = False
+    frames: int | None = None
+    precision: str = "fp32"
+    calibration: Path | None = None
 
     def check(self) -> None:
-        if self.file_format not in MODEL_FORMATS:
-            raise OptionError("format", f"is {self.file_format!r}; choose from {', '.join(MODEL_FORMATS)}")
+        formats = MODEL_FORMATS + FIXED_FORMATS
+        if self.file_format not in formats:
+            raise OptionError("format", f"is {self.file_format!r}; choose from {', '.join(formats)}")
         if self.endpoint not in ENDPOINTS:
             raise OptionError("endpoint", f"is {self.endpoint!r}; choose from {', '.join(ENDPOINTS)}")
+        if self.precision not in PRECISIONS:
+            raise OptionError("precision", f"is {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.file_format not in FIXED_FORMATS:
+            given = [name for name, value in (("frames", self.frames), ("calibration", self.calibration))
+                     if value is not None] + (["precision"] if self.precision != "fp32" else [])
+            if given:
+                raise OptionError(given[0], f"applies to --format {', '.join(FIXED_FORMATS)} only; the "
+                                            f"{self.file_format} model takes any number of frames, in float32")
+        if self.frames is not None and self.frames < MIN_FRAMES:
+            raise OptionError("frames", f"is {self.frames}; I3D needs at least {MIN_FRAMES}")
+        if self.calibration is not None and self.precision != "int8":
+            raise OptionError("calibration", "applies to --precision int8 only")
+
+    @property
+    def clip_frames(self) -> int | None:
+        """The fixed clip length of a fixed-shape format (None: the time axis is dynamic)."""
+        if self.file_format not in FIXED_FORMATS:
+            return None
+        return DEFAULT_FRAMES if self.frames is None else self.frames
+
+    @property
+    def tolerance(self) -> float:
+        """The largest absolute difference from the network the export may show on the sample."""
+        return TOLERANCES[self.precision] if self.file_format in FIXED_FORMATS else TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -156,9 +193,33 @@ def _write_keras(model, channels: int, endpoint: str, folder: Path) -> None:
     model.save(str(folder / "model.keras"))
 
 
+def _write_tflite(model, options: ExportOptions, stream, folder: Path, about: dict) -> None:
+    """``model.tflite`` (converted at the options' frames and precision) and ``model.json`` describing it."""
+    from i3d.preprocess.windows import VideoOptions
+    from i3d.runtime.litert import calibration_clips, convert, litert_details
+
+    frames, video = options.clip_frames, VideoOptions()
+    calibration = calibration_clips(stream, frames, options.calibration) if options.precision == "int8" else ()
+    (folder / "model.tflite").write_bytes(convert(model, frames, options.precision, calibration))
+    details = litert_details(folder / "model.tflite")
+    description = {"file": "model.tflite", **about, "precision": options.precision, "frames": frames,
+                   "window": {"frames": frames, "fps": video.fps, "seconds": frames / video.fps, "crop": video.crop,
+                              "made_by": "i3d.preprocess.windows.iter_windows (as i3d classify prepares a video)"},
+                   "input": {"name": "clip", "value_range": [-1.0, 1.0], **details["input"]},
+                   "output": {"name": options.endpoint, **details["output"]},
+                   "calibration": (str(options.calibration) if options.calibration is not None else
+                                   "the sample clip's windows") if options.precision == "int8" else None}
+    (folder / "model.json").write_text(json.dumps(description, indent=2) + "\n")
+
+
 def runtime_runner(file_format: str, path: str | os.PathLike):
-    """A function running an exported model in its own runtime: clip (batch, T, 224, 224, C) -> output."""
+    """A function running an exported model in its own runtime: clip (batch, T, 224, 224, C) -> output
+    (LiteRT's: the one clip shape it was made for)."""
     path = str(path)
+    if file_format == "tflite":
+        from i3d.runtime.litert import litert_runner
+
+        return litert_runner(path, threads=os.cpu_count())
     if file_format == "onnx":
         import onnxruntime
 
@@ -182,11 +243,13 @@ def runtime_runner(file_format: str, path: str | os.PathLike):
     return lambda clip: np.asarray(loaded(clip, training=False))
 
 
-def _self_check(file_format: str, path: Path, ours, sample: np.ndarray, endpoint: str, labels) -> dict:
-    """Run the exported file on the sample and on its first frames; compare with the tool's network."""
+def _self_check(file_format: str, path: Path, ours, sample: np.ndarray, endpoint: str, labels,
+                clip_frames: int | None = None) -> dict:
+    """Run the exported file on the sample and on its first frames (a fixed-shape file: its first
+    ``clip_frames``); compare with the tool's network."""
     run = runtime_runner(file_format, path)
     runs = []
-    for frames in (sample.shape[1], MIN_FRAMES):
+    for frames in (sample.shape[1], MIN_FRAMES) if clip_frames is None else (clip_frames,):
         clip = np.ascontiguousarray(sample[:, :frames])
         want, got = ours(clip), np.asarray(run(clip))
         if got.shape != want.shape:
@@ -225,40 +288,54 @@ def export_model(ws: WeightSet | str, folder: str | os.PathLike, options: Export
                                         "itself on it)")
         sample = np.load(path, allow_pickle=False)
     sample = np.asarray(sample, np.float32).reshape((1,) + np.shape(sample)[-4:])
+    if options.clip_frames is not None and options.clip_frames > sample.shape[1]:
+        raise OptionError("frames", f"is {options.clip_frames}, more than the {sample.shape[1]} frames of "
+                                    f"{sample_name} the export checks itself on; choose {sample.shape[1]} or fewer")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".i3d-export-", dir=folder))
     except OSError as err:
         raise OptionError("folder", f"{folder}: cannot write there ({reason(err)}); choose another folder") from None
+    bad = []
     try:
         model, ours = _keras_model(ws, store or WeightStore.from_environment(), load, options.endpoint, head)
-        writer = {"onnx": _write_onnx, "saved_model": _write_saved_model, "openvino": _write_openvino,
-                  "keras": _write_keras}[options.file_format]
-        writer(model, ws.stream.channels, options.endpoint, staging)
         labels = head.classes if head is not None else ws.categories
+        about = {"set": ws.name, "index_sha256": ws.index_sha256, "endpoint": options.endpoint,
+                 "head": str(head.path) if head is not None else None,
+                 "head_sha256": head.fingerprint() if head is not None else None}
+        if options.file_format == "tflite":
+            _write_tflite(model, options, ws.stream, staging, {**about, "stream": ws.stream.name, "classes": (
+                list(labels) if options.endpoint == "logits" else None)})
+        else:
+            writer = {"onnx": _write_onnx, "saved_model": _write_saved_model, "openvino": _write_openvino,
+                      "keras": _write_keras}[options.file_format]
+            writer(model, ws.stream.channels, options.endpoint, staging)
         staged = staging / TARGETS[options.file_format][0]
-        check = {"format": options.file_format, "set": ws.name, "index_sha256": ws.index_sha256,
-                 "endpoint": options.endpoint, "head": str(head.path) if head is not None else None,
-                 "head_sha256": head.fingerprint() if head is not None else None,
-                 "input": {"name": "clip", "shape": ["batch", "frames", 224, 224, ws.stream.channels],
-                           "min_frames": MIN_FRAMES},
-                 "output": options.endpoint, "sample": sample_name, "tolerance": TOLERANCE,
-                 **_self_check(options.file_format, staged, ours, sample, options.endpoint, labels)}
-        bad = [run for run in check["runs"] if run["max_abs_difference"] > TOLERANCE
+        frames = options.clip_frames
+        shape = [1 if frames else "batch", frames or "frames", 224, 224, ws.stream.channels]
+        check = {"format": options.file_format, **about,
+                 "input": {"name": "clip", "shape": shape, "min_frames": frames or MIN_FRAMES},
+                 "output": options.endpoint, "sample": sample_name, "tolerance": options.tolerance,
+                 **({"precision": options.precision} if frames else {}),
+                 **_self_check(options.file_format, staged, ours, sample, options.endpoint, labels, frames)}
+        bad = [run for run in check["runs"] if run["max_abs_difference"] > options.tolerance
                or ("top1" in run and run["top1"]["ours"] != run["top1"]["export"])]
         check["passed"] = not bad
         (staging / targets[-1].name).write_text(json.dumps(check, indent=2) + "\n")
-        for target in targets:
-            if os.path.lexists(target):
-                shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
-            os.replace(staging / target.name, target)
+        if not bad:  # only a checked export is installed: a failed one stays in the staging folder
+            for target in targets:
+                if os.path.lexists(target):
+                    shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+                os.replace(staging / target.name, target)
     except OSError as err:
         raise OptionError("folder", f"{folder}: cannot write the export ({reason(err)}); choose another "
                                     "folder") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not bad:
+            shutil.rmtree(staging, ignore_errors=True)
     exported = ExportedModel(files=targets, check=check)
     if bad:
-        raise WeightsError(f"{targets[0]}: differs from the network by {exported.max_abs_difference:.3g} on "
-                           f"{sample_name} (more than {TOLERANCE:g}, or another top-1); see {targets[-1]}")
+        raise WeightsError(f"{staged}: differs from the network by {exported.max_abs_difference:.3g} on "
+                           f"{sample_name} (more than {options.tolerance:g}, or another top-1), so it was not "
+                           f"installed in {folder}; it stays in {staging}, see {staging / targets[-1].name}")
     return exported
