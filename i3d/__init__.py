@@ -19,12 +19,13 @@ __all__ = ["EngineOptions", "FVDOptions", "FVDResult", "Features", "Head", "I3DE
            "OptionError", "Prediction", "Recognizer", "Result", "VideoOptions", "VideoStats", "WeightSet",
            "WeightStore", "WeightsError", "classify", "extract_features", "fvd", "fvd_embeddings", "fvd_stats",
            "load_stats", "FineTuneOptions", "TrainOptions", "train", "ExportOptions", "export_model", "live",
-           "LiveOptions", "LiveResult", "LiveSummary", "explain", "Explanation", "ExplainOptions"]
+           "LiveOptions", "LiveResult", "LiveSummary", "explain", "Explanation", "ExplainOptions", "AnalysisOptions"]
 
 _HOMES = {
     "EngineOptions": "i3d.runtime.base",
     "FVDOptions": "i3d.tasks.fvd.measure",
     "FVDResult": "i3d.tasks.fvd.measure",
+    "AnalysisOptions": "i3d.tasks.fvd.analysis",
     "Features": "i3d.results",
     "Head": "i3d.heads",
     "I3DError": "i3d.errors",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from i3d.runtime.export import ExportOptions, export_model
     from i3d.preprocess.windows import VideoOptions
     from i3d.runtime.base import EngineOptions
+    from i3d.tasks.fvd.analysis import AnalysisOptions
     from i3d.tasks.fvd.measure import FVDOptions, FVDResult, fvd, fvd_embeddings, fvd_stats
     from i3d.tasks.fvd.stats import VideoStats, load_stats
     from i3d.tasks.recognizer import Recognizer, classify, extract_features

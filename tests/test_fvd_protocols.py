@@ -252,3 +252,22 @@ def test_command_records_the_protocol_and_shares_cache_only_for_equal_inputs(tmp
     # the generated floats: rounded by one, truncated by the other: other bytes, embedded again
     assert runs["cdfvd"]["generated"]["embedded"] == 3
     assert runs["styleganv"]["fvd"] != runs["cdfvd"]["fvd"]
+
+
+def test_range_flag_takes_the_three_spellings_and_says_how_to_write_minus_one(capsys):
+    """argparse reads ``-1,1`` after a space as a flag: ``--range=-1,1`` parses, and ``--range -1,1`` is
+    refused with a line that gives that spelling (not argparse's "expected one argument")."""
+    from i3d.commands.fvd import build_parser
+
+    parser = build_parser()
+    for given, expected in ((["--range=-1,1"], "-1,1"), (["--range", "0,1"], "0,1"), (["--range", "0,255"], "0,255"),
+                            ([], None)):
+        assert parser.parse_args(["real", "gen", *given]).value_range == expected
+    for given, message in ((["--range", "-1,1"], "-1,1 written with '=' as --range=-1,1"),
+                           (["--range"], "needs LOW,HIGH"),
+                           (["--range", "0,2"], "invalid choice: '0,2'")):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["real", "gen", *given])
+        error = capsys.readouterr().err.splitlines()
+        assert exit_.value.code == 2 and len(error) == 1 and error[0].startswith("error: argument --range: ")
+        assert message in error[0], error

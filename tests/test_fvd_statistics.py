@@ -257,6 +257,8 @@ def test_command_reports_the_statistics(tmp_path, monkeypatch, capsys, recognize
     for args, message in (
             ([str(tmp_path / "real_stats.npz"), sides[1], "--bootstrap", "10"],
              "--bootstrap needs each video's embedding, and the real side is saved statistics"),
+            ([str(tmp_path / "real_stats.npz"), sides[1], "--curve", str(tmp_path / "stats_curve.png")],
+             "--curve needs each video's embedding, and the real side is saved statistics"),
             ([*sides, "--unbiased", "--subset-sizes", "2,5"], "--subset-sizes may be at most 4"),
             ([*sides, "--bootstrap", "1"], "--bootstrap must be 0 (none) or at least 2"),
             ([*sides, "--curve", sides[0]], "unknown file type '.npy'; use .png"),

@@ -17,6 +17,7 @@ from i3d.commands.fvd_analysis import (add_analysis_arguments, analysis_json, an
 from i3d.commands.fvd_protocol import (add_protocol_arguments, frame_lengths, protocol_json, protocol_lines,
                                        protocol_options)
 from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
+from i3d.errors import OptionError
 
 
 def build_parser(prog: str = "i3d fvd") -> argparse.ArgumentParser:
@@ -96,8 +97,14 @@ def run(args: argparse.Namespace) -> str:
     options = FVDOptions(batch_size=args.batch_size, engine=engine_options(args),
                          cache_dir=None if args.no_cache else default_cache_dir() / "fvd", progress=progress,
                          **protocol_options(args))
-    result = fvd(args.real, args.generated, options, load=LoadOptions(download=not args.offline, progress=progress),
-                 store=weight_store(), analysis=analysis_options(args))
+    try:
+        result = fvd(args.real, args.generated, options,
+                     load=LoadOptions(download=not args.offline, progress=progress), store=weight_store(),
+                     analysis=analysis_options(args))
+    except OptionError as err:
+        if err.option != "unbiased" or args.unbiased or args.curve is None:
+            raise
+        raise UsageError(f"--curve {err.detail}") from None  # --curve asked for FVD_inf, not --unbiased
     _save(result.real_stats, args.save_stats, "--save-stats")
     _save(result.generated_stats, args.save_generated_stats, "--save-generated-stats")
     try:

@@ -20,11 +20,26 @@ def frame_lengths(text: str) -> tuple[int, ...]:
     return lengths
 
 
+class RangeAction(argparse.Action):
+    """``--range``'s value, one of RANGE_NAMES. argparse reads ``-1,1`` after a space as a flag and leaves
+    ``--range`` without a value (optional here, so this action, not argparse's "expected one argument",
+    says how to write it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if values is None:
+            raise argparse.ArgumentError(self, "needs LOW,HIGH: 0,1, 0,255, or -1,1 written with '=' as "
+                                               "--range=-1,1 (after a space, -1,1 reads as a flag)")
+        if values not in RANGE_NAMES:
+            raise argparse.ArgumentError(self, f"invalid choice: {values!r} (choose from 0,1, -1,1 written "
+                                               "--range=-1,1, or 0,255)")
+        setattr(namespace, self.dest, values)
+
+
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=PROTOCOL_NAMES, default="tfhub",
                         help="whose choices of resize, clips, value range, video counts and covariance: tfhub (the "
                              "reference, default), styleganv, videogpt, cdfvd (see the README's FVD protocols)")
-    parser.add_argument("--range", dest="value_range", choices=RANGE_NAMES, metavar="LOW,HIGH",
+    parser.add_argument("--range", dest="value_range", action=RangeAction, nargs="?", metavar="LOW,HIGH",
                         help="the value range of float videos (0,1, -1,1 or 0,255; write --range=-1,1); float "
                              "videos are refused without it, and converted to uint8 by the protocol's rule")
 
