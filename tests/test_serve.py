@@ -241,7 +241,7 @@ def test_a_port_in_use_is_a_usage_error_in_one_line(tmp_path, shared_weights_dir
 def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
     random_head(4, seed=3).save(tmp_path / "head")
     served = Served(shared_weights_dir, tmp_path / "uploads", "--token", "s3cret", "--concurrency", "1",
-                    "--queue", "0", "--head", str(tmp_path / "head"))
+                    "--queue", "1", "--drain-timeout", "240", "--head", str(tmp_path / "head"))
     try:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             status, got, raw = served.request("GET", "/v1/info", headers=headers)
@@ -261,13 +261,27 @@ def test_token_busy_head_and_sigterm_drains(tmp_path, shared_weights_dir):
         while b"i3d_queue_depth 0.0" not in served.request("GET", "/metrics")[2] or not served.uploads():
             assert time.time() < deadline
             time.sleep(0.1)
-        status, headers, answer = served.post("/v1/classify", video=CLIP, headers=auth)
+        # --queue 1: a second request waits for the one slot (counted in i3d_queue_depth) instead of a 503
+        second: list = []
+        waiting = threading.Thread(target=lambda: second.append(served.post("/v1/classify", video=CLIP,
+                                                                            headers=auth)))
+        waiting.start()
+        deadline = time.time() + 30
+        while b"i3d_queue_depth 1.0" not in served.request("GET", "/metrics")[2]:
+            assert time.time() < deadline and not second, "the second request was not queued"
+            time.sleep(0.1)
+        status, headers, answer = served.post("/v1/classify", video=CLIP, headers=auth)  # the queue is full
         assert status == 503 and answer["kind"] == "busy" and headers["retry-after"] == "5"
-        # the first request (10 s of video in one 250-frame window) is still running: SIGTERM must let it end
+        # the first request (10 s of video in one 250-frame window) is still running, the second waiting behind it:
+        # SIGTERM must let both end (--drain-timeout 240: the waiting one too)
         assert not first and slow.is_alive(), "the first request ended before SIGTERM: there was nothing to drain"
+        assert not second, "the second request was answered while the only slot was taken"
         served.process.send_signal(signal.SIGTERM)
-        slow.join(120)
+        slow.join(240)
+        waiting.join(240)
         assert first and first[0][0] == 200
+        assert second and second[0][0] == 200 and second[0][2]["classes"] == ["class 0", "class 1", "class 2",
+                                                                               "class 3"]
         done = run_cli("--video", LONG.name, "--head", str(tmp_path / "head"), "--format", "json", "--offline",
                        weights_dir=shared_weights_dir, cwd=SAMPLES)
         assert done.returncode == 0, done.stderr

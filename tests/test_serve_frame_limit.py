@@ -18,13 +18,14 @@ FRAMES = 400  # 16 s at 25 fps
 CLAIMED = 20  # 0.8 s
 
 
-def forge(path: Path, frames: int) -> Path:
-    """Rewrite an AVI's frame counts (the main header's dwTotalFrames and the stream's dwLength) in place."""
+def forge(path: Path, frames: int, held: int = FRAMES) -> Path:
+    """Rewrite an AVI's frame counts (the main header's dwTotalFrames and the stream's dwLength, ``held``)
+    to ``frames``, in place."""
     data = bytearray(path.read_bytes())
     main, stream = data.find(b"avih"), data.find(b"strh")
     assert main > 0 and stream > 0
-    assert struct.unpack_from("<I", data, main + 8 + 16) == (FRAMES,)
-    assert struct.unpack_from("<I", data, stream + 8 + 32) == (FRAMES,)
+    assert struct.unpack_from("<I", data, main + 8 + 16) == (held,)
+    assert struct.unpack_from("<I", data, stream + 8 + 32) == (held,)
     struct.pack_into("<I", data, main + 8 + 16, frames)
     struct.pack_into("<I", data, stream + 8 + 32, frames)
     path.write_bytes(bytes(data))

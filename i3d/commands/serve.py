@@ -4,22 +4,28 @@
     i3d serve --type both --precision int8 --concurrency 2 --token-file ~/.i3d-token
     curl -F video=@clip.mp4 http://127.0.0.1:8000/v1/classify
 
-SIGTERM stops accepting, lets the requests in flight finish, and exits 0; Ctrl-C the same with 130.
+SIGTERM stops accepting, lets the requests the network is running finish, cuts those still uploading or
+waiting --read-timeout + 5 s later (503, their uploads removed; with --drain-timeout S every request still
+open S seconds later), and exits 0; Ctrl-C the same with 130. Flags are checked before the
+network's libraries load, so a usage error is told at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from i3d.commands.flags import (
     TYPES, add_engine_arguments, add_fusion_argument, add_pretrain_argument, check_pretrain_type, engine_options,
 )
 from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
+
+if TYPE_CHECKING:
+    from i3d.serve.options import ServeOptions
 
 
 def build_parser(prog: str = "i3d serve") -> argparse.ArgumentParser:
@@ -54,6 +60,16 @@ def build_parser(prog: str = "i3d serve") -> argparse.ArgumentParser:
                      help="let JSON requests name files under DIR ({\"path\": ...}); off by default")
     net.add_argument("--temp-dir", type=Path, metavar="DIR",
                      help="where uploads are kept while used (default: the system's temporary folder)")
+    net.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                     help="a request's headers must all arrive within S seconds of the connection opening (or "
+                          "of the previous answer), else the connection is closed (408; default 10)")
+    net.add_argument("--read-timeout", type=float, default=20.0, metavar="S",
+                     help="longest pause in a request's body (default 20): a stalled upload gets 408 and frees "
+                          "its slot")
+    net.add_argument("--drain-timeout", type=float, metavar="S",
+                     help="on SIGTERM, seconds the requests in flight get to finish before they are cut (503, "
+                          "uploads removed); default: requests the network is running finish, the others "
+                          "(uploading, waiting) are cut --read-timeout + 5 s after SIGTERM")
     parser.add_argument("--no-flow-cache", action="store_true", help="neither read nor write the flow cache")
     parser.add_argument("--offline", action="store_true", help="no network at all: never download weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -75,34 +91,44 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(args: argparse.Namespace) -> int:
-    from i3d.serve.options import read_token
+def serve_options(args: argparse.Namespace) -> ServeOptions:
+    """The server's ServeOptions from the flags, every flag checked: nothing heavy is imported here, so a
+    usage error is told before TensorFlow loads."""
+    from i3d.serve.options import ServeOptions, read_token
 
-    token = read_token(args.token, args.token_file)  # before TensorFlow's import: a usage error is told at once
-    from i3d.quiet import silence_tensorflow
-
-    silence_tensorflow()
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError as err:
-        raise UsageError(f"i3d serve needs the serve extra ({err.name} is missing): pip install -e '.[serve]'") from None
-
-    from i3d.caches import default_cache_dir
-    from i3d.heads import Head
-    from i3d.serve.app import Server, create_app
-    from i3d.serve.guard import HostPolicy
-    from i3d.serve.options import ServedModel, ServeOptions
-    from i3d.tasks.recognizer import Recognizer
-    from i3d.weights.loading import LoadOptions
-
+    token = read_token(args.token, args.token_file)
     check_pretrain_type(args.pretrain, args.type)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
     options = ServeOptions(token=token, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
                            concurrency=args.concurrency, queue=args.queue, allow_dir=args.allow_dir,
-                           temp_dir=args.temp_dir, allowed_hosts=tuple(args.allowed_hosts))
+                           temp_dir=args.temp_dir, allowed_hosts=tuple(args.allowed_hosts),
+                           header_timeout=args.header_timeout, read_timeout=args.read_timeout,
+                           drain_timeout=args.drain_timeout)
     options.check()
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    options = serve_options(args)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise UsageError(f"i3d serve needs the serve extra ({err.name} is missing): pip install -e '.[serve]'") from None
+    from i3d.quiet import quiet_opencv, silence_tensorflow
+
+    quiet_opencv()
+    silence_tensorflow()
+    from i3d.caches import default_cache_dir
+    from i3d.heads import Head
+    from i3d.serve.app import Server
+    from i3d.serve.guard import HostPolicy
+    from i3d.serve.options import ServedModel
+    from i3d.serve.running import serve
+    from i3d.tasks.recognizer import Recognizer
+    from i3d.weights.loading import LoadOptions
+
     if args.offline:
         forbid_network()
     head = Head.load(args.head) if args.head is not None else None
@@ -121,18 +147,16 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"serving http://{shown}:{port}/ ({'+'.join(TYPES[args.type])}, {recognizer.backend} "
           f"{'/'.join(recognizer.precision.values())}; uploads in {server.temp_dir})", file=sys.stderr, flush=True)
-    hosts = HostPolicy.listening_as((args.host, host), port, options.allowed_hosts)
-    config = uvicorn.Config(create_app(server, hosts), log_level="warning", timeout_graceful_shutdown=None,
-                            limit_concurrency=None, access_log=False)
-    stopped = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
-    try:  # uvicorn drains on SIGTERM, then raises it again: here that only notes it
-        uvicorn.Server(config).run(sockets=[sock])
+    try:
+        cut = serve(server, sock, HostPolicy.listening_as((args.host, host), port, options.allowed_hosts))
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sock.close()
         shutil.rmtree(server.temp_dir, ignore_errors=True)
-    print("stopped: every request in flight was answered", file=sys.stderr)
+    if cut:
+        print(f"stopped: {cut} request(s) not done {options.drain_seconds:g} s after SIGTERM were cut "
+              "(503; --drain-timeout) and their uploads removed", file=sys.stderr)
+    else:
+        print("stopped: every request in flight was answered", file=sys.stderr)
     return 0
 
 

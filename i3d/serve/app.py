@@ -9,7 +9,7 @@
     GET  /healthz       liveness;  GET /metrics  Prometheus' text format;  GET /  the web page
 
 Errors are JSON ``{"error": "...", "kind": "..."}``; ``kind`` is the exit code's class on the command line
-(usage, input, weights, unexpected) or one of the server's own (auth, forbidden, busy, host). A Host the
+(usage, input, weights, unexpected) or one of the server's own (auth, forbidden, busy, host, timeout). A Host the
 server does not answer as gets 400, a POST from another site's page 403 (see :mod:`i3d.serve.guard`).
 """
 
@@ -31,6 +31,8 @@ from starlette.requests import ClientDisconnect
 from i3d.errors import I3DError, InputError, OptionError, WeightsError
 from i3d.serve.guard import Guard, HostPolicy, token_matches
 from i3d.serve.options import ServedModel, ServeOptions
+from i3d.serve.paths import AllowedFile, PathRefused
+from i3d.serve.timeouts import BodyTimedOut, BodyTimeout
 from i3d.serve.uploads import BadUpload, NotVideo, UploadTooLarge, receive_upload
 from i3d.tasks.recognizer import Recognizer
 
@@ -52,7 +54,8 @@ class ApiError(Exception):
 
 def error_status(err: Exception) -> tuple[int, str]:
     """The HTTP status and kind of a library error (the kinds are the command line's exit-code classes)."""
-    for kind, status, name in ((UploadTooLarge, 413, "input"), (NotVideo, 415, "input"), (BadUpload, 400, "usage"),
+    for kind, status, name in ((BodyTimedOut, 408, "timeout"), (UploadTooLarge, 413, "input"),
+                               (NotVideo, 415, "input"), (BadUpload, 400, "usage"),
                                (OptionError, 400, "usage"), (InputError, 422, "input"), (WeightsError, 500, "weights"),
                                (I3DError, 400, "usage")):
         if isinstance(err, kind):
@@ -105,20 +108,16 @@ def parse_options(fields: dict, model: ServedModel, classes: int):
     return video, top_k, fusion
 
 
-def allowed_path(given: str, allow_dir: Path | None) -> Path:
-    """The file a JSON request names, when it lies under ``allow_dir`` once links and ``..`` are resolved."""
-    if allow_dir is None:
+def open_allowed(given: str, root: Path | None) -> AllowedFile:
+    """The file a JSON request names, opened, when it lies under ``root`` (the resolved --allow-dir) once
+    links and ``..`` are followed; the request reads that open file (see :mod:`i3d.serve.paths`)."""
+    if root is None:
         raise ApiError(403, "paths are not served: start the server with --allow-dir DIR, or upload the video",
                        "forbidden")
-    root = allow_dir.resolve()
-    path = Path(given)
-    resolved = (path if path.is_absolute() else root / path).resolve()
-    if not resolved.is_relative_to(root):
-        raise ApiError(403, f"{given}: outside the served folder (--allow-dir); upload the video instead",
-                       "forbidden")
-    if not resolved.is_file():
-        raise ApiError(404, f"{given}: no such file under the served folder", "input")
-    return resolved
+    try:
+        return AllowedFile(given, root)
+    except PathRefused as err:
+        raise ApiError(err.status, str(err), "forbidden" if err.status == 403 else "input") from None
 
 
 class Server:
@@ -134,8 +133,18 @@ class Server:
         options.check()
         self.recognizer, self.model, self.options = recognizer, model, options
         self.temp_dir = options.temp_folder()
+        self.allow_root = options.allow_dir.resolve() if options.allow_dir is not None else None
         self.metrics = Metrics()
         self.admission = _Admission(self.options)
+        self.pending: set[asyncio.Task] = set()  # requests admitted and not yet running: cut first by a drain
+        from i3d.tasks.explain.gradcam import SharedNetworks  # the explain package: only what a server needs
+
+        self.explain_networks = SharedNetworks()  # one Grad-CAM network per process, not one per request
+
+    def cut_pending(self) -> None:
+        """Cut the requests still uploading or waiting for a slot: each answers 503 (see :mod:`i3d.serve.running`)."""
+        for task in list(self.pending):
+            task.cancel()
 
     def info(self) -> dict:
         from i3d.tasks.batch.folder import tool_version
@@ -211,7 +220,8 @@ class Server:
             from i3d.weights.loading import LoadOptions
 
             explanation = explain(self.recognizer, path, ExplainOptions(top=top_k), video=video, fusion=fusion,
-                                  load=LoadOptions(download=False))
+                                  load=LoadOptions(download=False), networks=self.explain_networks,
+                                  pictures=False)
             return {"video": name, **explanation_json(explanation)}
         features = self.recognizer.features(path, video=video, logits=True)
         return features_dict(features, {"video": name, "settings": video.numbers()})
@@ -239,6 +249,8 @@ def create_app(server: Server, hosts: HostPolicy | None = None):
     app = FastAPI(title="i3d", summary="What is happening in this video? DeepMind's I3D over HTTP.",
                   docs_url=None, redoc_url=None)  # their pages load scripts from a CDN: none here
     hosts = hosts or HostPolicy.listening_as(("127.0.0.1",), None, server.options.allowed_hosts)
+    app.add_middleware(BodyTimeout, seconds=server.options.read_timeout,
+                       on_timeout=server.metrics.timeouts.labels("body").inc)
     app.add_middleware(Guard, policy=hosts, token=server.options.token)
     page = resources.files("i3d.serve").joinpath("page.html").read_text(encoding="utf-8")
 
@@ -246,7 +258,8 @@ def create_app(server: Server, hosts: HostPolicy | None = None):
         return JSONResponse({"error": str(err), "kind": err.kind}, status_code=err.status, headers=err.headers)
 
     async def source_of(request: Request, endpoint: str):
-        """(path, name, fields, upload or None) of a request: an upload streamed to a file, or an allowed path."""
+        """(path, name, fields, release) of a request: an upload streamed to a file, or an allowed path held
+        open; ``release()`` removes the one or closes the other."""
         kind = request.headers.get("content-type", "")
         if kind.split(";")[0].strip().lower() == "application/json":
             body = b""
@@ -256,12 +269,13 @@ def create_app(server: Server, hosts: HostPolicy | None = None):
                     raise BadUpload(f"the JSON body is over {MAX_JSON_BYTES} bytes")
             try:
                 data = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # nesting too deep for the parser is not JSON we take either
                 raise BadUpload("the body is not JSON; send {\"path\": ...} or a multipart form") from None
             if not isinstance(data, dict) or not isinstance(data.get("path"), str):
                 raise BadUpload("the JSON body needs \"path\": a file under the served folder")
             given = data.pop("path")
-            return allowed_path(given, server.options.allow_dir), given, data, None
+            opened = open_allowed(given, server.allow_root)
+            return opened.path, given, data, opened.close
         length = request.headers.get("content-length")
         limit = int(server.options.max_upload_mb * 2**20)
         if length is not None and length.isdigit() and int(length) > limit + FORM_OVERHEAD:
@@ -273,34 +287,38 @@ def create_app(server: Server, hosts: HostPolicy | None = None):
         except BaseException:
             upload.remove()
             raise
-        return upload.path, upload.filename or "upload", upload.fields, upload
+        return upload.path, upload.filename or "upload", upload.fields, upload.remove
 
     async def answer(request: Request, endpoint: str):
         start, status, kind = time.perf_counter(), 200, None
         admission = server.admission
-        upload = None
+        release = path = name = None
         try:
             server.authorise(request.headers.get("authorization"))
             admission.enter()
+            server.pending.add(asyncio.current_task())
             server.metrics.queue_depth.set(admission.admitted - admission.running)
             try:
-                path, name, fields, upload = await source_of(request, endpoint)
+                path, name, fields, release = await source_of(request, endpoint)
                 video, top_k, fusion = parse_options(fields, server.model, len(server.recognizer.categories))
                 if endpoint == "explain" and "top_k" not in fields:
                     top_k = 1  # a map per class explained: the top one unless more are asked for
                 server.check_duration(path, video, name)
                 async with admission.slots:
+                    server.pending.discard(asyncio.current_task())
                     admission.running += 1
                     server.metrics.queue_depth.set(admission.admitted - admission.running)
                     try:
-                        body = await to_thread.run_sync(server.work, endpoint, path, name, video, top_k, fusion)
+                        body = await to_thread.run_sync(server.work, endpoint, path, name, video, top_k, fusion,
+                                                        abandon_on_cancel=True)  # a drain's cut need not wait
                     finally:
                         admission.running -= 1
             finally:
                 admission.admitted -= 1
+                server.pending.discard(asyncio.current_task())
                 server.metrics.queue_depth.set(admission.admitted - admission.running)
-                if upload is not None:
-                    upload.remove()
+                if release is not None:
+                    release()
             return Response(json.dumps(body, indent=2), media_type="application/json")
         except ApiError as err:
             status, kind = err.status, err.kind
@@ -308,12 +326,22 @@ def create_app(server: Server, hosts: HostPolicy | None = None):
         except ClientDisconnect:
             status, kind = 499, "disconnected"
             return Response(status_code=400)
+        except asyncio.CancelledError:  # only a SIGTERM drain past --drain-timeout cancels a request
+            status, kind = 503, "stopping"
+            server.metrics.timeouts.labels("drain").inc()
+            seconds = server.options.drain_seconds
+            return failure(ApiError(503, f"the server is stopping: this request was cut {seconds:g} s after SIGTERM "
+                                         "(--drain-timeout); retry later",
+                                    "busy", {"Connection": "close", "Retry-After": str(server.options.retry_after)}))
         except Exception as err:
             status, kind = error_status(err)
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if path is not None and name is not None:
+                message = message.replace(str(path), name)  # a served path is read through its open handle
             if kind == "unexpected":
                 message = f"unexpected {type(err).__name__}: {message}"
-            return failure(ApiError(status, message, kind))
+            headers = {"Connection": "close"} if kind == "timeout" else None  # the rest of the body never came
+            return failure(ApiError(status, message, kind, headers))
         finally:
             server.metrics.observe(endpoint, status, kind, time.perf_counter() - start)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class Metrics:
-    """Requests by endpoint and status, errors by kind, latency, and requests waiting for the network."""
+    """Requests by endpoint and status, errors by kind, latency, requests waiting for the network, and
+    connections or requests cut for time (by phase: headers, body, drain)."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,6 +18,12 @@ class Metrics:
                                  ["endpoint"], registry=self.registry,
                                  buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.queue_depth = Gauge("i3d_queue_depth", "Requests admitted but not yet running", registry=self.registry)
+        self.timeouts = Counter("i3d_timeouts", "Connections and requests cut for time: headers late "
+                                "(--header-timeout), a body stalled (--read-timeout), cut by a SIGTERM drain "
+                                "(--drain-timeout)",
+                                ["phase"], registry=self.registry)
+        for phase in ("headers", "body", "drain"):
+            self.timeouts.labels(phase)
 
     def observe(self, endpoint: str, status: int, kind: str | None, seconds: float) -> None:
         self.requests.labels(endpoint, str(status)).inc()

@@ -20,7 +20,13 @@ class ServeOptions:
     """The server's limits: a bearer token (None: none asked), upload size and video length per request,
     requests run at once and waiting beyond them (then 503 with Retry-After), the folder JSON paths may
     name, where uploads are written while they are used (a private temporary folder by default), and the
-    Host names the server answers as beyond its own (``*``: any)."""
+    Host names the server answers as beyond its own (``*``: any).
+
+    Slow clients: a connection's request headers must all arrive within ``header_timeout`` seconds, and a
+    request's body may pause at most ``read_timeout`` seconds between two pieces (408 otherwise, its slot
+    freed). On SIGTERM, requests in flight get ``drain_timeout`` seconds to be answered; those still open
+    then are cut (503). None: requests the network is running are let finish (their work is bounded by
+    ``max_seconds``), the others (uploading, waiting for a slot) are cut :attr:`drain_seconds` after SIGTERM."""
 
     token: str | None = None
     max_upload_mb: float = 512.0
@@ -31,6 +37,15 @@ class ServeOptions:
     temp_dir: Path | None = None
     retry_after: int = 5
     allowed_hosts: tuple[str, ...] = ()
+    header_timeout: float = 10.0
+    read_timeout: float = 20.0
+    drain_timeout: float | None = None
+
+    @property
+    def drain_seconds(self) -> float:
+        """Seconds after SIGTERM that requests not yet running are cut: ``drain_timeout``, or by default the
+        read timeout plus 5 s (a stalled upload gets its own 408 first)."""
+        return self.drain_timeout if self.drain_timeout is not None else self.read_timeout + 5.0
 
     def check(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -42,6 +57,10 @@ class ServeOptions:
             raise OptionError("concurrency", f"must be between 1 and 64, not {self.concurrency}")
         if not 0 <= self.queue <= 10000:
             raise OptionError("queue", f"must be between 0 and 10000, not {self.queue}")
+        for name in ("header_timeout", "read_timeout", "drain_timeout"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 3600:
+                raise OptionError(name, f"must be above 0 and at most 3600 seconds, not {value}")
         for entry in self.allowed_hosts:
             if entry != "*" and split_host(entry) is None:
                 raise OptionError("allowed_hosts", f"has {entry!r}, not a host name, address or NAME:PORT")

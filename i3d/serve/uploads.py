@@ -89,11 +89,16 @@ class _Parser:
         self._part: str | None = None
         self._file = None
         self._text = bytearray()
+        self.ended = False  # the closing boundary came
 
     def callbacks(self) -> dict:
         return {"on_part_begin": self._begin, "on_header_field": self._header_field,
                 "on_header_value": self._header_value, "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_part_end": self._end}
+                "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_part_end": self._end,
+                "on_end": self._body_end}
+
+    def _body_end(self) -> None:
+        self.ended = True
 
     def _begin(self) -> None:
         self._headers, self._part, self._text = {}, None, bytearray()
@@ -165,6 +170,8 @@ async def receive_upload(content_type: str, chunks: AsyncIterator[bytes], folder
         async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()
+        if not state.ended:
+            raise BadUpload("the multipart body ends before its closing boundary; send the whole form")
         state.close()
     except BaseException as err:
         state.close()
