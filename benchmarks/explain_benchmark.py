@@ -1,6 +1,7 @@
 """i3d explain on ../shared/devset: how faithful its maps are, whether they point at the action, how fast.
 
-    .venv/bin/python benchmarks/explain_benchmark.py [--clips 4] [--composites 8] [--frames 32] [--save FILE.json]
+    .venv/bin/python benchmarks/explain_benchmark.py [--clips 4] [--composites 8] [--frames 32] [--fill mean blur]
+        [--save FILE.json]
 
 The rgb stream with DeepMind's rgb kinetics weights; every forward pass of the curves and of
 occlusion runs on OpenVINO fp32 in batches, Grad-CAM on the Keras network in float32.
@@ -8,8 +9,12 @@ occlusion runs on OpenVINO fp32 in batches, Grad-CAM on the Keras network in flo
 1. **Faithfulness** on the first ``--clips`` labelled clips (one per class before any class twice),
    ``--frames`` frames each, explaining the network's top-1 class: deletion and insertion curves
    (:mod:`i3d.tasks.explain.faithfulness`, cells of ``--cell``: 4 frames x 16 x 16 pixels, a point every 10%)
-   for Grad-CAM at Mixed_5c and Mixed_4f and for occlusion (its default patch), against a random
+   for Grad-CAM at Mixed_5c (of the logit, the default, and of the log-probability) and Mixed_4f and for
+   occlusion (its default patch), against a random
    order and a centre-first order; mean areas, and per method the clips on which it beats each baseline.
+   Blanked cells hold the clip's mean colour, or (``--fill blur``, or both side by side) a blurred copy of
+   the clip. Grad-CAM's cells are ranked by its map before the ReLU (the ReLU ties every place without
+   evidence at 0; the values below 0 still order them), occlusion's by its drops.
    Goal: every method's mean deletion area below both baselines', its insertion area above. The random
    order scatters blank cells over the whole clip, a sight no network was trained on, so its deletion curve
    falls at once: a hard baseline for deletion, an easy one for insertion; ``--cell`` makes the cells coarser.
@@ -17,13 +22,15 @@ occlusion runs on OpenVINO fp32 in batches, Grad-CAM on the Keras network in flo
    shrunk into one quadrant of another clip's frozen middle frame, explaining the pasted clip's label;
    per method and layer the share of maps whose peak, and whose most heat, is in that quadrant (chance 25%).
    Goal: at least 80% of peaks for the default (Grad-CAM at Mixed_5c).
-3. **Speed**: Grad-CAM of a 64-frame window (one forward and one backward pass) against the fp32 forward
+3. **Speed**: Grad-CAM of a 64-frame window (one forward pass of the clip and its blank reference together,
+   one backward pass) against the fp32 forward
    pass, on TensorFlow (the same engine) and on OpenVINO (what classify runs), median of ``--runs``;
    occlusion's seconds per forward pass and for one sweep of its default patch over a ``--frames`` clip.
 
 Prints the CPU and the load first, a table at the end, and writes every figure to ``--save``
-(default /tmp/i3d-explain-benchmark.json). Sized for under 10 minutes on 2 quiet cores: each clip takes
-125 forward passes of ``--frames`` frames (92 for the curves, 33 for occlusion), each composite 34.
+(default /tmp/i3d-explain-benchmark.json). Each clip takes 33 forward passes of ``--frames`` frames for
+occlusion and 110 per fill for the curves (6 orders x 2 curves x 9 inner points, and the 2 ends), each
+composite 34: about 25 minutes for ``--clips 6 --composites 10`` with one fill on 2 quiet cores.
 """
 
 from __future__ import annotations
@@ -39,9 +46,11 @@ import numpy as np
 
 from machine import cpu_name  # benchmarks/machine.py, beside this script
 
+from i3d.tasks.explain.faithfulness import FILLS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT.parent / "shared" / "devset"
-LAYERS = ("Mixed_5c", "Mixed_4f")
+LAYERS = (("Mixed_5c", "logit"), ("Mixed_5c", "probability"), ("Mixed_4f", "logit"))  # Grad-CAM's layer and score
 PATCH = (16, 56, 56)  # occlusion's default patch (frames, rows, columns)
 CELL = (4, 16, 16)  # the curves' cells: Mixed_4f's resolution, the finest map's
 BASELINES = ("random", "centre")
@@ -80,13 +89,14 @@ def timed(call, runs: int) -> tuple[float, object]:
 
 
 def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds: dict[str, list[float]]) -> dict:
-    """Each method's map of class ``index`` for ``clip`` at its own resolution, the seconds each took added up."""
+    """Each method's map of class ``index`` for ``clip`` at its own resolution (Grad-CAM's before its ReLU), the
+    seconds each took added up."""
     from i3d.tasks.explain.occlusion import occlusion_map
 
     maps = {}
     for layer, cam in cams.items():
         mark = time.perf_counter()
-        maps[f"gradcam {layer}"] = cam.map(clip, index)
+        maps[f"gradcam {layer}"] = cam.signed_map(clip, index)
         seconds.setdefault(f"gradcam {layer}", []).append(time.perf_counter() - mark)
     mark = time.perf_counter()
     maps["occlusion"] = occlusion_map(probabilities, clip, index, patch=PATCH, batch=4)
@@ -95,13 +105,14 @@ def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds
 
 
 def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, probabilities, steps: int,
-                 cell: tuple[int, int, int], seconds: dict[str, list[float]], categories: tuple[str, ...]) -> dict:
-    """Per clip and order, the deletion and insertion areas; their means; each method's wins over each baseline."""
+                 cell: tuple[int, int, int], seconds: dict[str, list[float]], categories: tuple[str, ...],
+                 fills: tuple[str, ...]) -> dict:
+    """Per fill: per clip and order, the deletion and insertion areas; their means; each method's wins over each
+    baseline. The maps are made once per clip, whatever the fills."""
     from i3d.tasks.explain.faithfulness import (CurveOptions, cell_grid, centre_order, curves, random_order,
                                                 saliency_order)
 
-    options = CurveOptions(steps=steps, cell=cell, batch=4)
-    per_clip = []
+    per_fill: dict[str, list[dict]] = {fill: [] for fill in fills}
     for n, (label, _, path, clip) in enumerate(clips):
         mark = time.perf_counter()
         index = int(np.argmax(probabilities(clip)[0]))
@@ -110,17 +121,25 @@ def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, pro
         grid = cell_grid(shape, cell)
         orders = {name: saliency_order(heat, shape, cell) for name, heat in maps.items()}
         orders |= {"random": random_order(grid, seed=n), "centre": centre_order(grid)}
-        result = curves(probabilities, clip, orders, index, options)
-        per_clip.append({"clip": path.name, "label": label, "class_index": index, "class": categories[index],
-                         "deletion": {name: c.deletion.auc for name, c in result.items()},
-                         "insertion": {name: c.insertion.auc for name, c in result.items()},
-                         "deletion_curve": {name: c.deletion.probabilities.round(4).tolist()
-                                            for name, c in result.items()},
-                         "insertion_curve": {name: c.insertion.probabilities.round(4).tolist()
-                                             for name, c in result.items()}})
-        print(f"  faithfulness {n + 1}/{len(clips)} {path.name}: deletion "
-              + ", ".join(f"{k} {v:.3f}" for k, v in per_clip[-1]["deletion"].items())
-              + f" ({time.perf_counter() - mark:.0f} s)", flush=True)
+        for fill in fills:
+            result = curves(probabilities, clip, orders, index, CurveOptions(steps=steps, cell=cell, batch=4,
+                                                                             fill=fill))
+            per_fill[fill].append({
+                "clip": path.name, "label": label, "class_index": index, "class": categories[index],
+                "deletion": {name: c.deletion.auc for name, c in result.items()},
+                "insertion": {name: c.insertion.auc for name, c in result.items()},
+                "deletion_curve": {name: c.deletion.probabilities.round(4).tolist() for name, c in result.items()},
+                "insertion_curve": {name: c.insertion.probabilities.round(4).tolist() for name, c in result.items()}})
+            print(f"  faithfulness {n + 1}/{len(clips)} {path.name}, {fill} fill: deletion "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in per_fill[fill][-1]["deletion"].items())
+                  + f" ({time.perf_counter() - mark:.0f} s)", flush=True)
+    return {fill: {"clips": len(per_clip), "steps": steps, "cell": list(cell), "fill": fill,
+                   "summary": summarise(per_clip), "per_clip": per_clip} for fill, per_clip in per_fill.items()}
+
+
+def summarise(per_clip: list[dict]) -> dict:
+    """Per order the mean deletion and insertion areas; per method its wins over each baseline, clip by clip,
+    and whether its means beat both baselines' on both curves."""
     names = list(per_clip[0]["deletion"]) if per_clip else []
     summary = {}
     for name in names:
@@ -137,7 +156,7 @@ def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, pro
                 summary[name]["deletion_auc"] < np.mean([c["deletion"][b] for c in per_clip])
                 and summary[name]["insertion_auc"] > np.mean([c["insertion"][b] for c in per_clip])
                 for b in BASELINES)
-    return {"clips": len(per_clip), "steps": steps, "cell": list(cell), "summary": summary, "per_clip": per_clip}
+    return summary
 
 
 def pointing_game(pool: list[tuple[str, int, Path, np.ndarray]], count: int, cams: dict, probabilities,
@@ -193,20 +212,20 @@ def table(report: dict) -> str:
     """The figures as a few aligned tables."""
     lines = [f"CPU {report['machine']['cpu']}, {report['machine']['usable_cpus']} usable cores, load "
              f"{report['machine']['loadavg_1m']} -> {report['machine']['loadavg_1m_end']}"]
-    faith = report["faithfulness"]
-    lines += ["", f"Faithfulness on {faith['clips']} clips ({report['frames']} frames; deletion lower is better, "
-                  "insertion higher)",
-              f"{'order':<18}{'deletion AUC':>14}{'insertion AUC':>15}{'del wins r/c':>14}{'ins wins r/c':>14}"]
-    for name, s in faith["summary"].items():
-        wins = ("" if name in BASELINES else
-                f"{s['deletion_wins_vs_random']}/{s['deletion_wins_vs_centre']}".rjust(14)
-                + f"{s['insertion_wins_vs_random']}/{s['insertion_wins_vs_centre']}".rjust(14))
-        lines.append(f"{name:<18}{s['deletion_auc']:>14.3f}{s['insertion_auc']:>15.3f}{wins}")
+    for fill, faith in report["faithfulness"].items():
+        lines += ["", f"Faithfulness on {faith['clips']} clips ({report['frames']} frames, cells "
+                      f"{'x'.join(map(str, faith['cell']))}, {fill} fill; deletion lower is better, insertion higher)",
+                  f"{'order':<30}{'deletion AUC':>14}{'insertion AUC':>15}{'del wins r/c':>14}{'ins wins r/c':>14}"]
+        for name, s in faith["summary"].items():
+            wins = ("" if name in BASELINES else
+                    f"{s['deletion_wins_vs_random']}/{s['deletion_wins_vs_centre']}".rjust(14)
+                    + f"{s['insertion_wins_vs_random']}/{s['insertion_wins_vs_centre']}".rjust(14))
+            lines.append(f"{name:<30}{s['deletion_auc']:>14.3f}{s['insertion_auc']:>15.3f}{wins}")
     point = report["pointing"]
     lines += ["", f"Pointing game on {point['composites']} composites (chance 25%)",
-              f"{'method':<18}{'peak in quadrant':>18}{'most heat there':>17}"]
+              f"{'method':<30}{'peak in quadrant':>18}{'most heat there':>17}"]
     for name, r in point["rates"].items():
-        lines.append(f"{name:<18}{r['peak']:>18.0%}{r['mass']:>17.0%}")
+        lines.append(f"{name:<30}{r['peak']:>18.0%}{r['mass']:>17.0%}")
     s = report["speed"]
     o = s["occlusion"]
     lines += ["", f"Speed, {s['frames']} frames, median of {s['runs']}: Grad-CAM {s['gradcam_seconds']:.2f} s; fp32 "
@@ -226,6 +245,9 @@ def main() -> None:
                         help="frames and pixels of the cells the curves blank (default 4 16 16)")
     parser.add_argument("--composites", type=int, default=8, help="composites for the pointing game (default 8)")
     parser.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    parser.add_argument("--fill", nargs="+", choices=FILLS, default=["mean"],
+                        help="what blanked cells hold: the clip's mean colour, a blurred copy, or both side by side "
+                             "(default mean)")
     parser.add_argument("--steps", type=int, default=10, help="points on each curve past its start (default 10)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs for the speed figures (default 3)")
     parser.add_argument("--devset", type=Path, default=DEVSET)
@@ -247,7 +269,8 @@ def main() -> None:
     runner = recognizer.runners["rgb"]
     probabilities = runner_probabilities(runner)
     model = build_pretrained(recognizer.weight_sets["rgb"], recognizer.store, LoadOptions(download=False))
-    cams = {layer: GradCAM(model, layer) for layer in LAYERS}
+    cams = {f"{layer}{'' if score == 'logit' else ' ' + score}": GradCAM(model, layer, score=score)
+            for layer, score in LAYERS}
 
     pool, clip64 = [], None
     wanted = max(args.clips, args.composites)
@@ -263,7 +286,7 @@ def main() -> None:
     seconds: dict[str, list[float]] = {}
     report = {"frames": args.frames, "machine": machine}
     report["faithfulness"] = faithfulness(pool[:args.clips], cams, probabilities, args.steps, tuple(args.cell),
-                                         seconds, recognizer.categories)
+                                         seconds, recognizer.categories, tuple(dict.fromkeys(args.fill)))
     report["pointing"] = pointing_game(pool[:args.composites], min(args.composites, len(pool)), cams, probabilities,
                                        seconds)
     report["speed"] = speed(model, cams["Mixed_5c"], runner, probabilities, clip64, args.runs, args.frames,

@@ -55,6 +55,9 @@ def build_parser(prog: str = "i3d explain") -> argparse.ArgumentParser:
     method.add_argument("--layer", default="Mixed_5c", metavar="ENDPOINT",
                         help="gradcam: the layer (Mixed_5c: T/8 x 7 x 7, the default; Mixed_4f: T/4 x 14 x 14; "
                              "any endpoint)")
+    method.add_argument("--score", choices=("logit", "probability"), default="logit",
+                        help="gradcam: the gradients of the class's logit (default: where its evidence is) or of "
+                             "its log-probability (what sets it apart from the other likely classes)")
     method.add_argument("--class", dest="classes", action="append", default=[], metavar="LABEL",
                         help="explain this class (Kinetics' or the head's name; repeat for several)")
     method.add_argument("--top", type=int, default=1, metavar="K",
@@ -109,7 +112,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     for target in (args.out, *(args.out / name for name in OUTPUTS)):
         refuse_output_over_input({"out": target}, inputs + ([args.head] if args.head else []))
     options = ExplainOptions(method=args.method, layer=args.layer, classes=tuple(args.classes), top=args.top,
-                             patch=args.patch, budget=args.budget, batch=args.batch)
+                             patch=args.patch, budget=args.budget, batch=args.batch, score=args.score)
     options.check()
     head = None
     if args.head is not None:

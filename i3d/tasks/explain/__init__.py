@@ -6,13 +6,14 @@ and returns an :class:`Explanation`, which :func:`write_explanation` writes as a
 sheet, the maps and a JSON summary.
 """
 
-from i3d.tasks.explain.gradcam import GradCAM, cam_from_gradients, gradcam_map
+from i3d.tasks.explain.gradcam import GradCAM, SharedNetworks, cam_from_gradients, gradcam_map
 from i3d.tasks.explain.occlusion import occlusion_map, occlusion_maps
 from i3d.tasks.explain.options import ExplainOptions
 from i3d.tasks.explain.regions import upsample
 from i3d.tasks.explain.outputs import write_explanation
 from i3d.tasks.explain.run import ClassMap, Explanation, WindowExplanation, explain
 
-__all__ = ["ClassMap", "ExplainOptions", "Explanation", "GradCAM", "WindowExplanation", "cam_from_gradients",
+__all__ = ["ClassMap", "ExplainOptions", "Explanation", "GradCAM", "SharedNetworks", "WindowExplanation",
+           "cam_from_gradients",
            "explain", "gradcam_map", "occlusion_map", "occlusion_maps", "upsample",
            "write_explanation"]

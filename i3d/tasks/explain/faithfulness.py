@@ -6,7 +6,12 @@ frames x pixels x pixels); *deletion* blanks the cells in the map's order, most
 salient first, and records the class's probability after each tenth (a faithful
 map makes it fall at once: a low area under the curve); *insertion* starts from a
 blank clip and restores the cells in the same order (a faithful map makes it rise
-at once: a high area). Blank means the clip's mean colour, the fill occlusion uses.
+at once: a high area). Blank means the clip's mean colour, the fill occlusion uses
+(``fill="mean"``), or the same place in a blurred copy of the clip (``fill="blur"``: each
+frame smoothed with a Gaussian of ``BLUR_SIGMA`` pixels, as Petsiuk et al. 2018 start their
+insertion curves): a flat fill cuts sharp edges round every blanked cell, a sight the network
+never trained on, which a blurred fill avoids, at the cost of leaving the coarse shapes and
+motion in place.
 Two orders that know nothing of the network are the baselines a map must beat: a
 random order, and centre-first (the camera usually frames the action in the middle).
 
@@ -24,6 +29,10 @@ import numpy as np
 
 from i3d.errors import OptionError
 
+FILLS = ("mean", "blur")
+BLUR_SIGMA = 16.0
+"""The blur fill's Gaussian, in pixels of the 224 x 224 crop (a cell of Mixed_4f's 14 x 14 grid)."""
+
 Predict = Callable[[np.ndarray], np.ndarray]
 """(N, T, H, W, C) float32 clips -> (N, classes) probabilities."""
 
@@ -31,11 +40,13 @@ Predict = Callable[[np.ndarray], np.ndarray]
 @dataclass(frozen=True)
 class CurveOptions:
     """How the curves are sampled: ``steps`` points past the start (10: every 10% of the volume), cells of
-    ``cell`` (frames, rows, columns) blanked whole, and up to ``batch`` clips per ``predict`` call."""
+    ``cell`` (frames, rows, columns) blanked whole, and up to ``batch`` clips per ``predict`` call; blanked
+    cells hold the clip's mean colour (``fill="mean"``) or a blurred copy of the clip (``fill="blur"``)."""
 
     steps: int = 10
     cell: tuple[int, int, int] = (4, 16, 16)
     batch: int = 4
+    fill: str = "mean"
 
     def check(self) -> None:
         """Refuse a curve with no points, an empty cell or an empty batch (OptionError)."""
@@ -45,6 +56,8 @@ class CurveOptions:
             raise OptionError("cell", f"is {self.cell}; give three sizes of at least 1 (frames, rows, columns)")
         if self.batch < 1:
             raise OptionError("batch", f"is {self.batch}; at least 1 clip per call")
+        if self.fill not in FILLS:
+            raise OptionError("fill", f"is {self.fill!r}; choose from {', '.join(FILLS)}")
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,22 @@ def as_frames(clip: np.ndarray) -> np.ndarray:
 def clip_fill(clip: np.ndarray) -> np.ndarray:
     """The clip's mean colour (one value per channel): what blanked cells are filled with."""
     return as_frames(clip).mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
+
+
+def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
+    """(size, size) weights of a Gaussian blur along one axis, each row renormalised at the edges."""
+    offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def blurred_copy(clip: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
+    """The (T, H, W, C) clip with every frame blurred by a Gaussian of ``sigma`` pixels (time untouched)."""
+    frames = as_frames(clip)
+    rows = _gaussian_matrix(frames.shape[1], sigma)
+    columns = _gaussian_matrix(frames.shape[2], sigma)
+    out = np.einsum("ij,tjwc->tiwc", rows, frames.astype(np.float64))
+    return np.einsum("kw,tiwc->tikc", columns, out).astype(frames.dtype)
 
 
 def cell_grid(shape: tuple[int, int, int], cell: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -156,7 +185,8 @@ def cell_mask(cells: np.ndarray, grid: tuple[int, int, int], cell: tuple[int, in
 
 def blanked(clip: np.ndarray, cells: np.ndarray, cell: tuple[int, int, int], fill: np.ndarray | None = None,
             *, keep: bool = False) -> np.ndarray:
-    """The (T, H, W, C) clip with the given cells filled (``keep``: every other cell filled instead)."""
+    """The (T, H, W, C) clip with the given cells filled (``keep``: every other cell filled instead) from
+    ``fill``: a colour (C,), or a whole clip (T, H, W, C) to take the cells from; default the clip's mean."""
     frames = as_frames(clip)
     shape = frames.shape[:3]
     mask = cell_mask(np.asarray(cells, dtype=np.int64), cell_grid(shape, cell), cell, shape)
@@ -196,7 +226,7 @@ def curves(predict: Predict, clip: np.ndarray, orders: Mapping[str, np.ndarray],
     for name, order in orders.items():
         if sorted(np.asarray(order).tolist()) != list(range(total)):
             raise ValueError(f"order {name!r} is not a permutation of the {total} cells")
-    fill = clip_fill(frames)
+    fill = clip_fill(frames) if options.fill == "mean" else blurred_copy(frames)
     counts = [round(i / options.steps * total) for i in range(1, options.steps)]
 
     def clips() -> Iterator[np.ndarray]:

@@ -12,6 +12,8 @@ from i3d.inputs.labels import normalise_label
 from i3d.transforms import CROP_SIZE
 
 METHODS = ("gradcam", "occlusion")
+SCORES = ("logit", "probability")
+"""What Grad-CAM takes the gradients of (see :mod:`i3d.tasks.explain.gradcam`)."""
 DEFAULT_LAYER = "Mixed_5c"
 MAX_TOP = 20
 """The most classes one run explains per window (each is a map, a backward pass or a budget of passes)."""
@@ -25,7 +27,8 @@ class ExplainOptions:
     ``occlusion`` (a ``patch`` of frames x height x width pixels, filled with the clip's mean,
     slid over the clip; the drop in the class's probability, at most ``budget`` forward passes
     per window, stream and class, ``batch`` clips per pass of the engine). ``classes``: labels to
-    explain (Kinetics' or the head's names); none: the window's ``top`` most likely classes.
+    explain (Kinetics' or the head's names); none: the window's ``top`` most likely classes. ``score``:
+    Grad-CAM's gradients are of the class's ``logit`` or of its log-``probability``.
     """
 
     method: str = "gradcam"
@@ -35,6 +38,7 @@ class ExplainOptions:
     patch: tuple[int, int, int] = (16, 56, 56)
     budget: int = 512
     batch: int = 4
+    score: str = "logit"
 
     def check(self) -> None:
         """Refuse options no run could use (OptionError naming the option)."""
@@ -45,6 +49,10 @@ class ExplainOptions:
             raise OptionError("layer", f"{self.layer!r} is not an I3D endpoint; choose from {', '.join(layers)}")
         if self.method != "gradcam" and self.layer != DEFAULT_LAYER:
             raise OptionError("layer", "only applies to the gradcam method")
+        if self.score not in SCORES:
+            raise OptionError("score", f"is {self.score!r}; choose from {', '.join(SCORES)}")
+        if self.method != "gradcam" and self.score != SCORES[0]:
+            raise OptionError("score", "only applies to the gradcam method")
         if not 1 <= self.top <= MAX_TOP:
             raise OptionError("top", f"must be between 1 and {MAX_TOP}, not {self.top}")
         if self.classes and self.top != 1:
@@ -65,7 +73,7 @@ class ExplainOptions:
     def settings(self) -> dict:
         """The options that decide the maps, for explain.json."""
         if self.method == "gradcam":
-            return {"method": self.method, "layer": self.layer}
+            return {"method": self.method, "layer": self.layer, "score": self.score}
         return {"method": self.method, "patch": list(self.patch), "budget": self.budget, "fill": "clip mean"}
 
 

@@ -80,8 +80,11 @@ def half_heat_box(frame_map: np.ndarray, grid: int = BOX_GRID) -> tuple[int, int
     area = np.where(enough & (area > 0), area, np.iinfo(np.int64).max)
     smallest = area.min()
     candidates = np.argwhere(area == smallest)
-    best = max(candidates, key=lambda c: sums[tuple(c)])
-    pair, left, right = (int(v) for v in best)
+    hotness = sums[area == smallest]  # the candidates' heat, in the same (row-major) order
+    # the first of the hottest (a NaN first wins, a later NaN never does), picked by NumPy: a map holding NaN makes
+    # every box (about 170 000) a candidate
+    first = 0 if np.isnan(hotness[0]) or np.isnan(hotness).all() else int(np.nanargmax(hotness))
+    pair, left, right = (int(v) for v in candidates[first])
     return int(columns[left]), int(rows[top[pair]]), int(columns[right]), int(rows[bottom[pair]])
 
 

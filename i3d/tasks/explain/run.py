@@ -10,6 +10,7 @@ its share of the window's heat (the temporal importance curve) are read off it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from i3d.preprocess.windows import VideoOptions, Window
 from i3d.results import WindowSpan, softmax
-from i3d.tasks.explain.gradcam import GradCAM
+from i3d.tasks.explain.gradcam import GradCAM, SharedNetworks
 from i3d.tasks.explain.occlusion import occlusion_maps, runner_probabilities
 from i3d.tasks.explain.options import ExplainOptions, check_budget, class_indices
 from i3d.tasks.explain.regions import (CropGeometry, crop_geometry, half_heat_box, heat, peak, temporal_curve,
@@ -136,21 +137,25 @@ def source_geometry(source: Source, crop: str) -> CropGeometry | None:
 
 def map_regions(layer_map: np.ndarray, frames: int) -> tuple[np.ndarray, tuple, tuple, tuple]:
     """(the map upsampled to ``frames`` x 224 x 224 as heat in [0, 1], float16; per frame peak, half-heat box,
-    share of the heat)."""
-    crop_map = heat(upsample(np.maximum(layer_map, 0.0), frames))
+    share of the heat), all read off the float16 map that maps.npz holds, so that the two agree."""
+    crop_map = heat(upsample(np.maximum(layer_map, 0.0), frames)).astype(np.float16)
     peaks = tuple(peak(frame) for frame in crop_map)
     boxes = tuple(half_heat_box(frame) for frame in crop_map)
     curve = tuple(float(v) for v in temporal_curve(crop_map))
-    return crop_map.astype(np.float16), peaks, boxes, curve
+    return crop_map, peaks, boxes, curve
 
 
 def explain(recognizer: Recognizer, source: Source, options: ExplainOptions = ExplainOptions(), *,
             video: VideoOptions = VideoOptions(), fusion: str = "mean",
-            load: LoadOptions = LoadOptions(download=False)) -> Explanation:
+            load: LoadOptions = LoadOptions(download=False), networks: SharedNetworks | None = None,
+            pictures: bool = True) -> Explanation:
     """Maps of the evidence for a class in each window of ``source`` (a video, a frames folder, clip arrays).
 
     Options and class names are checked first, then the first window is read (a bad input fails before
-    any network is built). ``load`` is how the Grad-CAM network finds the recognizer's weights again.
+    any network is built). ``load`` is how the Grad-CAM network finds the recognizer's weights again;
+    ``networks`` keeps the Grad-CAM networks for later calls (a server builds them once, not per request).
+    ``pictures=False`` leaves the windows' frames out (``frames`` empty): what is written as pictures
+    (:func:`write_explanation`) needs them, the JSON answers do not.
     """
     options.check()
     chosen = class_indices(options.classes, recognizer.categories) if options.classes else None
@@ -159,7 +164,7 @@ def explain(recognizer: Recognizer, source: Source, options: ExplainOptions = Ex
     first = next(windows)
     geometry = source_geometry(source, video.crop)
     explained = []
-    maker = _Maker(recognizer, options, load)
+    maker = _Maker(recognizer, options, load, networks, pictures)
     for window in itertools.chain([first], windows):
         explained.append(maker.window(one_view(window), chosen, fusion))
     head = recognizer.head
@@ -173,16 +178,19 @@ def explain(recognizer: Recognizer, source: Source, options: ExplainOptions = Ex
 class _Maker:
     """The per-window work, with the Grad-CAM networks built on first use."""
 
-    def __init__(self, recognizer: Recognizer, options: ExplainOptions, load: LoadOptions) -> None:
-        self.recognizer, self.options, self.load = recognizer, options, load
-        self.networks: dict[str, GradCAM] = {}
+    def __init__(self, recognizer: Recognizer, options: ExplainOptions, load: LoadOptions,
+                 shared: SharedNetworks | None, pictures: bool) -> None:
+        self.recognizer, self.options, self.load, self.pictures = recognizer, options, load, pictures
+        self.shared = SharedNetworks() if shared is None else shared
+        self.lock = self.shared.lock if shared is not None else contextlib.nullcontext()
+        self.head = None if recognizer.head is None else recognizer.head.fingerprint()
 
     def network(self, stream: str) -> GradCAM:
-        if stream not in self.networks:
-            r = self.recognizer
-            self.networks[stream] = GradCAM.for_stream(r.weight_sets[stream], r.store, self.options.layer, r.head,
-                                                       stream, self.load)
-        return self.networks[stream]
+        """The stream's Grad-CAM network (call with ``self.lock`` held)."""
+        r = self.recognizer
+        key = (stream, r.weight_sets[stream].name, self.options.layer, self.options.score, self.head)
+        return self.shared.get(key, lambda: GradCAM.for_stream(r.weight_sets[stream], r.store, self.options.layer,
+                                                                r.head, stream, self.load, self.options.score))
 
     def window(self, window: Window, chosen: tuple[int, ...] | None, fusion: str) -> WindowExplanation:
         r, options = self.recognizer, self.options
@@ -197,7 +205,8 @@ class _Maker:
         for stream in r.streams:
             clip = window.clips[stream.name]
             if options.method == "gradcam":
-                layer_maps = [self.network(stream.name).map(clip, index) for index in indices]
+                with self.lock:
+                    layer_maps = [self.network(stream.name).map(clip, index) for index in indices]
             else:
                 score = runner_probabilities(r.runners[stream.name], r.head, stream.name)
                 layer_maps = list(occlusion_maps(score, clip, indices, options.patch, options.batch,
@@ -207,5 +216,6 @@ class _Maker:
                 maps.append(ClassMap(stream.name, index, r.categories[index], float(probabilities[index]),
                                      layer_map, crop_map, peaks, boxes, curve))
         span = WindowSpan(window.index, window.first_frame, window.frames, window.start, window.end)
-        return WindowExplanation(span, {name: picture(clip[0]) for name, clip in window.clips.items()}, tuple(maps))
+        frames = {name: picture(clip[0]) for name, clip in window.clips.items()} if self.pictures else {}
+        return WindowExplanation(span, frames, tuple(maps))
 
