@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -106,11 +107,14 @@ def ray_modules_take_turns(tmp_path_factory):
         yield
 
 
+_SOCKETS = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+"""The socket functions as the process started: saved here, since a module fixture may run an --offline command
+before any test's own fixtures are made."""
+
+
 @pytest.fixture(autouse=True)
 def network_restored():
     """A command run in this process with --offline switches sockets off for the process: switch them back."""
-    import socket
-
-    saved = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = _SOCKETS
     yield
-    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = _SOCKETS

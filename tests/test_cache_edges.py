@@ -393,14 +393,23 @@ def test_ir_folder_and_files_have_the_usual_mode(tmp_path, tiny, umask):
 # ---- 7. Ctrl-C during the first run's conversion ------------------------------------------------
 
 INTERRUPT = """
-import os, signal, sys, threading
+import os, signal, sys, threading, time
 from i3d.quiet import no_openvino_telemetry
 no_openvino_telemetry()
 import openvino as ov
 real = getattr(ov, sys.argv[1])
+inside, sent = threading.Event(), threading.Event()
+def ctrl_c():
+    inside.wait()
+    time.sleep(float(sys.argv[2]))
+    os.kill(os.getpid(), signal.SIGINT)
+    sent.set()
+threading.Thread(target=ctrl_c, daemon=True).start()
 def interrupted(*args, **kwargs):
-    threading.Timer(float(sys.argv[2]), os.kill, (os.getpid(), signal.SIGINT)).start()
-    return real(*args, **kwargs)
+    inside.set()
+    out = real(*args, **kwargs)
+    sent.wait()  # a call that ended before the signal: it lands here, before anything is kept
+    return out
 setattr(ov, sys.argv[1], interrupted)
 from i3d.commands.classify import main
 sys.exit(main(["--backend", "openvino", "--offline", "--top-k", "3"]))
@@ -411,7 +420,10 @@ sys.exit(main(["--backend", "openvino", "--offline", "--top-k", "3"]))
 @pytest.mark.parametrize("where,delay", [("convert_model", 0.5), ("convert_model", 0.7), ("save_model", 0.0)])
 def test_ctrl_c_while_converting_is_one_line_and_exit_130(tmp_path, shared_weights_dir, where, delay):
     """SIGINT that many seconds into OpenVINO's conversion (or its save): OpenVINO wraps the
-    KeyboardInterrupt into a RuntimeError (or OpConversionFailure); the run still says only `interrupted`."""
+    KeyboardInterrupt into a RuntimeError (or OpConversionFailure); the run still says only `interrupted`.
+
+    By construction, not by timing: the signal is sent once the call has started, and a call that ends first
+    waits for it, so on a fast machine it lands as the call returns, still before any IR is kept."""
     pytest.importorskip("openvino")
     weights = tmp_path / "weights"
     copy_rgb_cache(shared_weights_dir, weights, ir=False)

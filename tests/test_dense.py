@@ -96,7 +96,7 @@ def test_tensorflow_steps_too(shared_store, cricket):
 @pytest.mark.slow  # a video's windows twice
 def test_dense_windows_of_a_video_against_windows_run_alone(recognizer):
     video = SAMPLES / "arm_wrestling.mp4"
-    first = dict(window=64, stride=16, max_frames=176)  # 7 s: the first 8 windows
+    first = dict(window=64, stride=16, max_frames=112)  # 4.5 s: the first 4 windows
     dense = recognizer.features(video, video=VideoOptions(**first, dense=True), logits=True)
     alone = recognizer.features(video, video=VideoOptions(**first), logits=True)
     spans = [(w.first_frame, w.frames) for w in dense.windows]

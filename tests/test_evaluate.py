@@ -67,7 +67,8 @@ def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, sta
     store = WeightStore(tmp_path)
     copy_rgb_cache(shared_weights_dir, tmp_path)
     injected = {"flow": stand_in_flow_copy(stand_in_flow, tmp_path)}
-    clips = {"rgb": cricket_clips["rgb"], "flow": cricket_clips["flow"]}
+    # the sample's first 24 frames: the fusion is what is checked here, not the sample's answer (a third of the work)
+    clips = {name: np.load(cricket_clips[name])[:, :24] for name in ("rgb", "flow")}
 
     def run(streams, fusion="mean"):
         return i3d.classify({s: clips[s] for s in streams}, streams, fusion=fusion, weight_sets=injected,
@@ -79,7 +80,7 @@ def test_both_streams_fuse_the_two_logits(cricket_clips, shared_weights_dir, sta
     summed = run(("rgb", "flow"), "sum")
     np.testing.assert_allclose(summed.logits, rgb + flow, rtol=1e-6, atol=1e-6)
     assert both.weights == {"rgb": "rgb_scratch", "flow": "flow_scratch"}
-    assert both.frames == {"rgb": 79, "flow": 79} and both.fusion == "mean"
+    assert both.frames == {"rgb": 24, "flow": 24} and both.fusion == "mean"
     assert not np.allclose(rgb, flow)
 
 

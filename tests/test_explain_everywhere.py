@@ -81,12 +81,18 @@ def compare_heat(heated, plain, explanation) -> None:
 
 
 @pytest.mark.slow  # three runs of the network, two of them with Grad-CAM
-def test_classify_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat):
+def test_classify_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat, monkeypatch,
+                                                        capsys):
+    """The heat from the real command; the plain video from the command's main in this process (one process
+    start and TensorFlow import fewer)."""
+    from i3d.commands.classify import main
+
     assert [w.maps[0].label for w in library_heat.windows] == ["arm wrestling"] * 2
-    for name, extra in (("heat.mp4", ("--heat",)), ("plain.mp4", ())):
-        done = run_cli("--video", str(ARM_WRESTLING), *WINDOW, "--top-k", "3", "--offline",
-                       "--annotate", str(tmp_path / name), *extra, weights_dir=shared_weights_dir)
-        assert done.returncode == 0, done.stderr
+    args = ("--video", str(ARM_WRESTLING), *WINDOW, "--top-k", "3", "--offline")
+    done = run_cli(*args, "--annotate", str(tmp_path / "heat.mp4"), "--heat", weights_dir=shared_weights_dir)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+    assert main([*args, "--annotate", str(tmp_path / "plain.mp4")]) == 0, capsys.readouterr().err
     compare_heat(tmp_path / "heat.mp4", tmp_path / "plain.mp4", library_heat)
 
 
@@ -97,13 +103,24 @@ def run_segments(*args: str, weights_dir) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow  # two segments runs, one with Grad-CAM
-def test_segments_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat):
+def test_segments_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat, monkeypatch,
+                                                        capsys):
+    """The heat from the real command; the plain video from the command's main in this process."""
+    from i3d.commands.segments import main
+
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
     for name, extra in (("heat", ("--heat",)), ("plain", ())):
-        done = run_segments("--out", str(tmp_path / name), *WINDOW, "--stride", "32", "--offline", "--no-charts",
-                            "--format", "json", "--annotate", str(tmp_path / f"{name}.mp4"), *extra,
-                            weights_dir=shared_weights_dir)
-        assert done.returncode == 0, done.stderr
-        [segment] = json.loads(done.stdout)["segments"]["arm_wrestling"]
+        args = ("--out", str(tmp_path / name), *WINDOW, "--stride", "32", "--offline", "--no-charts", "--format",
+                "json", "--annotate", str(tmp_path / f"{name}.mp4"), *extra)
+        if extra:
+            done = run_segments(*args, weights_dir=shared_weights_dir)
+            assert done.returncode == 0, done.stderr
+            out = done.stdout
+        else:
+            capsys.readouterr()
+            assert main([str(ARM_WRESTLING), *args]) == 0, capsys.readouterr().err
+            out = capsys.readouterr().out
+        [segment] = json.loads(out)["segments"]["arm_wrestling"]
         assert segment["label"] == "arm wrestling"  # the class whose heat the library computed
     compare_heat(tmp_path / "heat.mp4", tmp_path / "plain.mp4", library_heat)
 
@@ -181,7 +198,24 @@ return [first, last];
 """
 
 
-@pytest.mark.slow  # a real browser, a server process and Grad-CAM over ten seconds of video
+def first_seconds(source, seconds: float, out):
+    """``out``: the video's packets up to ``seconds`` copied as they are (same codec, size and pixel aspect)."""
+    import av
+
+    with av.open(str(source)) as given, av.open(str(out), "w") as written:
+        stream = given.streams.video[0]
+        copy = written.add_stream_from_template(stream)
+        for packet in given.demux(stream):
+            if packet.dts is None:  # the demuxer's empty packet at the end
+                continue
+            if packet.dts * stream.time_base >= seconds:
+                break
+            packet.stream = copy
+            written.mux(packet)
+    return out
+
+
+@pytest.mark.slow  # a real browser, a server process and Grad-CAM over three seconds of video
 def test_the_pages_heat_toggle_draws_over_the_video(served, tmp_path):
     """In Chromium, the toggle asks /v1/explain and paints heat on the canvas over the playing video (and, off,
     hides it). Skipped where Debian's chromium and chromium-driver are missing, except under CI."""
@@ -189,6 +223,9 @@ def test_the_pages_heat_toggle_draws_over_the_video(served, tmp_path):
 
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         skip_outside_ci("Debian's chromium and chromium-driver are not installed")
+    # the video's first 3 s (its own encoding): the page classifies and explains all of a file, and 10 s of
+    # Grad-CAM cost four times as much for the same drawing
+    clip = first_seconds(ARM_WRESTLING, 3.0, tmp_path / "arm_wrestling.mp4")
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager: never look for drivers online
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -207,7 +244,7 @@ def test_the_pages_heat_toggle_draws_over_the_video(served, tmp_path):
     try:
         driver.get(f"http://{served.host}:{served.port}/")
         WebDriverWait(driver, 30).until(lambda d: "400 classes" in d.find_element(By.ID, "info").text)
-        driver.find_element(By.ID, "file").send_keys(str(ARM_WRESTLING))
+        driver.find_element(By.ID, "file").send_keys(str(clip))
         WebDriverWait(driver, 300).until(expected_conditions.visibility_of_element_located((By.ID, "top1")))
         assert driver.execute_script(HEAT_PIXELS)[3] == "none"  # off until asked for
         driver.find_element(By.ID, "heat-toggle").click()

@@ -48,14 +48,13 @@ def test_openvino_matches_tensorflow_and_reuses_its_ir(unconverted_store, cricke
     private_store = unconverted_store
     clip = np.load(cricket_clips["rgb"])
     tf_runner = TensorFlowRunner.load(RGB, private_store, OFFLINE)
-    tf_logits = tf_runner.logits(clip)
+    (tf_logits,), (tf_features,) = tf_runner.outputs(clip)  # one pass gives both (logits() and features() are its rows)
     first = OpenVINORunner.load(RGB, private_store, OFFLINE)
     assert first.source == "converted from Keras"
-    ov_logits = first.logits(clip)
+    (ov_logits,), (ov_features,) = first.outputs(clip)
     assert np.abs(ov_logits - tf_logits).max() < 1e-4
     assert int(np.argmax(ov_logits)) == 227  # playing cricket
     # the pooled Mixed_5c features agree too
-    tf_features, ov_features = tf_runner.features(clip), first.features(clip)
     assert tf_features.shape == ov_features.shape == (1024,)
     assert np.abs(ov_features - tf_features).max() < 1e-4
     xml = valid_ir(RGB, private_store)

@@ -277,7 +277,7 @@ def test_train_command_refuses_an_out_inside_the_videos_and_two_validation_sides
 
 
 @pytest.mark.slow  # the module's head: 74 clips' features
-def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shared_weights_dir):
+def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shared_weights_dir, monkeypatch, capsys):
     out, head, report = trained
     # four test-side videos the module's run already has features for (one of them typing23)
     validation = {v["key"]: v for v in report["videos"] if v["side"] == "validation"}
@@ -302,9 +302,12 @@ def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shar
     by_hand = ((features.astype(np.float64) - part.mean) / part.scale) @ part.weight.T.astype(np.float64) + part.bias
     assert head_logits.shape == (2, 6)
     np.testing.assert_allclose(head_logits, by_hand, atol=1e-3)
-    proc = run_cli("batch", str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline",
-                   weights_dir=shared_weights_dir, module="i3d")
-    assert proc.returncode == 2 and "trained with window 16; this run has 250" in proc.stderr
+    from i3d.commands.batch import main  # the refusal: the command's main in this process, no second start
+
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+    capsys.readouterr()
+    assert main([str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline"]) == 2
+    assert "trained with window 16; this run has 250" in capsys.readouterr().err
 
 
 def _list(path: Path, split: str, classes: tuple[str, ...], per_class: int) -> Path:
@@ -318,7 +321,8 @@ def _list(path: Path, split: str, classes: tuple[str, ...], per_class: int) -> P
 
 
 @pytest.mark.slow  # two features runs and two trainings (test_train_command_on_class_folders: fast)
-def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, shared_weights_dir):
+def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, shared_weights_dir, monkeypatch,
+                                                                      capsys):
     classes = ("pushup_correct_form", "typing")
     train_list = _list(tmp_path / "train.tsv", "train", classes, 3)
     val_list = _list(tmp_path / "val.tsv", "test", classes, 2)
@@ -341,9 +345,14 @@ def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, s
     assert {name: after[name] for name in before} == before  # reused, not recomputed
     assert len(after) == 10  # the folder was completed with the validation videos
     assert not (tmp_path / "head" / "features").exists()
-    proc = run_cli("train", str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"),
-                   "--window", "32", "--max-frames", "32", "--offline", weights_dir=shared_weights_dir, module="i3d")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "video.window 16 there, 32 here" in proc.stderr
+    from i3d.commands.train import main  # the refusal: the command's main in this process, no third start
+
+    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+    capsys.readouterr()
+    assert main([str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"), "--window", "32",
+                 "--max-frames", "32", "--offline"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "video.window 16 there, 32 here" in err
     assert json.loads((feats / "settings.json").read_text())["video"]["window"] == 16  # never overwritten
 
 
@@ -389,6 +398,11 @@ def test_a_head_on_features_of_another_precision_warns(trained, recognizer):
         Recognizer(recognizer.runners, recognizer.weight_sets, recognizer.backend, recognizer.engine, head)
 
 
+FINE_TUNE_VIDEO = VideoOptions(window=16, max_frames=16)
+"""One window a clip for the fine-tuning test: each window's activations and features are a pass of the network
+(what fine-tuning keeps and how the head runs everywhere are checked, not how well it learns)."""
+
+
 @pytest.fixture(scope="module")
 def fine_tuned(tmp_path_factory, recognizer):
     """Mixed_5c fine-tuned for two epochs on 3 classes x 4 training videos, stopped on 2 videos a class."""
@@ -402,7 +416,7 @@ def fine_tuned(tmp_path_factory, recognizer):
                              [i for i in dataset.items if i.label == label][:count]), (), dataset.root, dataset.layout)
 
     out = tmp_path_factory.mktemp("fine-tuned") / "head"
-    head, report = train(few(train_set, 4), out, recognizer, video=VIDEO, val_set=few(val_set, 2),
+    head, report = train(few(train_set, 4), out, recognizer, video=FINE_TUNE_VIDEO, val_set=few(val_set, 2),
                          options=TrainOptions(fine_tune=FineTuneOptions(epochs=2, patience=2)))
     return out, head, report
 
@@ -427,7 +441,7 @@ def test_a_fine_tuned_head_starts_from_the_linear_one_and_runs_everywhere(fine_t
     logits = {}
     for backend in ("openvino", "tensorflow"):
         tuned = Recognizer.load("rgb", store=shared_store, engine=EngineOptions(backend=backend), head=again)
-        result = tuned.classify(FEWSHOT / "clips" / row["key"], video=VIDEO, top_k=3)
+        result = tuned.classify(FEWSHOT / "clips" / row["key"], video=FINE_TUNE_VIDEO, top_k=3)
         logits[backend] = np.asarray(result.logits)
         assert result.label == again.classes[int(np.argmax(row["logits"]))]
         np.testing.assert_allclose(logits[backend], row["logits"], atol=5e-3)  # report: float16 activations
