@@ -10,6 +10,7 @@ root with --split, or a Kinetics CSV. See :mod:`i3d.tasks.batch.folder` for the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -161,9 +162,13 @@ def main(argv: list[str] | None = None, prog: str = "i3d batch", features: bool 
 
         from i3d.tasks.batch.run import run_batch
 
-        dataset, video, options, label_map, recognizer = prepare_run(args, features)
-        report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
-        print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report))
+        out = sys.stdout
+        # stdout carries the summary alone (JSON a program reads): whatever a library prints there while the
+        # run goes (Ray's messages about its nodes) goes to stderr instead
+        with contextlib.redirect_stdout(sys.stderr):
+            dataset, video, options, label_map, recognizer = prepare_run(args, features)
+            report = run_batch(dataset, args.out, recognizer, video=video, options=options, label_map=label_map)
+        print(json.dumps(report.summary, indent=2) if args.format == "json" else format_summary(report), file=out)
         summary = report.summary
         return FAILED_EXIT if summary["failed"] or summary["missing"] else 0
 
