@@ -123,6 +123,28 @@ def stand_in_flow_set(store_root: Path, seed: int = 0):
     return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
 
 
+def initialised_flow_set(store_root):
+    """A flow_kinetics stand-in with Keras's seeded initial weights (not trained, but with activations of a
+    sane size, unlike normal noise), in DeepMind's checkpoint layout; and the WeightSet that pins it."""
+    import keras
+    import tensorflow as tf
+
+    from i3d.files import sha256_file
+    from i3d.model import build_i3d, checkpoint_key
+    from i3d.weights.sets import get_weight_set
+
+    ws = get_weight_set("flow", "kinetics")
+    keras.utils.set_random_seed(3)
+    tensors = {checkpoint_key(v.path, ws.stream.scope): np.asarray(v.numpy(), np.float32)
+               for v in build_i3d(channels=2).weights}
+    folder = store_root / ws.deepmind_name
+    folder.mkdir(parents=True)
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=str(folder / "model.ckpt"), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tensors[n] for n in names])
+    return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
+
+
 def copy_rgb_cache(source_root: Path, target_root: Path, ir: bool = True) -> None:
     """Give ``target_root`` the imported rgb_kinetics Keras cache and (with ``ir``) its converted OpenVINO IR,
     both made once per run by the session's fixture; ``ir=False`` where converting is what a test is about."""

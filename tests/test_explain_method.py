@@ -121,3 +121,17 @@ def test_shared_networks_build_each_network_once():
         assert shared.get(("rgb", "Mixed_5c"), build("b")) == "a"
         assert shared.get(("rgb", "Mixed_4f"), build("c")) == "c"
     assert built == ["a", "c"]
+
+
+def test_a_network_that_overflows_is_refused_not_drawn_as_nan():
+    """Weights that overflow float32 give inf activations and NaN gradients: a WeightsError (exit 4) naming
+    the layer, never a map of NaN (whose peak and boxes would be arbitrary)."""
+    from i3d.errors import WeightsError
+
+    model = _pooled_head_network()
+    target = model.get_layer("target")
+    kernel, bias = target.get_weights()
+    target.set_weights([np.full_like(kernel, 1e38), bias])
+    clip = np.random.default_rng(0).uniform(0.5, 1.0, size=(1, 4, 8, 8, 2)).astype(np.float32)
+    with pytest.raises(WeightsError, match="at target are not finite on this clip"):
+        GradCAM(model, "target").map(clip, 0)

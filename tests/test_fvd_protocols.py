@@ -12,7 +12,6 @@ from support import run_cli
 
 import i3d
 from i3d.preprocess.resize_ops import resize_bilinear_half_pixel, resize_short_side_centre_crop, short_side_size
-from i3d.tasks.fvd.frechet import frechet_distance, moments
 from i3d.tasks.fvd.protocols import PROTOCOLS, ClipRule, get_protocol, protocol_settings
 from i3d.tasks.fvd.input_checks import warn_mismatched_sides
 from i3d.tasks.fvd.sampling import side_clips

@@ -3,13 +3,12 @@ cached (reused, rebuilt when tampered with); TensorFlow refuses them; the precis
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
-from support import copy_rgb_cache, run_cli, write_video
+from support import copy_rgb_cache, initialised_flow_set, run_cli, write_video
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -158,27 +157,6 @@ def test_own_calibration_videos_from_the_command_line(int8_store, cricket_clips,
     assert main(argv) == 0  # the second time: from the cache, silently
     out, err = capsys.readouterr()
     assert "quantising" not in err and json.loads(out)["precision"]["used"] == {"rgb": "int8"}
-
-
-def initialised_flow_set(store_root):
-    """A flow_kinetics stand-in with Keras's seeded initial weights (not trained, but with activations of a
-    sane size, unlike normal noise), in DeepMind's checkpoint layout; and the WeightSet that pins it."""
-    import keras
-    import tensorflow as tf
-
-    from i3d.files import sha256_file
-    from i3d.model import build_i3d, checkpoint_key
-
-    ws = get_weight_set("flow", "kinetics")
-    keras.utils.set_random_seed(3)
-    tensors = {checkpoint_key(v.path, ws.stream.scope): np.asarray(v.numpy(), np.float32)
-               for v in build_i3d(channels=2).weights}
-    folder = store_root / ws.deepmind_name
-    folder.mkdir(parents=True)
-    names = sorted(tensors)
-    tf.raw_ops.SaveV2(prefix=str(folder / "model.ckpt"), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tensors[n] for n in names])
-    return dataclasses.replace(ws, index_sha256=sha256_file(folder / "model.ckpt.index"))
 
 
 @pytest.mark.slow  # a flow network converted and quantised for this test alone

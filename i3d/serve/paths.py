@@ -59,7 +59,7 @@ class AllowedFile:
             if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 raise PathRefused(404, f"{shown}: no such file under the served folder") from None
             if err.errno == errno.ENAMETOOLONG:
-                raise BadUpload(f"\"path\" is too long for the file system; name a file under the served "
+                raise BadUpload("\"path\" is too long for the file system; name a file under the served "
                                 "folder") from None
             raise PathRefused(403, f"{shown}: cannot be opened ({err.strerror or err})") from None
         try:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from i3d.errors import WeightsError
 from i3d.heads import StreamHead
 from i3d.tasks.explain.options import SCORES
 from i3d.weights.loading import LoadOptions, build_pretrained
@@ -120,7 +121,12 @@ class GradCAM:
         """(activations, activations on the reference clip, the class score's gradients, all (T, H, W, C) at the
         layer; the score) for one clip (1, T, H, W, C)."""
         activations, reference, gradients, score = self._step(np.asarray(clip, self.dtype), np.int32(index))
-        return np.asarray(activations)[0], np.asarray(reference)[0], np.asarray(gradients)[0], float(score)
+        parts = np.asarray(activations)[0], np.asarray(reference)[0], np.asarray(gradients)[0]
+        if not (np.isfinite(score) and all(np.isfinite(part).all() for part in parts)):
+            raise WeightsError(f"the network's activations or gradients at {self.layer} are not finite on this "
+                               f"clip (its weights overflow {self.dtype}), so no map can be drawn; check the "
+                               "weight set (i3d weights verify)")
+        return (*parts, float(score))
 
     def gradients(self, clip: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(activations, the class score's gradients there, both (T, H, W, C); the score) for one clip
