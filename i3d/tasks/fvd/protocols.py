@@ -135,7 +135,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
              resize="torch-bilinear-short-side-224-centre-crop", to_uint8="truncate", value_range="x/255-0.5",
              real_clips=ClipRule("random"), generated_clips=ClipRule("random"), real_videos=256,
              generated_videos=256, covariance="N-1"),
-    Protocol("cdfvd", "songweig/content-debiased-fvd with its I3D: PyTorch bilinear to 224x224, .byte() "
+    Protocol("cdfvd", "songweige/content-debiased-fvd with its I3D: PyTorch bilinear to 224x224, .byte() "
                       "truncation, a random window of each video (seed 42), 2048 generated videos",
              resize="torch-bilinear-224x224", to_uint8="truncate", value_range="2x/255-1",
              real_clips=ClipRule("random"), generated_clips=ClipRule("random"), real_videos=None,
