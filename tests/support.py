@@ -273,6 +273,28 @@ def in_fresh_process(function, *args, timeout: float = 900) -> None:
     assert child.exitcode == 0, f"{function.__name__} ended with exit code {child.exitcode}"
 
 
+def tiny_top(rng, videos: int):
+    """A stand-in for I3D's top small enough to fine-tune in a second: a 1x1x1 convolution named as Kinetics'
+    logits layer over 8 channels, averaged; a linear head on those channels; ``videos`` videos of two float16
+    windows of activations (2x2x2x8) each, and labels cycling through the 3 classes. Draws from ``rng`` in a
+    fixed order, so a test's later draws stay the same. Returns (top, head, videos, labels)."""
+    import keras
+
+    from i3d.heads import StreamHead
+
+    classes, channels = 3, 8
+    clip = keras.Input((2, 2, 2, channels))
+    logits = keras.layers.Conv3D(classes, 1, name="Logits.Conv3d_0c_1x1.conv_3d")(clip)
+    top = keras.Model(clip, keras.layers.GlobalAveragePooling3D()(logits))
+    linear = StreamHead(weight=rng.normal(size=(classes, channels)).astype(np.float32),
+                        bias=rng.normal(size=classes).astype(np.float32),
+                        mean=rng.normal(size=channels).astype(np.float32) * 0.1,
+                        scale=rng.uniform(0.5, 2.0, channels).astype(np.float32))
+    activations = [[rng.uniform(0, 2, (2, 2, 2, channels)).astype(np.float16) for _ in range(2)]
+                   for _ in range(videos)]
+    return top, linear, activations, np.array([0, 1, 2] * (videos // 3))
+
+
 def random_head(classes: int = 3, seed: int = 0):
     """A linear head for rgb_kinetics with random weights over classes "class 0", "class 1"...; no settings
     pinned, so any feature settings may use it."""

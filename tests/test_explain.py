@@ -325,6 +325,7 @@ def test_command_end_to_end(shared_weights_dir, tmp_path):
     (["--class", "playing crickett"], 2, "closest: 'playing cricket'"),
     (["--layer", "Mixed_9z"], 2, "choose from Conv3d_1a_7x7"),
     (["--method", "occlusion", "--budget", "20"], 2, "needs 81: give --budget 81"),
+    (["--method", "occlusion", "--score", "probability"], 2, "--score only applies to the gradcam method"),
 ])
 def test_command_refuses_bad_options(shared_weights_dir, cricket_clips, tmp_path, args, code, words, monkeypatch,
                                      capsys):

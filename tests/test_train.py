@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import SHARED, run_cli
+from support import SHARED, run_cli, tiny_top
 
 from i3d.errors import InputError, OptionError, WeightsError
 from i3d.heads import Head
@@ -216,23 +216,11 @@ def test_fine_tuning_starts_from_the_linear_heads_answers_exactly():
     """The README: epoch 0 of fine-tuning gives the linear head's answers exactly. A top of one 1x1x1 logits
     layer over its input, averaged: the linear head folded into it must score the validation videos as the
     linear head does on the mean of each window's activations, worked out here in float64."""
-    import keras
-
-    from i3d.heads import StreamHead
     from i3d.tasks.training.fine_tune import fine_tune_stream
     from i3d.tasks.training.options import FineTuneOptions
 
     rng = np.random.default_rng(0)
-    classes, channels = 3, 8
-    clip = keras.Input((2, 2, 2, channels))
-    logits = keras.layers.Conv3D(classes, 1, name="Logits.Conv3d_0c_1x1.conv_3d")(clip)
-    top = keras.Model(clip, keras.layers.GlobalAveragePooling3D()(logits))
-    linear = StreamHead(weight=rng.normal(size=(classes, channels)).astype(np.float32),
-                        bias=rng.normal(size=classes).astype(np.float32),
-                        mean=rng.normal(size=channels).astype(np.float32) * 0.1,
-                        scale=rng.uniform(0.5, 2.0, channels).astype(np.float32))
-    videos = [[rng.uniform(0, 2, (2, 2, 2, channels)).astype(np.float16) for _ in range(2)] for _ in range(9)]
-    labels = np.array([0, 1, 2] * 3)
+    top, linear, videos, labels = tiny_top(rng, 9)
     _, _, record = fine_tune_stream(videos[:3], labels[:3], videos, labels, linear, top,
                                     FineTuneOptions(epochs=1, patience=1, windows_per_step=2))
     right, loglik = 0, 0.0

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from support import write_video
+from support import tiny_top, write_video
 
 from i3d.heads import Head
 from i3d.preprocess.windows import VideoOptions
@@ -85,23 +85,11 @@ def test_early_stopping_keeps_the_best_epoch():
     epochs without a better one. A tiny top trained fast enough to wander: the epoch kept is the best of the
     recorded history, the run stops `patience` epochs after it, and the arrays returned score the validation
     videos (worked out here in float64) as the history says that epoch did."""
-    import keras
-
-    from i3d.heads import StreamHead
     from i3d.tasks.training.fine_tune import fine_tune_stream
     from i3d.tasks.training.options import FineTuneOptions
 
     rng = np.random.default_rng(2)
-    classes, channels = 3, 8
-    clip = keras.Input((2, 2, 2, channels))
-    logits = keras.layers.Conv3D(classes, 1, name="Logits.Conv3d_0c_1x1.conv_3d")(clip)
-    top = keras.Model(clip, keras.layers.GlobalAveragePooling3D()(logits))
-    linear = StreamHead(weight=rng.normal(size=(classes, channels)).astype(np.float32),
-                        bias=rng.normal(size=classes).astype(np.float32),
-                        mean=rng.normal(size=channels).astype(np.float32) * 0.1,
-                        scale=rng.uniform(0.5, 2.0, channels).astype(np.float32))
-    videos = [[rng.uniform(0, 2, (2, 2, 2, channels)).astype(np.float16) for _ in range(2)] for _ in range(12)]
-    labels = np.array([0, 1, 2] * 4)
+    top, linear, videos, labels = tiny_top(rng, 12)
     val_labels = labels.copy()
     val_labels[:6] = rng.permutation(labels[:6])  # the validation side disagrees on some: training overshoots
     options = FineTuneOptions(epochs=12, patience=3, windows_per_step=4, learning_rate=0.05)
