@@ -110,6 +110,7 @@ def test_a_file_gives_classify_windows(recognizer, stream_file):
     assert [r.start for r in results] == pytest.approx([0, 0.64, 1.28, 1.92, 2.56, 2.72])
 
 
+@pytest.mark.slow  # a second pass over the stream file (the one above keeps live in the fast tier)
 def test_the_stream_recorded_with_its_answers(recognizer, stream_file, tmp_path):
     import av
 
