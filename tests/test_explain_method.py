@@ -135,3 +135,28 @@ def test_a_network_that_overflows_is_refused_not_drawn_as_nan():
     clip = np.random.default_rng(0).uniform(0.5, 1.0, size=(1, 4, 8, 8, 2)).astype(np.float32)
     with pytest.raises(WeightsError, match="at target are not finite on this clip"):
         GradCAM(model, "target").map(clip, 0)
+
+
+def test_the_heat_under_the_labels_follows_the_window_the_labels_choose():
+    """--heat's frame lookup, on hand-made maps: at each moment the covering window whose centre is nearest
+    (the earlier on a tie) gives the heat, at the network frame the moment falls on, placed where the crop
+    lies in the full frame (a 448 x 224 video, centre crop: x 112..336); pixels outside the crop get none."""
+    from i3d.results import WindowSpan
+    from i3d.tasks.explain.heat_track import HeatTrack
+    from i3d.tasks.explain.regions import CropGeometry
+
+    first, second = np.zeros((2, 7, 7), np.float32), np.zeros((2, 7, 7), np.float32)
+    first[:, 0, 0] = 1.0  # the first window's evidence: top-left of the crop
+    second[:, 6, 6] = 1.0  # the second's: bottom-right
+    spans = {0: WindowSpan(0, 0, 32, 0.0, 1.28), 1: WindowSpan(1, 16, 32, 0.64, 1.92)}
+    geometry = CropGeometry(448, 224, "centre", (0.0, 0.0), (112.0, 0.0), (1.0, 1.0))
+    track = HeatTrack(spans, {(0, 5): (first,), (1, 5): (second,)}, {0: 32, 1: 32}, geometry)
+    assert [track.window_for(t, 5) for t in (0.1, 0.95, 0.96, 0.97, 1.5, 1.92)] == [0, 0, 0, 1, 1, None]  # 0.96: a tie
+    assert track.window_for(0.1, 4) is None and track(0.1, 4, 448, 224) is None
+    early, late = track(0.1, 5, 448, 224), track(1.5, 5, 448, 224)
+    assert early.shape == late.shape == (224, 448)
+    assert np.unravel_index(np.argmax(early), early.shape) == (0, 112)  # the crop's top-left pixel
+    # the bottom-right cell's centre is crop pixel 207.5 (cells of 32): full heat from there to the crop's corner
+    assert np.unravel_index(np.argmax(late), late.shape) == (208, 320) and late[223, 335] == late.max()
+    assert early[:, :112].max() == 0 and early[:, 336:].max() == 0 and late[:, :112].max() == 0
+    assert float(early.max()) == pytest.approx(1.0)
