@@ -59,12 +59,61 @@ def index_path(deepmind_name: str) -> Path:
 
 
 def run_cli(*args: str, weights_dir: Path, cwd: Path = ROOT, module: str | None = None,
-            timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run evaluate.py (or ``python -m module``) with its own weights folder; returns the process."""
+            timeout: float = 300, env: dict | None = None, isolated: bool = False) -> subprocess.CompletedProcess:
+    """Run evaluate.py (or ``python -m module``) with its own weights folder; returns the finished process.
+
+    By default the command's ``main`` runs in this test process, as the script would call it, with the script's
+    environment, working folder and text streams (so a run skips a fresh interpreter's 5 s TensorFlow import).
+    ``isolated=True`` starts a real interpreter instead: for a test about the process itself (start-up, the
+    script files, signals, file descriptors, a timeout) or about output that a child process writes.
+    """
     env = {**os.environ, **(env or {}), "I3D_WEIGHTS_DIR": str(weights_dir)}
     command = [sys.executable, "-m", module] if module else [sys.executable, str(ROOT / "evaluate.py")]
-    return subprocess.run(command + list(args), cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    if isolated:
+        return subprocess.run(command + list(args), cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    code, out, err = _main_in_process(module, list(args), cwd, env)
+    return subprocess.CompletedProcess(command + list(args), code, out, err)
+
+
+def _main_in_process(module: str | None, argv: list[str], cwd: Path, env: dict) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the command's ``main(argv)`` run here; the process's environment,
+    working folder, streams, signal handlers and sockets are as they were afterwards."""
+    import io
+    import signal
+    import socket
+    import traceback
+    from importlib import import_module
+
+    if module not in (None, "i3d"):
+        raise ValueError(f"no in-process entry point for python -m {module}; pass isolated=True")
+    main = import_module("i3d.commands").main if module else import_module("i3d.commands.classify").main
+    saved_env, saved_cwd, saved_streams = dict(os.environ), os.getcwd(), (sys.stdout, sys.stderr)
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_sockets = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's usage errors and --help
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if isinstance(stop.code, str):
+            err.write(stop.code + "\n")
+    except Exception:  # what the interpreter would do with an uncaught error: a traceback and status 1
+        err.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.stdout, sys.stderr = saved_streams
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for number, handler in saved_signals.items():
+            signal.signal(number, handler)
+        socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved_sockets
+    return code, out.getvalue(), err.getvalue()
 
 
 def random_clip(frames: int, channels: int, seed: int = 0) -> np.ndarray:

@@ -14,8 +14,9 @@ from i3d.results import fuse_logits, softmax, top_k
 
 @pytest.fixture(scope="module")
 def cricket_rgb_result(cricket_clips, shared_weights_dir):
+    """The README's command as a user runs it: the script in a fresh interpreter."""
     proc = run_cli("--rgb", str(cricket_clips["rgb"]), "--format", "json", "--top-k", "5",
-                   weights_dir=shared_weights_dir)
+                   weights_dir=shared_weights_dir, isolated=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 

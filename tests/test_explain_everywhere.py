@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
-from support import ARM_WRESTLING, ROOT, needs_video, run_cli
+from support import ARM_WRESTLING, needs_video, run_cli
 
 pytestmark = needs_video
 
@@ -97,9 +96,7 @@ def test_classify_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights
 
 
 def run_segments(*args: str, weights_dir) -> subprocess.CompletedProcess:
-    env = {**os.environ, "I3D_WEIGHTS_DIR": str(weights_dir)}
-    return subprocess.run([sys.executable, "-m", "i3d", "segments", str(ARM_WRESTLING), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_cli("segments", str(ARM_WRESTLING), *args, weights_dir=weights_dir, module="i3d")
 
 
 @pytest.mark.slow  # two segments runs, one with Grad-CAM

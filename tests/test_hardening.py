@@ -28,7 +28,8 @@ def test_subcommand_usage_errors_are_one_line(tmp_path):
         proc = run_cli(*args, weights_dir=tmp_path, module="i3d")
         assert proc.returncode == 2, (args, proc.stderr)
         one_line(proc)
-    bare = run_cli(weights_dir=tmp_path, module="i3d")  # no command: usage on stderr, 2; --help: stdout, 0
+    # ``python -m i3d`` itself, in a fresh interpreter: no command gives usage on stderr and 2, --help stdout and 0
+    bare = run_cli(weights_dir=tmp_path, module="i3d", isolated=True)
     assert (bare.returncode, bare.stdout) == (2, "") and bare.stderr.startswith("usage: i3d <command>")
     asked = run_cli("--help", weights_dir=tmp_path, module="i3d")
     assert (asked.returncode, asked.stderr) == (0, "") and asked.stdout.startswith("usage: i3d <command>")

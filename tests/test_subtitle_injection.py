@@ -44,14 +44,9 @@ def test_training_refuses_a_label_with_a_line_break_naming_the_video():
         check_labels(Dataset(tab, (), Path("/nowhere"), "list"))
 
 
-@pytest.mark.slow  # a train process (the check itself is tested above)
 def test_the_train_command_refuses_a_forged_jsonl_label_with_exit_3(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-
-    from support import SHARED
+    from support import SHARED, run_cli
 
     FEWSHOT = SHARED / "fewshot"
     clips = sorted((FEWSHOT / "clips").glob("*.mp4"))[:4]
@@ -59,9 +54,8 @@ def test_the_train_command_refuses_a_forged_jsonl_label_with_exit_3(tmp_path):
     listing.write_text("".join(json.dumps({"path": str(clip), "label": "wave" if i < 2 else FORGED}) + "\n"
                                for i, clip in enumerate(clips)))
     # An empty weights folder: the labels are refused before any weights are looked for.
-    proc = subprocess.run([sys.executable, "-m", "i3d", "train", str(listing), "--out", str(tmp_path / "head"),
-                           "--offline"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "I3D_WEIGHTS_DIR": str(tmp_path / "weights")})
+    proc = run_cli("train", str(listing), "--out", str(tmp_path / "head"), "--offline", module="i3d",
+                   weights_dir=tmp_path / "weights")
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc.stderr
     assert clips[2].name in proc.stderr and "line break or control character" in proc.stderr
     assert not (tmp_path / "head").exists()
