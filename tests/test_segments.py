@@ -18,9 +18,9 @@ from i3d.tasks.segments.cut import SegmentOptions
 CLIPS = SHARED / "devset" / "clips"
 JOINED = [("knitting", "UCF101__v_Knitting_g10_c02.mp4"), ("archery", "UCF101__v_Archery_g01_c01.avi"),
           ("tai chi", "other__ta_chi__st-gcn.mp4")]
-VIDEO = VideoOptions(window=64, stride=16)
+VIDEO = VideoOptions(window=64, stride=32)  # the command's window, every other of its default steps
 
-pytestmark = pytest.mark.slow  # 22.5 s of video in 64-frame windows every 16 (test_dense runs segments fast)
+pytestmark = pytest.mark.slow  # 22.5 s of video in 64-frame windows every 32 (test_dense runs segments fast)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_the_scores_are_the_windows_classify_gives(joined, found, recognizer):
     spans = {w["first_frame"]: n for n, w in enumerate(sidecar["windows"])}
     result = recognizer.classify(video, video=dataclasses.replace(VIDEO, max_frames=100))  # the first 4 s
     regular = result.windows[:-1]  # the last is aligned to the 100th frame
-    assert len(regular) == 3  # windows from frames 0, 16 and 32, run again by classify here
+    assert len(regular) == 2  # windows from frames 0 and 32, run again by classify here
     for window in regular:
         np.testing.assert_allclose(kept[spans[window.span.first_frame]], window.logits, atol=1e-5)
     # worked out here as the README says it: a frame's score is the mean of the softmax of every window covering
@@ -126,13 +126,13 @@ def test_the_command(joined, found, shared_weights_dir, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(shared, out)  # resumed in a copy: the module's folder stays as the other tests read it
     proc = run_cli("segments", str(video.parent), "--out", str(out), "--ground-truth", str(gt), "--format", "json",
-                   "--offline", "--no-charts", weights_dir=shared_weights_dir, module="i3d")
+                   "--stride", "32", "--offline", "--no-charts", weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["summary"]["ok"] == 1 and data["evaluation"]["map"] == report.evaluation.map
     assert data["segments"]["joined"] == [s.as_json() for s in report.segments["joined"]]
     proc = run_cli("segments", str(video), "--out", str(out), "--annotate", str(tmp_path / "a.mp4"), "--offline",
-                   "--no-charts", weights_dir=shared_weights_dir, module="i3d")
+                   "--stride", "32", "--no-charts", weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 0, proc.stderr
     import av
 

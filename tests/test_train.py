@@ -22,7 +22,7 @@ from i3d.tasks.training.splits import check_groups, check_labels, grouped_folds,
 from i3d.tasks.training.train import train
 
 FEWSHOT = SHARED / "fewshot"
-VIDEO = VideoOptions(window=16, max_frames=32)  # two windows a clip: real features, a short run
+VIDEO = VideoOptions(window=16, max_frames=16)  # one window a clip: real features, a short run
 LISTING = ListOptions(root=FEWSHOT / "clips", group_column="group", split_column="split")
 
 
@@ -41,8 +41,8 @@ def test_the_head_learns_classes_kinetics_lumps_together(trained):
     assert head.classes == ("handwash_step3", "handwash_step5_right", "handwash_step7_left", "pushup_correct_form",
                             "pushup_incorrect_form", "typing")
     assert report["train"]["videos"] == 50 and report["validation"]["videos"] == 24
-    assert report["validation"]["top1"] >= 0.7  # measured 0.79 with these short windows; chance is 0.17
-    assert report["training"]["windows"] == {"rgb": 100}
+    assert report["validation"]["top1"] >= 0.7  # measured 0.83 with one 16-frame window a clip; chance is 0.17
+    assert report["training"]["windows"] == {"rgb": 50}
     meta = json.loads((out / "head.json").read_text())
     assert meta["settings"] == {"fps": 25.0, "window": 16, "stride": None, "crop": "center",
                                 "flow_algorithm": "tvl1", "precision": "fp32"}
@@ -274,7 +274,7 @@ def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shar
     listing.write_text("path\tlabel\n" + "".join(f"{FEWSHOT / 'clips' / k}\t{validation[k]['label']}\n"
                                                    for k in chosen))
     proc = run_cli("features", str(listing), "--out", str(tmp_path / "run"), "--head", str(out), "--window", "16",
-                   "--max-frames", "32", "--format", "json", "--offline", weights_dir=shared_weights_dir,
+                   "--max-frames", "16", "--format", "json", "--offline", weights_dir=shared_weights_dir,
                    module="i3d")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -288,7 +288,7 @@ def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shar
     part = head.streams["rgb"]
     features = np.load(out / "features" / "features" / "actrecog__typing23.mp4.rgb.npy").reshape(-1, 1024)
     by_hand = ((features.astype(np.float64) - part.mean) / part.scale) @ part.weight.T.astype(np.float64) + part.bias
-    assert head_logits.shape == (2, 6)
+    assert head_logits.shape == (1, 6)
     np.testing.assert_allclose(head_logits, by_hand, atol=1e-3)
     from i3d.commands.batch import main  # the refusal: the command's main in this process, no second start
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 
 import cv2
@@ -41,7 +42,7 @@ def test_preprocess_then_npy_gives_the_same_logits(arm_wrestling_json, shared_we
 
 @pytest.mark.slow  # arm_wrestling.mp4 in windows, and its features again
 @needs_video
-def test_windows_give_a_timeline(shared_weights_dir, monkeypatch, capsys):
+def test_windows_give_a_timeline(shared_weights_dir):
     proc = run_cli("--video", str(ARM_WRESTLING), "--window", "100", "--stride", "75", "--format", "json",
                    weights_dir=shared_weights_dir)
     assert proc.returncode == 0, proc.stderr
@@ -49,13 +50,14 @@ def test_windows_give_a_timeline(shared_weights_dir, monkeypatch, capsys):
     spans = [(w["start"], w["end"], w["frames"]) for w in result["windows"]]
     assert spans == [(0.0, 4.0, 100), (3.0, 7.0, 100), (6.0, 10.0, 100)]
     assert all(w["top"][0]["label"] == "arm wrestling" for w in result["windows"])
-    from i3d.commands.classify import main  # the table: the command's main in this process, no second start
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    capsys.readouterr()
-    assert main(["--video", str(ARM_WRESTLING), "--window", "100", "--stride", "75", "--top-k", "2"]) == 0
-    table = capsys.readouterr().out
-    assert "| window | start s | end s |" in table and "6.00" in table
+    # the table, on short windows every 6 s (the last one ends with the 10 s video)
+    proc = run_cli("--video", str(ARM_WRESTLING), "--window", "16", "--stride", "150", "--top-k", "2",
+                   weights_dir=shared_weights_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "| window | start s | end s |" in proc.stdout
+    rows = [[cell.strip() for cell in line.split("|")[1:4]] for line in proc.stdout.splitlines()
+            if re.match(r"\|\s+\d+\s+\|\s+\d+\.\d\d\s", line)]
+    assert rows == [["0", "0.00", "0.64"], ["1", "6.00", "6.64"], ["2", "9.36", "10.00"]]
 
 
 def test_windowing_keeps_memory_bounded(tmp_path):
