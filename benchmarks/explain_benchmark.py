@@ -1,6 +1,7 @@
 """i3d explain on ../shared/devset: how faithful its maps are, whether they point at the action, how fast.
 
     .venv/bin/python benchmarks/explain_benchmark.py [--clips 4] [--composites 8] [--frames 32] [--fill mean blur]
+        [--methods Mixed_5c Mixed_5c:probability Mixed_4f occlusion] [--parts faithfulness pointing speed]
         [--save FILE.json]
 
 The rgb stream with DeepMind's rgb kinetics weights; every forward pass of the curves and of
@@ -20,14 +21,16 @@ occlusion runs on OpenVINO fp32 in batches, Grad-CAM on the Keras network in flo
    falls at once: a hard baseline for deletion, an easy one for insertion; ``--cell`` makes the cells coarser.
 2. **Pointing game** on ``--composites`` composites (:mod:`i3d.tasks.explain.pointing`): a labelled clip
    shrunk into one quadrant of another clip's frozen middle frame, explaining the pasted clip's label;
-   per method and layer the share of maps whose peak, and whose most heat, is in that quadrant (chance 25%).
-   Goal: at least 80% of peaks for the default (Grad-CAM at Mixed_5c).
+   per method and layer the share of maps whose peak (with Wilson's 95% interval), and whose most heat, is in
+   that quadrant (chance 25%), and per composite where each peak lies. Goal: at least 80% of peaks for the
+   default (Grad-CAM at Mixed_5c). At most one composite per labelled clip: 32 of the devset's are long enough.
 3. **Speed**: Grad-CAM of a 64-frame window (one forward pass of the clip and its blank reference together,
    one backward pass) against the fp32 forward
    pass, on TensorFlow (the same engine) and on OpenVINO (what classify runs), median of ``--runs``;
    occlusion's seconds per forward pass and for one sweep of its default patch over a ``--frames`` clip.
 
-Prints the CPU and the load first, a table at the end, and writes every figure to ``--save``
+``--methods`` and ``--parts`` measure less (the speed part times the default's Grad-CAM, or the first one asked
+for). Prints the CPU and the load first, a table at the end, and writes every figure to ``--save``
 (default /tmp/i3d-explain-benchmark.json). Each clip takes 33 forward passes of ``--frames`` frames for
 occlusion and 110 per fill for the curves (6 orders x 2 curves x 9 inner points, and the 2 ends), each
 composite 34: about 25 minutes for ``--clips 6 --composites 10`` with one fill on 2 quiet cores.
@@ -47,10 +50,14 @@ import numpy as np
 from machine import cpu_name  # benchmarks/machine.py, beside this script
 
 from i3d.tasks.explain.faithfulness import FILLS
+from i3d.tasks.explain.options import DEFAULT_LAYER, DEFAULT_SCORE
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVSET = ROOT.parent / "shared" / "devset"
 LAYERS = (("Mixed_5c", "logit"), ("Mixed_5c", "probability"), ("Mixed_4f", "logit"))  # Grad-CAM's layer and score
+METHODS = tuple(f"{layer}{'' if score == 'logit' else ':' + score}" for layer, score in LAYERS) + ("occlusion",)
+"""What ``--methods`` chooses from: Grad-CAM's LAYER[:SCORE], and occlusion."""
+PARTS = ("faithfulness", "pointing", "speed")
 PATCH = (16, 56, 56)  # occlusion's default patch (frames, rows, columns)
 CELL = (4, 16, 16)  # the curves' cells: Mixed_4f's resolution, the finest map's
 BASELINES = ("random", "centre")
@@ -88,9 +95,10 @@ def timed(call, runs: int) -> tuple[float, object]:
     return statistics.median(marks), value
 
 
-def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds: dict[str, list[float]]) -> dict:
+def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds: dict[str, list[float]],
+                occlusion: bool = True) -> dict:
     """Each method's map of class ``index`` for ``clip`` at its own resolution (Grad-CAM's before its ReLU), the
-    seconds each took added up."""
+    seconds each took added up; occlusion's only when ``occlusion``."""
     from i3d.tasks.explain.occlusion import occlusion_map
 
     maps = {}
@@ -98,15 +106,16 @@ def method_maps(cams: dict, probabilities, clip: np.ndarray, index: int, seconds
         mark = time.perf_counter()
         maps[f"gradcam {layer}"] = cam.signed_map(clip, index)
         seconds.setdefault(f"gradcam {layer}", []).append(time.perf_counter() - mark)
-    mark = time.perf_counter()
-    maps["occlusion"] = occlusion_map(probabilities, clip, index, patch=PATCH, batch=4)
-    seconds.setdefault("occlusion", []).append(time.perf_counter() - mark)
+    if occlusion:
+        mark = time.perf_counter()
+        maps["occlusion"] = occlusion_map(probabilities, clip, index, patch=PATCH, batch=4)
+        seconds.setdefault("occlusion", []).append(time.perf_counter() - mark)
     return maps
 
 
 def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, probabilities, steps: int,
                  cell: tuple[int, int, int], seconds: dict[str, list[float]], categories: tuple[str, ...],
-                 fills: tuple[str, ...]) -> dict:
+                 fills: tuple[str, ...], occlusion: bool = True) -> dict:
     """Per fill: per clip and order, the deletion and insertion areas; their means; each method's wins over each
     baseline. The maps are made once per clip, whatever the fills."""
     from i3d.tasks.explain.faithfulness import (CurveOptions, cell_grid, centre_order, curves, random_order,
@@ -116,7 +125,7 @@ def faithfulness(clips: list[tuple[str, int, Path, np.ndarray]], cams: dict, pro
     for n, (label, _, path, clip) in enumerate(clips):
         mark = time.perf_counter()
         index = int(np.argmax(probabilities(clip)[0]))
-        maps = method_maps(cams, probabilities, clip, index, seconds)
+        maps = method_maps(cams, probabilities, clip, index, seconds, occlusion)
         shape = clip.shape[1:4]
         grid = cell_grid(shape, cell)
         orders = {name: saliency_order(heat, shape, cell) for name, heat in maps.items()}
@@ -159,9 +168,22 @@ def summarise(per_clip: list[dict]) -> dict:
     return summary
 
 
+def peak_place(heat: np.ndarray) -> str:
+    """Where a map's (first) peak lies: the quadrant holding most of its cell, or "middle" for a cell the middle
+    line halves, with its (t, row, column) in the map."""
+    from i3d.tasks.explain.pointing import QUADRANTS, quadrant_weights
+
+    heat = np.asarray(heat)
+    place = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    shares = quadrant_weights(*heat.shape[1:])[:, place[1], place[2]]
+    where = QUADRANTS[int(np.argmax(shares))] if shares.max() > 0.5 else "middle"
+    return f"{where} {tuple(int(i) for i in place)}"
+
+
 def pointing_game(pool: list[tuple[str, int, Path, np.ndarray]], count: int, cams: dict, probabilities,
-                  seconds: dict[str, list[float]]) -> dict:
-    """Per method, the pointing rates over ``count`` composites of clips from ``pool``."""
+                  seconds: dict[str, list[float]], categories: tuple[str, ...], occlusion: bool = True) -> dict:
+    """Per method, the pointing rates over ``count`` composites of clips from ``pool``, each with the share of
+    its maps that hit and a binomial 95% interval (Wilson's)."""
     from i3d.tasks.explain.pointing import QUADRANTS, composite, pairings, point, rates
 
     points: dict[str, list] = {}
@@ -169,19 +191,34 @@ def pointing_game(pool: list[tuple[str, int, Path, np.ndarray]], count: int, cam
     for n, (inner, background, quadrant) in enumerate(pairings(count, seed=0)):
         label, index, path, clip = pool[inner]
         made = composite(clip[0], pool[background][3][0], quadrant)[np.newaxis]
-        top1 = int(np.argmax(probabilities(made)[0]))
-        maps = method_maps(cams, probabilities, made, index, seconds)
+        answer = probabilities(made)[0]
+        top1 = int(np.argmax(answer))
+        maps = method_maps(cams, probabilities, made, index, seconds, occlusion)
         row = {"inner": path.name, "background": pool[background][2].name, "quadrant": QUADRANTS[quadrant],
-               "label": label, "top1_is_label": top1 == index}
+               "label": label, "label_probability": round(float(answer[index]), 4), "top1": categories[top1],
+               "top1_probability": round(float(answer[top1]), 4), "top1_is_label": top1 == index}
         for name, heat in maps.items():
             scored = point(heat, quadrant)
             points.setdefault(name, []).append(scored)
-            row[name] = {"peak": scored.peak, "mass": round(scored.mass, 4)}
+            row[name] = {"peak": scored.peak, "mass": round(scored.mass, 4), "peak_at": peak_place(heat)}
         rows.append(row)
         print(f"  pointing {n + 1}/{count} {path.name} in the {QUADRANTS[quadrant]}: "
               + ", ".join(f"{k} {'hit' if v['peak'] else 'miss'} {v['mass']:.2f}"
                           for k, v in row.items() if isinstance(v, dict)), flush=True)
-    return {"composites": count, "rates": {name: rates(p) for name, p in points.items()}, "per_composite": rows}
+    rated = {name: rates(p) | {"peak_interval_95": wilson(sum(x.peak for x in p), len(p))}
+             for name, p in points.items()}
+    return {"composites": count, "rates": rated, "per_composite": rows}
+
+
+def wilson(hits: int, count: int) -> list[float]:
+    """Wilson's 95% interval for a rate of ``hits`` in ``count`` trials."""
+    z = 1.959964
+    if count == 0:
+        return [float("nan"), float("nan")]
+    rate = hits / count
+    centre = (rate + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * np.sqrt(rate * (1 - rate) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return [round(float(centre - half), 3), round(float(centre + half), 3)]
 
 
 def speed(model, cam, runner, probabilities, clip64: np.ndarray, runs: int, frames: int,
@@ -198,21 +235,22 @@ def speed(model, cam, runner, probabilities, clip64: np.ndarray, runs: int, fram
     ov_forward, _ = timed(lambda: runner.logits_batch(clip64), runs)
     gradcam, _ = timed(lambda: cam.map(clip64, index), runs)
     passes = occlusion_passes(frames, PATCH)
-    occlusion = statistics.median(occlusion_seconds)
-    return {"frames": int(clip64.shape[1]), "runs": runs, "gradcam_seconds": gradcam,
+    occlusion = statistics.median(occlusion_seconds) if occlusion_seconds else None
+    return {"frames": int(clip64.shape[1]), "runs": runs, "gradcam": cam.layer + " " + cam.score,
+            "gradcam_seconds": gradcam,
             "tensorflow_forward_seconds": tf_forward, "openvino_fp32_forward_seconds": ov_forward,
             "gradcam_vs_tensorflow_forward": gradcam / tf_forward, "gradcam_vs_openvino_forward": gradcam / ov_forward,
-            "occlusion": {"frames": frames, "sweeps": len(occlusion_seconds), "patch": list(PATCH), "passes": passes,
-                          "batch": 4,
-                          "seconds": occlusion, "seconds_per_pass": occlusion / passes,
-                          "seconds_for_budget_512": 512 * occlusion / passes}}
+            "occlusion": None if occlusion is None else {
+                "frames": frames, "sweeps": len(occlusion_seconds), "patch": list(PATCH), "passes": passes, "batch": 4,
+                "seconds": occlusion, "seconds_per_pass": occlusion / passes,
+                "seconds_for_budget_512": 512 * occlusion / passes}}
 
 
 def table(report: dict) -> str:
-    """The figures as a few aligned tables."""
+    """The figures as a few aligned tables (the parts that ran)."""
     lines = [f"CPU {report['machine']['cpu']}, {report['machine']['usable_cpus']} usable cores, load "
              f"{report['machine']['loadavg_1m']} -> {report['machine']['loadavg_1m_end']}"]
-    for fill, faith in report["faithfulness"].items():
+    for fill, faith in report.get("faithfulness", {}).items():
         lines += ["", f"Faithfulness on {faith['clips']} clips ({report['frames']} frames, cells "
                       f"{'x'.join(map(str, faith['cell']))}, {fill} fill; deletion lower is better, insertion higher)",
                   f"{'order':<30}{'deletion AUC':>14}{'insertion AUC':>15}{'del wins r/c':>14}{'ins wins r/c':>14}"]
@@ -221,20 +259,25 @@ def table(report: dict) -> str:
                     f"{s['deletion_wins_vs_random']}/{s['deletion_wins_vs_centre']}".rjust(14)
                     + f"{s['insertion_wins_vs_random']}/{s['insertion_wins_vs_centre']}".rjust(14))
             lines.append(f"{name:<30}{s['deletion_auc']:>14.3f}{s['insertion_auc']:>15.3f}{wins}")
-    point = report["pointing"]
-    lines += ["", f"Pointing game on {point['composites']} composites (chance 25%)",
-              f"{'method':<30}{'peak in quadrant':>18}{'most heat there':>17}"]
-    for name, r in point["rates"].items():
-        lines.append(f"{name:<30}{r['peak']:>18.0%}{r['mass']:>17.0%}")
-    s = report["speed"]
-    o = s["occlusion"]
-    lines += ["", f"Speed, {s['frames']} frames, median of {s['runs']}: Grad-CAM {s['gradcam_seconds']:.2f} s; fp32 "
-                  f"forward TensorFlow {s['tensorflow_forward_seconds']:.2f} s (ratio "
-                  f"{s['gradcam_vs_tensorflow_forward']:.2f}), OpenVINO {s['openvino_fp32_forward_seconds']:.2f} s "
-                  f"(ratio {s['gradcam_vs_openvino_forward']:.2f})",
-              f"Occlusion, {o['frames']} frames, patch {'x'.join(map(str, o['patch']))}: {o['passes']} passes in "
-              f"{o['seconds']:.1f} s (median of {o['sweeps']} sweeps) = {o['seconds_per_pass']:.3f} s per pass "
-              f"({o['seconds_for_budget_512']:.0f} s for a budget of 512)"]
+    if "pointing" in report:
+        point = report["pointing"]
+        lines += ["", f"Pointing game on {point['composites']} composites (chance 25%)",
+                  f"{'method':<30}{'peak in quadrant':>18}{'95% interval':>16}{'most heat there':>17}"]
+        for name, r in point["rates"].items():
+            low, high = r["peak_interval_95"]
+            lines.append(f"{name:<30}{r['peak']:>18.0%}{f'{low:.0%}-{high:.0%}':>16}{r['mass']:>17.0%}")
+    if "speed" in report:
+        s = report["speed"]
+        lines += ["", f"Speed, {s['frames']} frames, median of {s['runs']}: Grad-CAM {s['gradcam_seconds']:.2f} s; "
+                      f"fp32 forward TensorFlow {s['tensorflow_forward_seconds']:.2f} s (ratio "
+                      f"{s['gradcam_vs_tensorflow_forward']:.2f}), OpenVINO {s['openvino_fp32_forward_seconds']:.2f} s "
+                      f"(ratio {s['gradcam_vs_openvino_forward']:.2f})"]
+        o = s["occlusion"]
+        if o is not None:
+            lines.append(f"Occlusion, {o['frames']} frames, patch {'x'.join(map(str, o['patch']))}: {o['passes']} "
+                         f"passes in {o['seconds']:.1f} s (median of {o['sweeps']} sweeps) = "
+                         f"{o['seconds_per_pass']:.3f} s per pass ({o['seconds_for_budget_512']:.0f} s for a budget "
+                         "of 512)")
     return "\n".join(lines)
 
 
@@ -250,6 +293,10 @@ def main() -> None:
                              "(default mean)")
     parser.add_argument("--steps", type=int, default=10, help="points on each curve past its start (default 10)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs for the speed figures (default 3)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the maps to measure: Grad-CAM's LAYER[:SCORE], occlusion (default: all)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to measure (default: all three)")
     parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--save", type=Path, default=Path("/tmp/i3d-explain-benchmark.json"), metavar="FILE.json")
     args = parser.parse_args()
@@ -270,27 +317,35 @@ def main() -> None:
     probabilities = runner_probabilities(runner)
     model = build_pretrained(recognizer.weight_sets["rgb"], recognizer.store, LoadOptions(download=False))
     cams = {f"{layer}{'' if score == 'logit' else ' ' + score}": GradCAM(model, layer, score=score)
-            for layer, score in LAYERS}
+            for (layer, score), name in zip(LAYERS, METHODS) if name in args.methods}
+    occlusion = "occlusion" in args.methods
 
     pool, clip64 = [], None
-    wanted = max(args.clips, args.composites)
+    wanted = max(args.clips if "faithfulness" in args.parts else 0,
+                 args.composites if "pointing" in args.parts else 0)
     for label, index, path in labelled_clips(args.devset):
-        if len(pool) == wanted and clip64 is not None:
+        if len(pool) == wanted and (clip64 is not None or "speed" not in args.parts):
             break
-        if clip64 is None:
+        if clip64 is None and "speed" in args.parts:
             clip64 = read_clip(path, 64)
         if len(pool) < wanted and (clip := read_clip(path, args.frames)) is not None:
             pool.append((label, index, path, clip))
     print(f"{len(pool)} clips of {args.frames} frames read ({time.perf_counter() - started:.0f} s)", flush=True)
 
     seconds: dict[str, list[float]] = {}
-    report = {"frames": args.frames, "machine": machine}
-    report["faithfulness"] = faithfulness(pool[:args.clips], cams, probabilities, args.steps, tuple(args.cell),
-                                         seconds, recognizer.categories, tuple(dict.fromkeys(args.fill)))
-    report["pointing"] = pointing_game(pool[:args.composites], min(args.composites, len(pool)), cams, probabilities,
-                                       seconds)
-    report["speed"] = speed(model, cams["Mixed_5c"], runner, probabilities, clip64, args.runs, args.frames,
-                            seconds["occlusion"])
+    report = {"frames": args.frames, "machine": machine, "methods": args.methods}
+    if "faithfulness" in args.parts:
+        report["faithfulness"] = faithfulness(pool[:args.clips], cams, probabilities, args.steps, tuple(args.cell),
+                                             seconds, recognizer.categories, tuple(dict.fromkeys(args.fill)),
+                                             occlusion)
+    if "pointing" in args.parts:
+        report["pointing"] = pointing_game(pool[:args.composites], min(args.composites, len(pool)), cams,
+                                           probabilities, seconds, recognizer.categories, occlusion)
+    if "speed" in args.parts and cams:
+        default = next((cam for cam in cams.values() if (cam.layer, cam.score) == (DEFAULT_LAYER, DEFAULT_SCORE)),
+                       next(iter(cams.values())))
+        report["speed"] = speed(model, default, runner, probabilities, clip64, args.runs, args.frames,
+                                seconds.get("occlusion", []))
     report["map_seconds_mean"] = {name: float(np.mean(v)) for name, v in seconds.items()}
     machine["loadavg_1m_end"] = round(os.getloadavg()[0], 2)
     report["seconds_total"] = time.perf_counter() - started

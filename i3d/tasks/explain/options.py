@@ -14,6 +14,7 @@ from i3d.transforms import CROP_SIZE
 METHODS = ("gradcam", "occlusion")
 SCORES = ("logit", "probability")
 """What Grad-CAM takes the gradients of (see :mod:`i3d.tasks.explain.gradcam`)."""
+DEFAULT_SCORE = "logit"
 DEFAULT_LAYER = "Mixed_5c"
 MAX_TOP = 20
 """The most classes one run explains per window (each is a map, a backward pass or a budget of passes)."""
@@ -38,7 +39,7 @@ class ExplainOptions:
     patch: tuple[int, int, int] = (16, 56, 56)
     budget: int = 512
     batch: int = 4
-    score: str = "logit"
+    score: str = DEFAULT_SCORE
 
     def check(self) -> None:
         """Refuse options no run could use (OptionError naming the option)."""
@@ -51,7 +52,7 @@ class ExplainOptions:
             raise OptionError("layer", "only applies to the gradcam method")
         if self.score not in SCORES:
             raise OptionError("score", f"is {self.score!r}; choose from {', '.join(SCORES)}")
-        if self.method != "gradcam" and self.score != SCORES[0]:
+        if self.method != "gradcam" and self.score != DEFAULT_SCORE:
             raise OptionError("score", "only applies to the gradcam method")
         if not 1 <= self.top <= MAX_TOP:
             raise OptionError("top", f"must be between 1 and {MAX_TOP}, not {self.top}")
