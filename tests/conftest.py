@@ -9,10 +9,10 @@ import pytest
 from support import SAMPLES, build_stand_in_flow, built_once
 
 
-LONGEST_FIRST = ("test_train.py", "test_export.py", "test_explain.py", "test_serve.py", "test_litert.py",
-                 "test_precision.py", "test_segments.py", "test_explain_everywhere.py", "test_cache_edges.py",
-                 "test_fvd.py", "test_video_cli.py", "test_ray_cluster.py", "test_batch.py", "test_dense.py",
-                 "test_live.py", "test_tvl1.py", "test_inference.py", "test_two_stream_head.py")
+LONGEST_FIRST = ("test_explain.py", "test_export.py", "test_train.py", "test_litert.py", "test_serve.py",
+                 "test_ray_cluster.py", "test_explain_everywhere.py", "test_precision.py", "test_fvd.py",
+                 "test_video_cli.py", "test_cache_edges.py", "test_live.py", "test_segments.py", "test_tvl1.py",
+                 "test_dense.py", "test_batch.py", "test_two_stream_head.py")
 """The files that take longest (summed from --durations=0), handed out first (pytest.ini keeps xdist to this
 order) so that the two test processes finish together rather than one waiting on a long file started last.
 test_ray.py is left at its place, far from test_ray_cluster.py: the two Ray modules take turns (a file lock),
