@@ -20,6 +20,7 @@ from i3d.commands.flags import (
     check_pretrain_type, engine_options, refuse_unused_video_flags, video_options,
 )
 from i3d.commands.shell import Parser, UsageError, forbid_network, run_command, weight_store
+from i3d.tasks.explain.options import DEFAULT_LAYER, DEFAULT_SCORE, METHODS, SCORES
 
 
 def _patch(text: str) -> tuple[int, int, int]:
@@ -48,14 +49,14 @@ def build_parser(prog: str = "i3d explain") -> argparse.ArgumentParser:
     add_pretrain_argument(parser)
     parser.add_argument("--head", type=Path, metavar="HEAD", help="a head made by `i3d train`: its own classes")
     method = parser.add_argument_group("what is explained, and how")
-    method.add_argument("--method", choices=("gradcam", "occlusion"), default="gradcam",
+    method.add_argument("--method", choices=METHODS, default=METHODS[0],
                         help="gradcam: Grad-CAM at --layer, float32, one backward pass per class (default); "
                              "occlusion: hide each cell of a grid and measure the drop in probability, on the "
                              "engine and precision the answer comes from")
-    method.add_argument("--layer", default="Mixed_5c", metavar="ENDPOINT",
+    method.add_argument("--layer", default=DEFAULT_LAYER, metavar="ENDPOINT",
                         help="gradcam: the layer (Mixed_5c: T/8 x 7 x 7, the default; Mixed_4f: T/4 x 14 x 14; "
                              "any endpoint)")
-    method.add_argument("--score", choices=("logit", "probability"), default="logit",
+    method.add_argument("--score", choices=SCORES, default=DEFAULT_SCORE,
                         help="gradcam: the gradients of the class's logit (default: where its evidence is) or of "
                              "its log-probability (what sets it apart from the other likely classes)")
     method.add_argument("--class", dest="classes", action="append", default=[], metavar="LABEL",

@@ -104,7 +104,8 @@ def clip_fill(clip: np.ndarray) -> np.ndarray:
 
 
 def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
-    """(size, size) weights of a Gaussian blur along one axis, each row renormalised at the edges."""
+    """(size, size) weights of a Gaussian blur along one axis, each row renormalised at the edges (so a border
+    pixel keeps its brightness; scipy.ndimage's boundary modes reflect, repeat or pad the image instead)."""
     offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
     weights = np.exp(-0.5 * (offsets / sigma) ** 2)
     return weights / weights.sum(axis=1, keepdims=True)
