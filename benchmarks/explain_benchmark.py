@@ -211,14 +211,13 @@ def pointing_game(pool: list[tuple[str, int, Path, np.ndarray]], count: int, cam
 
 
 def wilson(hits: int, count: int) -> list[float]:
-    """Wilson's 95% interval for a rate of ``hits`` in ``count`` trials."""
-    z = 1.959964
+    """Wilson's 95% interval for a rate of ``hits`` in ``count`` trials (SciPy's)."""
+    from scipy.stats import binomtest  # SciPy comes with scikit-learn
+
     if count == 0:
         return [float("nan"), float("nan")]
-    rate = hits / count
-    centre = (rate + z * z / (2 * count)) / (1 + z * z / count)
-    half = z * np.sqrt(rate * (1 - rate) / count + z * z / (4 * count * count)) / (1 + z * z / count)
-    return [round(float(centre - half), 3), round(float(centre + half), 3)]
+    interval = binomtest(hits, count).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(interval.low), 3), round(float(interval.high), 3)]
 
 
 def speed(model, cam, runner, probabilities, clip64: np.ndarray, runs: int, frames: int,
