@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
-from support import SAMPLES, build_stand_in_flow, built_once
+from support import SAMPLES, build_stand_in_flow, built_once, restore_sockets, socket_functions
 
 
 LONGEST_FIRST = ("test_explain.py", "test_export.py", "test_train.py", "test_litert.py", "test_serve.py",
@@ -106,7 +105,7 @@ def ray_modules_take_turns(tmp_path_factory):
         yield
 
 
-_SOCKETS = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+_SOCKETS = socket_functions()
 """The socket functions as the process started: saved here, since a module fixture may run an --offline command
 before any test's own fixtures are made."""
 
@@ -114,6 +113,6 @@ before any test's own fixtures are made."""
 @pytest.fixture(autouse=True)
 def network_restored():
     """A command run in this process with --offline switches sockets off for the process: switch them back."""
-    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = _SOCKETS
+    restore_sockets(_SOCKETS)
     yield
-    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = _SOCKETS
+    restore_sockets(_SOCKETS)

@@ -81,7 +81,6 @@ def _main_in_process(module: str | None, argv: list[str], cwd: Path, env: dict) 
     working folder, streams, signal handlers and sockets are as they were afterwards."""
     import io
     import signal
-    import socket
     import traceback
     from importlib import import_module
 
@@ -90,7 +89,7 @@ def _main_in_process(module: str | None, argv: list[str], cwd: Path, env: dict) 
     main = import_module("i3d.commands").main if module else import_module("i3d.commands.classify").main
     saved_env, saved_cwd, saved_streams = dict(os.environ), os.getcwd(), (sys.stdout, sys.stderr)
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    saved_sockets = (socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo)
+    saved_sockets = socket_functions()
     out, err = io.StringIO(), io.StringIO()
     os.environ.clear()
     os.environ.update(env)
@@ -112,8 +111,22 @@ def _main_in_process(module: str | None, argv: list[str], cwd: Path, env: dict) 
         os.environ.update(saved_env)
         for number, handler in saved_signals.items():
             signal.signal(number, handler)
-        socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved_sockets
+        restore_sockets(saved_sockets)
     return code, out.getvalue(), err.getvalue()
+
+
+def socket_functions() -> tuple:
+    """The socket functions a command's ``--offline`` replaces in its process (see :func:`restore_sockets`)."""
+    import socket
+
+    return socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo
+
+
+def restore_sockets(saved: tuple) -> None:
+    """Put back the socket functions :func:`socket_functions` returned."""
+    import socket
+
+    socket.socket.connect, socket.socket.connect_ex, socket.create_connection, socket.getaddrinfo = saved
 
 
 def random_clip(frames: int, channels: int, seed: int = 0) -> np.ndarray:

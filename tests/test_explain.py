@@ -327,16 +327,10 @@ def test_command_end_to_end(shared_weights_dir, tmp_path):
     (["--method", "occlusion", "--budget", "20"], 2, "needs 81: give --budget 81"),
     (["--method", "occlusion", "--score", "probability"], 2, "--score only applies to the gradcam method"),
 ])
-def test_command_refuses_bad_options(shared_weights_dir, cricket_clips, tmp_path, args, code, words, monkeypatch,
-                                     capsys):
-    """The command's main in this process (the other command tests start the real one): no process start and
-    TensorFlow import per refusal."""
-    from i3d.commands.explain import main
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    assert main(["--rgb", str(cricket_clips["rgb"]), "--out", str(tmp_path / "out"), *args]) == code
-    err = capsys.readouterr().err
-    assert words in err and "Traceback" not in err
+def test_command_refuses_bad_options(shared_weights_dir, cricket_clips, tmp_path, args, code, words):
+    done = run_cli("explain", "--rgb", str(cricket_clips["rgb"]), "--out", str(tmp_path / "out"), *args,
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert done.returncode == code and words in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "explain.json").exists()
 
 

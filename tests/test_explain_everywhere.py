@@ -80,18 +80,12 @@ def compare_heat(heated, plain, explanation) -> None:
 
 
 @pytest.mark.slow  # three runs of the network, two of them with Grad-CAM
-def test_classify_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat, monkeypatch,
-                                                        capsys):
-    """The heat from the real command; the plain video from the command's main in this process (one process
-    start and TensorFlow import fewer)."""
-    from i3d.commands.classify import main
-
+def test_classify_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat):
     assert [w.maps[0].label for w in library_heat.windows] == ["arm wrestling"] * 2
-    args = ("--video", str(ARM_WRESTLING), *WINDOW, "--top-k", "3", "--offline")
-    done = run_cli(*args, "--annotate", str(tmp_path / "heat.mp4"), "--heat", weights_dir=shared_weights_dir)
-    assert done.returncode == 0, done.stderr
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    assert main([*args, "--annotate", str(tmp_path / "plain.mp4")]) == 0, capsys.readouterr().err
+    for name, extra in (("heat.mp4", ("--heat",)), ("plain.mp4", ())):
+        done = run_cli("--video", str(ARM_WRESTLING), *WINDOW, "--top-k", "3", "--offline",
+                       "--annotate", str(tmp_path / name), *extra, weights_dir=shared_weights_dir)
+        assert done.returncode == 0, done.stderr
     compare_heat(tmp_path / "heat.mp4", tmp_path / "plain.mp4", library_heat)
 
 
@@ -100,24 +94,13 @@ def run_segments(*args: str, weights_dir) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow  # two segments runs, one with Grad-CAM
-def test_segments_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat, monkeypatch,
-                                                        capsys):
-    """The heat from the real command; the plain video from the command's main in this process."""
-    from i3d.commands.segments import main
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
+def test_segments_annotate_heat_draws_the_librarys_heat(tmp_path, shared_weights_dir, library_heat):
     for name, extra in (("heat", ("--heat",)), ("plain", ())):
-        args = ("--out", str(tmp_path / name), *WINDOW, "--stride", "32", "--offline", "--no-charts", "--format",
-                "json", "--annotate", str(tmp_path / f"{name}.mp4"), *extra)
-        if extra:
-            done = run_segments(*args, weights_dir=shared_weights_dir)
-            assert done.returncode == 0, done.stderr
-            out = done.stdout
-        else:
-            capsys.readouterr()
-            assert main([str(ARM_WRESTLING), *args]) == 0, capsys.readouterr().err
-            out = capsys.readouterr().out
-        [segment] = json.loads(out)["segments"]["arm_wrestling"]
+        done = run_segments("--out", str(tmp_path / name), *WINDOW, "--stride", "32", "--offline", "--no-charts",
+                            "--format", "json", "--annotate", str(tmp_path / f"{name}.mp4"), *extra,
+                            weights_dir=shared_weights_dir)
+        assert done.returncode == 0, done.stderr
+        [segment] = json.loads(done.stdout)["segments"]["arm_wrestling"]
         assert segment["label"] == "arm wrestling"  # the class whose heat the library computed
     compare_heat(tmp_path / "heat.mp4", tmp_path / "plain.mp4", library_heat)
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from scipy.special import log_softmax
+from support import run_cli
 from test_explain import _small_network
 
 from i3d.tasks.explain import GradCAM
@@ -83,17 +84,15 @@ def _head_cam(model, clip: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def test_the_command_draws_the_log_probabilitys_map_when_asked(shared_weights_dir, cricket_clips, pretrained_rgb,
-                                                                tmp_path, monkeypatch):
-    """--score probability reaches the map written to maps.npz (the command's main in this process, on 24 frames
-    of the cricket clip): the Grad-CAM of log softmax(logits)[c], whose gradient is the logits layer's kernel
+                                                                tmp_path):
+    """--score probability reaches the map written to maps.npz (the command on 24 frames of the cricket clip): the Grad-CAM of log softmax(logits)[c], whose gradient is the logits layer's kernel
     times (one-hot c less the softmax), computed by hand; not the logit's map (the default)."""
-    from i3d.commands.explain import main
-
     clip = np.load(cricket_clips["rgb"])[:, :24]
     np.save(tmp_path / "short.npy", clip)
     out = tmp_path / "why"
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    assert main(["--rgb", str(tmp_path / "short.npy"), "--out", str(out), "--score", "probability"]) == 0
+    done = run_cli("explain", "--rgb", str(tmp_path / "short.npy"), "--out", str(out), "--score", "probability",
+                   weights_dir=shared_weights_dir, module="i3d")
+    assert done.returncode == 0, done.stderr
     data = json.loads((out / "explain.json").read_text())
     assert data["settings"]["score"] == "probability" and data["layer"] == "Mixed_5c"
     (item,) = data["windows"][0]["maps"]

@@ -134,8 +134,7 @@ def test_command_refuses_an_unknown_set_in_one_line(tmp_path, shared_weights_dir
 
 
 @pytest.mark.slow
-def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path, shared_weights_dir, exported,
-                                                                        monkeypatch, capsys):
+def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path, shared_weights_dir, exported):
     out = tmp_path / "out"
     out.mkdir()
     (out / "model.onnx").write_bytes(b"mine")
@@ -146,16 +145,11 @@ def test_command_never_replaces_files_and_keeps_the_old_weights_export(tmp_path,
     assert [p.name for p in out.iterdir()] == ["model.onnx"]  # no staging folder left behind
 
 
-    done = run_cli("export", "rgb_kinetics", "--format", "deepmind", str(tmp_path / "dm"), "--offline",
-                   weights_dir=shared_weights_dir, module="i3d")
-    assert done.returncode == 0, done.stderr
-    assert "DeepMind's published file, byte for byte" in done.stdout
-    from i3d.commands.weights import main  # the old command in this process (test_weights runs it for real)
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    capsys.readouterr()
-    assert main(["export", "rgb_kinetics", str(tmp_path / "old"), "--offline"]) == 0, capsys.readouterr().err
-    assert "DeepMind's published file, byte for byte" in capsys.readouterr().out
+    for argv in (["export", "rgb_kinetics", "--format", "deepmind", str(tmp_path / "dm"), "--offline"],
+                 ["weights", "export", "rgb_kinetics", str(tmp_path / "old"), "--offline"]):
+        done = run_cli(*argv, weights_dir=shared_weights_dir, module="i3d")
+        assert done.returncode == 0, done.stderr
+        assert "DeepMind's published file, byte for byte" in done.stdout
     assert ((tmp_path / "dm" / "model.ckpt.data-00000-of-00001").read_bytes()
             == (tmp_path / "old" / "model.ckpt.data-00000-of-00001").read_bytes())
 

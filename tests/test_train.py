@@ -265,7 +265,7 @@ def test_train_command_refuses_an_out_inside_the_videos_and_two_validation_sides
 
 
 @pytest.mark.slow  # the module's head: 74 clips' features
-def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shared_weights_dir, monkeypatch, capsys):
+def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shared_weights_dir):
     out, head, report = trained
     # four test-side videos the module's run already has features for (one of them typing23)
     validation = {v["key"]: v for v in report["videos"] if v["side"] == "validation"}
@@ -290,12 +290,9 @@ def test_batch_with_the_head_scores_the_users_own_labels(trained, tmp_path, shar
     by_hand = ((features.astype(np.float64) - part.mean) / part.scale) @ part.weight.T.astype(np.float64) + part.bias
     assert head_logits.shape == (1, 6)
     np.testing.assert_allclose(head_logits, by_hand, atol=1e-3)
-    from i3d.commands.batch import main  # the refusal: the command's main in this process, no second start
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    capsys.readouterr()
-    assert main([str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline"]) == 2
-    assert "trained with window 16; this run has 250" in capsys.readouterr().err
+    refused = run_cli("batch", str(listing), "--out", str(tmp_path / "other"), "--head", str(out), "--offline",
+                      weights_dir=shared_weights_dir, module="i3d")
+    assert refused.returncode == 2 and "trained with window 16; this run has 250" in refused.stderr
 
 
 def _list(path: Path, split: str, classes: tuple[str, ...], per_class: int) -> Path:
@@ -309,8 +306,7 @@ def _list(path: Path, split: str, classes: tuple[str, ...], per_class: int) -> P
 
 
 @pytest.mark.slow  # two features runs and two trainings (test_train_command_on_class_folders: fast)
-def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, shared_weights_dir, monkeypatch,
-                                                                      capsys):
+def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, shared_weights_dir):
     classes = ("pushup_correct_form", "typing")
     train_list = _list(tmp_path / "train.tsv", "train", classes, 3)
     val_list = _list(tmp_path / "val.tsv", "test", classes, 2)
@@ -333,14 +329,10 @@ def test_train_reuses_an_i3d_features_folder_and_scores_a_val_source(tmp_path, s
     assert {name: after[name] for name in before} == before  # reused, not recomputed
     assert len(after) == 10  # the folder was completed with the validation videos
     assert not (tmp_path / "head" / "features").exists()
-    from i3d.commands.train import main  # the refusal: the command's main in this process, no third start
-
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    capsys.readouterr()
-    assert main([str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"), "--window", "32",
-                 "--max-frames", "32", "--offline"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "video.window 16 there, 32 here" in err
+    refused = run_cli("train", str(train_list), "--features", str(feats), "--out", str(tmp_path / "other"),
+                      "--window", "32", "--max-frames", "32", "--offline", weights_dir=shared_weights_dir, module="i3d")
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "video.window 16 there, 32 here" in refused.stderr
     assert json.loads((feats / "settings.json").read_text())["video"]["window"] == 16  # never overwritten
 
 

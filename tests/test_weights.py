@@ -175,11 +175,9 @@ def test_cache_is_written_then_used_and_a_tampered_cache_is_rebuilt(rgb_kinetics
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), third.get_weights()))
 
 
-@pytest.mark.slow  # verifies every set's files in a command process
+@pytest.mark.slow  # verifies every set's files
 @needs_shared
-def test_verify_command(shared_weights_dir, monkeypatch, capsys):
-    from i3d.commands.weights import main
-
+def test_verify_command(shared_weights_dir):
     proc = run_cli("weights", "verify", "--set", "rgb_scratch", "--offline", "--index", str(index_path("rgb_scratch")),
                    weights_dir=shared_weights_dir, module="i3d")
     assert proc.returncode == 0, proc.stderr
@@ -188,11 +186,9 @@ def test_verify_command(shared_weights_dir, monkeypatch, capsys):
     assert ("git blob id fa7df95674dbf3579e7fccd954e51e706b4734c1 (sha256 "
             "40cda3a73eba49c7cec1b125cf2197c122a1c4e08a50031b91889e9be252d1ac): DeepMind's published file, "
             "byte for byte") in proc.stdout
-    # the refusal: the command's main in this process (no second process start and TensorFlow import)
-    monkeypatch.setenv("I3D_WEIGHTS_DIR", str(shared_weights_dir))
-    capsys.readouterr()
-    assert main(["verify", "--set", "rgb_kinetics", "--offline", "--index", str(index_path("rgb_imagenet"))]) == 4
-    assert "230 of 230 tensors differ" in capsys.readouterr().err
+    refused = run_cli("weights", "verify", "--set", "rgb_kinetics", "--offline", "--index",
+                      str(index_path("rgb_imagenet")), weights_dir=shared_weights_dir, module="i3d")
+    assert refused.returncode == 4 and "230 of 230 tensors differ" in refused.stderr
 
 
 # ---- downloads, served from a local HTTP server --------------------------------
